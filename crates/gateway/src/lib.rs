@@ -1,0 +1,1 @@
+//! The hosted MCP gateway for Layer.

@@ -1,0 +1,1 @@
+//! Typed async client for Layer's v1 REST API.

@@ -1,0 +1,1 @@
+//! A faithful simulator of Layer's v1 REST API and its login.
