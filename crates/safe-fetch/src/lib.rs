@@ -21,6 +21,21 @@
 //! and the whole fetch has one time limit (default 30 s). [`sniff`] tells the type from the
 //! bytes.
 //!
+//! Choices where the brief was silent:
+//! - any port is allowed by default: the address check, not the port, is what keeps fetches
+//!   off private networks ([`Ports::Only`] narrows it);
+//! - an `https` URL may redirect to `http` unless [`FetchPolicy::https_only`] is set;
+//! - only `200 OK` is a success; other statuses are [`FetchError::Status`];
+//! - allow-listed hosts skip the address check only; the scheme, credential and port rules
+//!   and the byte and time limits still apply;
+//! - IPv4-mapped, NAT64 (`64:ff9b::/96`), 6to4 and Teredo addresses are judged by the IPv4
+//!   address they embed (so `::ffff:8.8.8.8` is allowed); IPv4-compatible `::a.b.c.d`, the
+//!   local-use NAT64 prefix `64:ff9b:1::/48` and everything outside `2000::/3` are refused;
+//! - [`SafeFetcher::fetch_json`] follows no redirects and accepts only `200 OK` with a JSON
+//!   content type, as the OAuth Client ID Metadata Document draft requires; it caps at 64 KiB
+//!   by default ([`FetchPolicy::json_max_bytes`]): a 5 KiB cap elsewhere has been reported as
+//!   too small for Claude.ai's document.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), safe_fetch::FetchError> {
 //! use safe_fetch::{FetchPolicy, SafeFetcher, SniffedType};

@@ -31,6 +31,14 @@ async fn the_connection_goes_to_the_address_that_was_checked() {
     .with_resolver(StaticResolver::new().with("files.test", ["127.0.0.1".parse().unwrap()]));
 
     let url = format!("http://files.test:{port}/image.png");
+    let checked = fetcher.check(&url).await.unwrap();
+    assert_eq!(
+        checked.addrs,
+        ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert!(checked.allow_listed);
+    assert_eq!(server.connections(), 0, "check alone must not connect");
+
     let fetched = fetcher.fetch(&url).await.unwrap();
     assert_eq!(fetched.sniffed, SniffedType::Png);
     assert_eq!(fetched.final_url.as_str(), url);

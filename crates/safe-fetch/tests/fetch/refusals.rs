@@ -78,6 +78,16 @@ async fn loopback_in_every_spelling_is_refused_before_connecting() {
         "{err}"
     );
 
+    // Trailing dots and other spellings that still reach loopback.
+    for url in [
+        format!("http://127.0.0.1.:{port}/"),
+        format!("HTTP://LOCALHOST:{port}/"),
+        format!("http://[0:0:0:0:0:ffff:127.0.0.1]:{port}/"),
+    ] {
+        let err = refused(&fetcher, &url).await;
+        assert_eq!(blocked(&err).2, BlockedRange::Loopback, "{url}");
+    }
+
     // IPv6 forms that carry 127.0.0.1.
     for (url, form) in [
         (
