@@ -130,7 +130,10 @@ pub enum FetchError {
     Transport { url: RedactedUrl, message: String },
 
     /// Defence in depth: the connection did not end up at an address that was checked.
-    #[error("refused: connected to {peer:?}, which was not a checked address for {url}")]
+    #[error(
+        "refused: connected to {}, which was not a checked address for {url}",
+        peer.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string())
+    )]
     UnexpectedPeer {
         url: RedactedUrl,
         peer: Option<IpAddr>,
