@@ -119,9 +119,27 @@ pub enum Subject {
     Other,
 }
 
-/// A failed tool call.
+/// A failed tool call. Boxed, so `Result<T, ToolError>` stays small; fields are reached
+/// through `Deref` (`error.code`, `error.message`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ToolError {
+pub struct ToolError(Box<ToolErrorData>);
+
+impl std::ops::Deref for ToolError {
+    type Target = ToolErrorData;
+    fn deref(&self) -> &ToolErrorData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ToolError {
+    fn deref_mut(&mut self) -> &mut ToolErrorData {
+        &mut self.0
+    }
+}
+
+/// What a [`ToolError`] carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolErrorData {
     pub code: Code,
     pub message: String,
     /// Layer's request id when Layer answered, else the gateway's.
@@ -135,7 +153,14 @@ pub struct ToolError {
 
 impl ToolError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), request_id: None, retry_after: None, upstream_code: None, details: None }
+        Self(Box::new(ToolErrorData {
+            code,
+            message: message.into(),
+            request_id: None,
+            retry_after: None,
+            upstream_code: None,
+            details: None,
+        }))
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {

@@ -6,7 +6,6 @@
 //! puts the per-(user, workspace) limiter here: `admit` waits for (or refuses) a place, and
 //! [`Admission::settle`] tells it how the call ended (a run started, a run seen finished…).
 
-use std::sync::Arc;
 
 use layer_api::{AuthedClient, IdempotencyKey, LayerClient, WorkspaceId};
 

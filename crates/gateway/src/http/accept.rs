@@ -14,7 +14,6 @@ use axum::middleware::Next;
 use axum::response::Response;
 use futures::StreamExt;
 use http::{HeaderValue, Method, StatusCode};
-use http_body_util::BodyExt;
 
 use super::text_error;
 

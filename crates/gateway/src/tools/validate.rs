@@ -167,7 +167,7 @@ mod tests {
     }
 
     fn check(v: Value) -> Result<(), String> {
-        validate(&schema(), v.as_object().unwrap()).map_err(|e| e.message)
+        validate(&schema(), v.as_object().unwrap()).map_err(|e| e.message.clone())
     }
 
     #[test]
