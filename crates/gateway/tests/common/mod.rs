@@ -215,19 +215,23 @@ impl Raw {
             .await
     }
 
-    /// Calls a tool and expects success; returns the structured content.
+    /// Calls a tool and expects success; returns the structured content, checked against
+    /// the tool's published output schema (as the TypeScript SDK client checks it).
     pub async fn ok(&mut self, name: &str, arguments: Value) -> Value {
         let answer = self.call(name, arguments).await;
         assert_eq!(answer.status, StatusCode::OK, "{name}: {answer:?}");
         assert!(!answer.is_tool_error(), "{name} failed: {}", answer.result());
+        assert_conforms(name, answer.structured());
         answer.structured().clone()
     }
 
-    /// Calls a tool and expects a tool error; returns the structured content.
+    /// Calls a tool and expects a tool error; returns the structured content (which must
+    /// also satisfy the output schema: clients validate error results too).
     pub async fn fails(&mut self, name: &str, arguments: Value) -> Value {
         let answer = self.call(name, arguments).await;
         assert_eq!(answer.status, StatusCode::OK, "{name}: {answer:?}");
         assert!(answer.is_tool_error(), "{name} should fail: {}", answer.result());
+        assert_conforms(name, answer.structured());
         answer.structured().clone()
     }
 }
@@ -271,10 +275,22 @@ pub async fn wait_forge(client: &mut Raw, workspace: &str, inference: &str) -> A
     for _ in 0..100 {
         let answer = client.call("get_forge_run", json!({"workspace_id": workspace, "inference_id": inference})).await;
         let status = answer.structured()["status"].as_str().unwrap_or("").to_owned();
+        assert_conforms("get_forge_run", answer.structured());
         if ["complete", "failed", "cancelled", "deleted"].contains(&status.as_str()) {
             return answer;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("run {inference} did not finish");
+}
+
+/// Checks structured content against the tool's output schema, with formats (uuid,
+/// date-time) validated as ajv-formats does.
+pub fn assert_conforms(tool: &str, value: &Value) {
+    let catalogue = gateway::tools::Catalogue::new();
+    let Some(spec) = catalogue.tool(tool) else { return };
+    let schema = Value::Object(spec.output_schema.as_ref().expect("an output schema").as_ref().clone());
+    let validator = jsonschema::options().should_validate_formats(true).build(&schema).expect("a valid schema");
+    let errors: Vec<String> = validator.iter_errors(value).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "{tool}: structured content does not match the output schema: {errors:?}\n{value}");
 }
