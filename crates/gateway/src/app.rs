@@ -229,6 +229,12 @@ pub async fn start(mut config: Config, services: Services) -> anyhow::Result<Run
     let shutdown = CancellationToken::new();
     let app = router(&config, services, shutdown.clone());
     let stop = shutdown.clone();
+    // Small SSE frames must not wait for Nagle's algorithm (it costs ~40 ms per call).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })
