@@ -1,5 +1,6 @@
 //! The v1 API over real HTTP: auth, workspaces, models, validation, the ledger through a run's
 //! life, cancel, the concurrency limit, idempotency, failure triggers, workflows, outputs.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns panic on purpose
 
 mod common;
 

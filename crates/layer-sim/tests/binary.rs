@@ -1,5 +1,6 @@
 //! The `layer-sim` binary: `--help` names every flag, and a started process prints where it
 //! listens and the fixture credentials, then serves.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns panic on purpose
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

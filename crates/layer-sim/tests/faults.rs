@@ -1,4 +1,5 @@
 //! Fault injection: 5xx fractions, latency, dropped connections, stalls; admin off by default.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns panic on purpose
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The simulated IdP: authorization code with PKCE through the HTML form, tokens accepted by
 //! the API, refresh rotation with reuse detection, revocation, and the refusals.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns panic on purpose
 
 mod common;
 

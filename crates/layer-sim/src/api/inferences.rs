@@ -470,7 +470,7 @@ pub async fn execute(
     Ok(ok_json(response))
 }
 
-fn find_inference<'a>(inner: &'a Inner, ws: WorkspaceId, id: RunId) -> Result<&'a Run, ApiError> {
+fn find_inference(inner: &Inner, ws: WorkspaceId, id: RunId) -> Result<&Run, ApiError> {
     inner
         .runs
         .get(&id)

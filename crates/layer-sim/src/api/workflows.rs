@@ -323,12 +323,7 @@ pub async fn execute(
     Ok(ok_json(response))
 }
 
-fn find_run<'a>(
-    inner: &'a Inner,
-    ws: WorkspaceId,
-    wf: WorkflowId,
-    id: RunId,
-) -> Result<&'a Run, ApiError> {
+fn find_run(inner: &Inner, ws: WorkspaceId, wf: WorkflowId, id: RunId) -> Result<&Run, ApiError> {
     inner
         .runs
         .get(&id)
