@@ -261,7 +261,12 @@ async fn bad_bodies_get_every_problem_in_one_422_and_create_nothing() {
 
 #[tokio::test]
 async fn a_run_reserves_its_estimate_then_charges_the_actual_price() {
-    let h = Harness::start().await;
+    // Long enough that the reservation is still there when we look, whatever the machine's load.
+    let h = Harness::with(layer_sim::SimConfig {
+        run_duration: std::time::Duration::from_millis(1500),
+        ..layer_sim::SimConfig::for_tests()
+    })
+    .await;
     let alice = h.pat("alice");
     let before = h.workspace(&alice, ACME).await;
     assert_eq!(before["balance_creative_units"], 1000.0);
@@ -603,12 +608,12 @@ async fn idempotency_key_replays_the_same_run_and_refuses_a_different_body() {
     let h = Harness::start().await;
     let alice = h.pat("alice");
     let path = format!("/workspaces/{ACME}/inferences");
-    let body = json!({"model_id": FLUX, "prompt": "a fox", "batch_size": 2});
+    let body = json!({"model_id": FLUX, "prompt": "a fox SIM_HOLD", "batch_size": 2});
     let first = h.post(&alice, &path, &body, Some("key-1")).await;
     assert_eq!(first.status(), StatusCode::OK);
     let first: Value = first.json().await.unwrap();
     // Same body with keys in another order is the same request.
-    let reordered = json!({"batch_size": 2, "prompt": "a fox", "model_id": FLUX});
+    let reordered = json!({"batch_size": 2, "prompt": "a fox SIM_HOLD", "model_id": FLUX});
     let second = h.post(&alice, &path, &reordered, Some("key-1")).await;
     assert_eq!(second.headers()["idempotent-replayed"], "true");
     let second: Value = second.json().await.unwrap();
@@ -790,6 +795,20 @@ async fn a_refused_generation_fails_the_workflow_with_refusals() {
         )
         .await;
     let rid = held["run_id"].as_str().unwrap();
+    // Past the first tenth of its time a run is `running`, with a step under way.
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    let live = h.get_json(&alice, &format!("{base}/runs/{rid}")).await;
+    assert_eq!(live["status"], "running");
+    assert!(live["poll_interval_seconds"].as_u64().unwrap() >= 1);
+    assert!(
+        live["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["status"] == "running"),
+        "{live}"
+    );
+    assert!(live["outputs"].is_null());
     let cancelled = h
         .post_ok(&alice, &format!("{base}/runs/{rid}/cancel"), &json!({}))
         .await;
@@ -807,4 +826,39 @@ async fn a_refused_generation_fails_the_workflow_with_refusals() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_a_413_problem() {
+    let h = Harness::start().await;
+    let body = json!({"model_id": FLUX, "prompt": "x".repeat(3 * 1024 * 1024)});
+    let r = h
+        .post(
+            &h.pat("alice"),
+            &format!("/workspaces/{ACME}/inferences"),
+            &body,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    assert_eq!(code(&r.json().await.unwrap()), "PAYLOAD_TOO_LARGE");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems() {
+    let h = Harness::start().await;
+    let alice = h.pat("alice");
+    let r = h.get(&alice, "/nothing-here").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(code(&r.json().await.unwrap()), "NOT_FOUND");
+    let r = h
+        .http
+        .delete(h.api("/workspaces"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(r.headers().contains_key("x-request-id"));
 }

@@ -365,7 +365,7 @@ async fn refusals_follow_rfc_6749() {
 #[tokio::test]
 async fn expired_or_foreign_tokens_are_refused_by_the_api() {
     let h = Harness::with(SimConfig {
-        access_token_ttl: Duration::from_secs(1),
+        access_token_ttl: Duration::from_secs(3),
         ..SimConfig::for_tests()
     })
     .await;
@@ -395,7 +395,7 @@ async fn expired_or_foreign_tokens_are_refused_by_the_api() {
         StatusCode::UNAUTHORIZED
     );
 
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
     let r = h.get(access, "/workspaces").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(code(&r.json().await.unwrap()), "UNAUTHENTICATED");

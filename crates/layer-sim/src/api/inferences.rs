@@ -11,8 +11,8 @@ use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use super::{
-    RawPath, fingerprint, idempotency_key, idempotent_replay, idempotent_store, member_workspace,
-    ok_json, path_uuids,
+    JsonBytes, RawPath, fingerprint, idempotency_key, idempotent_replay, idempotent_store,
+    member_workspace, ok_json, path_uuids,
 };
 use crate::auth::Caller;
 use crate::catalogue::{Modality, ModelDef, model_in_workspace};
@@ -377,7 +377,7 @@ pub async fn estimate(
     State(sim): State<Arc<Sim>>,
     Caller(user): Caller,
     path: RawPath,
-    bytes: Bytes,
+    JsonBytes(bytes): JsonBytes,
 ) -> Result<Response, ApiError> {
     let [ws_id] = path_uuids(&path.0, ["workspace_id"])?;
     let ws_id = WorkspaceId(ws_id);
@@ -401,7 +401,7 @@ pub async fn execute(
     Caller(user): Caller,
     path: RawPath,
     headers: HeaderMap,
-    bytes: Bytes,
+    JsonBytes(bytes): JsonBytes,
 ) -> Result<Response, ApiError> {
     let [ws_raw] = path_uuids(&path.0, ["workspace_id"])?;
     let ws_id = WorkspaceId(ws_raw);

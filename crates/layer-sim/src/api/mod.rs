@@ -72,6 +72,26 @@ pub fn router() -> Router<Arc<Sim>> {
         )
 }
 
+/// A request body read in full; too large a body is a 413 problem, not axum's plain text.
+pub struct JsonBytes(pub axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(JsonBytes)
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::Internal(format!("reading the body failed: {}", e.body_text()))
+                }
+            })
+    }
+}
+
 /// Path parameters, as raw text: parsing them is validation, answered with a 422.
 pub type RawPath = Path<Vec<(String, String)>>;
 
