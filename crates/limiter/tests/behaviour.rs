@@ -1,6 +1,9 @@
 //! The behaviour every limiter promises, run against both implementations: in process, and
 //! Redis (a real `redis-server` per test, several independent `Limiter`s as replicas).
 
+// Test code: a failed expectation should panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,9 @@
 //! What only the Redis limiter faces: Redis dying or hanging, replicas dying, keys left
 //! behind, secrets in errors.
 
+// Test code: a failed expectation should panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::io::{BufRead, BufReader};
