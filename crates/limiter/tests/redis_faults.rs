@@ -254,6 +254,61 @@ async fn a_replica_that_dies_frees_its_places_within_the_lease() {
     assert_eq!(active[0].holder.run().map(|r| r.id.as_str()), Some("kept"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_waiter_stops_blocking_the_queue_within_its_ticket_lease() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let one = LimiterConfig {
+        max_calls_in_flight: 1,
+        ..config()
+    };
+    let survivor = Limiter::redis(&url, one.clone()).unwrap();
+    let k = key();
+    let holder = survivor.acquire_call(&k, Duration::ZERO).await.unwrap();
+
+    // Another replica queues a waiter, then dies with it.
+    let replica = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let held = runtime.block_on(async move {
+            let l = Limiter::redis(&url, one).unwrap();
+            let waiting = {
+                let l = l.clone();
+                tokio::spawn(async move { l.acquire_call(&key(), Duration::from_secs(30)).await })
+            };
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            (l, waiting)
+        });
+        runtime.shutdown_background();
+        std::mem::forget(held);
+    });
+    replica.join().unwrap();
+
+    let waiter = {
+        let l = survivor.clone();
+        let k = k.clone();
+        tokio::spawn(async move {
+            let p = l.acquire_call(&k, Duration::from_secs(5)).await;
+            (Instant::now(), p)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let freed = Instant::now();
+    drop(holder);
+    let (admitted, permit) = waiter.await.unwrap();
+    drop(permit.expect("admitted once the dead ticket expired"));
+    let lag = admitted - freed;
+    // The dead ticket was first in line, so the place waited for it (fairness), but only
+    // until its lease (900ms) ran out.
+    assert!(
+        lag > Duration::from_millis(300) && lag < Duration::from_millis(1500),
+        "admitted {lag:?} after the release"
+    );
+}
+
 /// Run only as a child process by `a_sigkilled_process_frees_its_places_within_the_lease`.
 #[tokio::test]
 #[ignore = "child process of another test"]
