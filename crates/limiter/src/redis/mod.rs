@@ -197,12 +197,14 @@ impl RedisBackend {
         };
         match tokio::time::timeout(self.config.redis_timeout, call).await {
             Ok(Ok(v)) => Ok(v),
+            // Debug level: during an outage every heartbeat fails; the caller logs what it
+            // does about the error it gets.
             Ok(Err(e)) => {
-                tracing::warn!(script = script.name, kind = ?e.kind(), "limiter: redis call failed");
+                tracing::debug!(script = script.name, kind = ?e.kind(), "limiter: redis call failed");
                 Err(unavailable(&e))
             }
             Err(_) => {
-                tracing::warn!(script = script.name, "limiter: redis call timed out");
+                tracing::debug!(script = script.name, "limiter: redis call timed out");
                 Err(LimiterUnavailable::new("redis did not answer in time"))
             }
         }
