@@ -2,6 +2,8 @@
 //! headers, redirects, a relative upload session URI), checked against a small axum server
 //! over real HTTP on loopback that records what the client sent.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
