@@ -231,6 +231,23 @@ async fn cancelling_a_run_releases_its_reservation() {
         before.available_creative_units - reserved
     ));
 
+    // A held run does not finish by itself: a bounded wait gives up and says so.
+    let err = api
+        .wait_for_inference(
+            personal,
+            started.inference_id,
+            &layer_api::PollOptions {
+                timeout: std::time::Duration::from_millis(150),
+                max_interval: std::time::Duration::from_millis(20),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, layer_api::Error::WaitTimedOut { .. }),
+        "{err:?}"
+    );
+
     let cancelled = api
         .cancel_inference(personal, started.inference_id)
         .await
