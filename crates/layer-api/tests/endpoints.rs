@@ -151,6 +151,16 @@ async fn models_filter_paginate_and_show_capabilities() {
         .await
         .unwrap();
     assert_eq!(lipsync.capabilities.lipsync, Some(true));
+    let video = api
+        .get_model(acme, model(catalogue_ids::KLING_V3_PRO))
+        .await
+        .unwrap();
+    assert_eq!(video.modality, Modality::Video);
+    // Passed on unchanged: integers stay integers.
+    assert_eq!(
+        serde_json::to_value(&video.capabilities.duration_seconds).unwrap(),
+        json!([5, 10])
+    );
 }
 
 #[tokio::test]
