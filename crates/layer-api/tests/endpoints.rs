@@ -613,3 +613,76 @@ async fn a_refused_workflow_run_reports_its_refusals() {
         layer_api::RefusalCode::ContentPolicyViolation
     );
 }
+
+#[tokio::test]
+async fn an_interrupted_upload_resumes_where_storage_says_it_stopped() {
+    let sim = sim().await;
+    let admin = Admin::new(&sim);
+    let client = client(&sim);
+    let alice = pat(&sim, "alice");
+    let api = client.with_token(&alice);
+    let personal = ws(&sim, ALICE_PERSONAL);
+
+    for (label, fault) in [
+        (
+            "start answers 503",
+            json!({"kind": "error", "status": 503, "method": "POST"}),
+        ),
+        (
+            "PUT dropped before storage saw it",
+            json!({"kind": "drop", "when": "before", "method": "PUT"}),
+        ),
+        (
+            "PUT stored, answer lost",
+            json!({"kind": "drop", "when": "after", "method": "PUT"}),
+        ),
+        (
+            "PUT answers 503",
+            json!({"kind": "error", "status": 503, "method": "PUT"}),
+        ),
+    ] {
+        let mut fault = fault;
+        fault["path_prefix"] = json!("/storage/");
+        fault["count"] = json!(1);
+        admin.add_fault(fault).await;
+        let bytes: Vec<u8> = label.bytes().cycle().take(5_000).collect();
+        let grant = api
+            .upload(
+                personal,
+                &UploadUrlRequest::new("image/jpeg", bytes.len() as u64),
+                UploadBody::from_bytes(bytes.clone()),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{label}: {e:?}"));
+        assert_eq!(
+            admin.file_bytes(&grant.file_id.to_string()).await,
+            bytes,
+            "{label}"
+        );
+        assert_eq!(admin.faults().await["faults"][0]["applied"], 1, "{label}");
+        admin.clear_faults().await;
+    }
+
+    // A streamed body cannot be replayed: the failure is reported.
+    admin
+        .add_fault(json!({"kind": "error", "status": 503, "method": "PUT", "path_prefix": "/storage/", "count": 1}))
+        .await;
+    let grant = api
+        .request_upload_url(personal, &UploadUrlRequest::new("image/png", 3))
+        .await
+        .unwrap();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![Ok(vec![1, 2, 3])];
+    let err = client
+        .upload_bytes(
+            &grant.upload_url,
+            &grant.content_type,
+            UploadBody::from_stream(futures::stream::iter(chunks), 3),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, layer_api::Error::Upload { status, .. } if status.as_u16() == 503),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+}
