@@ -1,0 +1,131 @@
+//! The real MCP clients from npm and PyPI, run as their users run them.
+//!
+//! Each client run gets its own empty `HOME`, because Claude Code, Gemini CLI and mcp-remote
+//! keep configuration and OAuth state there: tests must not see each other's, or the
+//! developer's.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use crate::paths::clients_dir;
+
+/// `tests/clients/node_modules/.bin`.
+pub fn npm_bin_dir() -> PathBuf {
+    clients_dir().join("node_modules").join(".bin")
+}
+
+/// The Node 22 installed from npm (the Inspector needs 22; the machine's node is 20).
+pub fn node22() -> PathBuf {
+    clients_dir()
+        .join("node_modules")
+        .join("node")
+        .join("bin")
+        .join("node")
+}
+
+/// The Python of the clients' virtualenv (has the `mcp` package).
+pub fn python() -> PathBuf {
+    clients_dir().join(".venv").join("bin").join("python")
+}
+
+/// A throwaway home directory for one client run; removed on drop.
+pub struct ClientHome {
+    dir: PathBuf,
+}
+
+impl ClientHome {
+    pub fn new(label: &str) -> ClientHome {
+        let dir = std::env::temp_dir().join(format!(
+            "layer-mcp-client-{label}-{}-{}",
+            std::process::id(),
+            crate::free_port()
+        ));
+        std::fs::create_dir_all(&dir).expect("create client home");
+        ClientHome { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for ClientHome {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A command for an npm-installed client binary (`claude`, `gemini`, `mcp-inspector`,
+/// `mcp-remote-client`, …) with Node 22 first on `PATH` and `HOME` set to `home`.
+pub fn npm_command(bin: &str, home: &ClientHome) -> Command {
+    let mut command = Command::new(npm_bin_dir().join(bin));
+    let node_dir = node22().parent().expect("node dir").to_path_buf();
+    let path = std::env::var("PATH").unwrap_or_default();
+    command
+        .env(
+            "PATH",
+            format!("{}:{}:{path}", node_dir.display(), npm_bin_dir().display()),
+        )
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join(".config"))
+        .env("NO_COLOR", "1")
+        .env("CI", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("DO_NOT_TRACK", "1")
+        .kill_on_drop(true);
+    command
+}
+
+/// A command running `node` 22 on a script (e.g. one under `tests/clients/`).
+pub fn node_script(script: &Path, home: &ClientHome) -> Command {
+    let mut command = Command::new(node22());
+    command
+        .arg(script)
+        .env("HOME", home.path())
+        .env("NODE_PATH", clients_dir().join("node_modules"))
+        .current_dir(clients_dir())
+        .kill_on_drop(true);
+    command
+}
+
+/// A command running the clients' Python on a script.
+pub fn python_script(script: &Path, home: &ClientHome) -> Command {
+    let mut command = Command::new(python());
+    command
+        .arg(script)
+        .env("HOME", home.path())
+        .env("PYTHONUNBUFFERED", "1")
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs `command` to completion, failing the test if it takes longer than `timeout`.
+/// Returns the output whatever the exit status, so tests can assert on failures too.
+pub async fn run(mut command: Command, timeout: Duration) -> Output {
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let description = format!("{:?}", command.as_std());
+    let child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {description}: {e}"));
+    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(e)) => panic!("waiting for {description}: {e}"),
+        Err(_) => panic!("{description} did not finish within {timeout:?}"),
+    }
+}
+
+/// stdout and stderr of an output as one string, for assertions and failure messages.
+pub fn text(output: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
