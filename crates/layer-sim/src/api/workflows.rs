@@ -10,10 +10,10 @@ use chrono::Utc;
 use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
-use super::inferences::{check_balance, check_rate_limit};
 use super::{
-    JsonBytes, RawPath, fingerprint, idempotency_key, idempotent_replay, idempotent_store,
-    member_workspace, ok_json, page_params, paginate, path_uuids, query_one, query_pairs,
+    JsonBytes, RawPath, check_balance, check_rate_limit, fingerprint, idempotency_key,
+    idempotent_replay, idempotent_store, member_workspace, ok_json, page_params, paginate,
+    path_uuids, query_one, query_pairs,
 };
 use crate::auth::Caller;
 use crate::catalogue::{WorkflowDef, workflow_in_workspace, workflows};
