@@ -38,7 +38,7 @@ mod storage;
 mod triggers;
 mod validation;
 
-pub use config::{FixtureSource, SimConfig};
+pub use config::{FixtureSource, MAX_SPAN, SimConfig};
 pub use error::SimError;
 pub use faults::{FaultKind, FaultSpec, When};
 pub use fixtures::Fixtures;

@@ -862,3 +862,61 @@ async fn unknown_routes_and_methods_are_problems() {
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert!(r.headers().contains_key("x-request-id"));
 }
+
+#[tokio::test]
+async fn concurrent_executes_never_exceed_five_and_share_one_keyed_run() {
+    let h = std::sync::Arc::new(Harness::start().await);
+    let alice = h.pat("alice");
+    let path = format!("/workspaces/{ACME}/inferences");
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let (h, alice, path) = (h.clone(), alice.clone(), path.clone());
+            tokio::spawn(async move {
+                let body =
+                    json!({"model_id": FLUX, "prompt": format!("SIM_HOLD {i}"), "batch_size": 1});
+                h.post(&alice, &path, &body, None).await.status()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count(),
+        7
+    );
+    let state = h.state().await;
+    assert_eq!(state["concurrency"][0]["max_unfinished_runs"], 5);
+
+    // Bob fires the same keyed request eight times at once: one run, one reservation.
+    let bob = h.pat("bob");
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (h, bob, path) = (h.clone(), bob.clone(), path.clone());
+            tokio::spawn(async move {
+                let body = json!({"model_id": FLUX, "prompt": "SIM_HOLD same", "batch_size": 1});
+                let r = h.post(&bob, &path, &body, Some("same-key")).await;
+                assert_eq!(r.status(), StatusCode::OK);
+                r.json::<Value>().await.unwrap()["inference_id"].clone()
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1);
+    let state = h.state().await;
+    assert_eq!(state["counters"]["runs_created"], 6);
+    assert_eq!(state["workspaces"][0]["reserved_creative_units"], 6.0);
+}

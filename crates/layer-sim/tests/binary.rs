@@ -117,3 +117,24 @@ fn fixtures_file_is_loaded_and_bad_ones_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not valid TOML"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn impossible_settings_are_refused_with_a_message() {
+    for args in [
+        &["--speed", "0"][..],
+        &["--run-duration=-1"][..],
+        &["--access-token-ttl", "999999999999"][..],
+        &["--max-concurrent-runs", "0"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_layer-sim"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("layer-sim:"),
+            "{args:?}"
+        );
+    }
+}

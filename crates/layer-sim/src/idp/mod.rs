@@ -629,7 +629,10 @@ async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> 
             }
             let ttl = chrono::Duration::from_std(sim.config.refresh_token_ttl)
                 .unwrap_or(chrono::Duration::MAX);
-            if created + ttl < Utc::now() {
+            if created
+                .checked_add_signed(ttl)
+                .is_some_and(|end| end < Utc::now())
+            {
                 return bad_grant("Refresh token expired.");
             }
             if let Some(rec) = inner.idp.refresh.get_mut(presented) {
