@@ -283,6 +283,18 @@ async fn refusals_follow_rfc_6749() {
         assert_eq!(q["state"], "st4te");
     }
 
+    // No browser session: a silent authorization asks for a login.
+    let r = h
+        .http
+        .get(authorize_url(&h, redirect, "&prompt=none"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        query_of(r.headers()["location"].to_str().unwrap())["error"],
+        "login_required"
+    );
+
     // Wrong password: the form again, no code.
     let html = h
         .http

@@ -252,6 +252,10 @@ async fn authorize(State(sim): State<Arc<Sim>>, raw: RawQuery) -> Response {
     if audience != sim.fixtures.api_audience {
         return fail("access_denied", &format!("Service not found: {audience}"));
     }
+    // The simulator keeps no browser session, so a silent authorization can never succeed.
+    if q("prompt").as_deref() == Some("none") {
+        return fail("login_required", "The user is not signed in.");
+    }
     let scope = q("scope").unwrap_or_else(|| "openid".into());
     let tx_id = sim.ids.token("login");
     let request = Pending {
