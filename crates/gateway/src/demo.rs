@@ -24,7 +24,10 @@ const DEMO_USER: &str = "alice";
 impl Demo {
     /// Starts the simulator on a free loopback port and the gateway on `listen`.
     pub async fn start(listen: SocketAddr) -> anyhow::Result<Self> {
-        let sim_config = SimConfig { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..SimConfig::default() };
+        let sim_config = SimConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..SimConfig::default()
+        };
         let sim = layer_sim::start(sim_config).await?;
         let user = sim
             .fixtures()
@@ -42,7 +45,12 @@ impl Demo {
         config.upload_allow_hosts = vec![sim.local_addr().to_string()];
         let services = Services::from_config(&config)?;
         let gateway = start(config, services).await?;
-        Ok(Self { sim, gateway, pat, login })
+        Ok(Self {
+            sim,
+            gateway,
+            pat,
+            login,
+        })
     }
 
     /// The lines printed at start: the URL, the PAT, the login, then client setup.
@@ -94,9 +102,9 @@ Press Ctrl-C to stop.
 
 /// Runs the demo until Ctrl-C.
 pub async fn run(listen: &str) -> anyhow::Result<()> {
-    let listen: SocketAddr = listen
-        .parse()
-        .map_err(|e| anyhow::anyhow!("invalid setting `listen`: {listen:?} is not a socket address ({e})"))?;
+    let listen: SocketAddr = listen.parse().map_err(|e| {
+        anyhow::anyhow!("invalid setting `listen`: {listen:?} is not a socket address ({e})")
+    })?;
     let demo = Demo::start(listen).await?;
     println!("{}", demo.banner());
     tokio::signal::ctrl_c().await?;

@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use gateway::config::{Config, Flags, LogFormat};
 
 #[derive(Parser)]
-#[command(name = "layer-mcp-gateway", version, about = "The hosted MCP gateway for Layer")]
+#[command(
+    name = "layer-mcp-gateway",
+    version,
+    about = "The hosted MCP gateway for Layer"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -48,7 +52,9 @@ enum Command {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -59,9 +65,18 @@ fn init_tracing(format: LogFormat) {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, listen, public_url, layer_api_url } => {
+        Command::Serve {
+            config,
+            listen,
+            public_url,
+            layer_api_url,
+        } => {
             let env: BTreeMap<String, String> = std::env::vars().collect();
-            let flags = Flags { listen, public_url, layer_api_url };
+            let flags = Flags {
+                listen,
+                public_url,
+                layer_api_url,
+            };
             let config = match Config::load(config.as_deref(), &env, &flags) {
                 Ok(config) => config,
                 Err(error) => {
@@ -70,6 +85,9 @@ async fn main() -> ExitCode {
                 }
             };
             init_tracing(config.log_format);
+            for warning in &config.warnings {
+                tracing::warn!("{warning}");
+            }
             match serve(config).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {

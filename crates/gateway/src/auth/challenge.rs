@@ -26,7 +26,9 @@ pub struct Challenge {
 
 impl Challenge {
     pub fn new() -> Self {
-        Self { realm: Some("layer-mcp-gateway".to_owned()) }
+        Self {
+            realm: Some("layer-mcp-gateway".to_owned()),
+        }
     }
 
     /// The `WWW-Authenticate` value.
@@ -43,7 +45,11 @@ impl Challenge {
         if error != ChallengeError::None && !description.is_empty() {
             params.push(format!("error_description=\"{}\"", quote(description)));
         }
-        let value = if params.is_empty() { "Bearer".to_owned() } else { format!("Bearer {}", params.join(", ")) };
+        let value = if params.is_empty() {
+            "Bearer".to_owned()
+        } else {
+            format!("Bearer {}", params.join(", "))
+        };
         HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
     }
 
@@ -56,7 +62,12 @@ impl Challenge {
             },
             "error_description": description,
         });
-        json_response(StatusCode::UNAUTHORIZED, &body, Some(self.header(error, description)), None)
+        json_response(
+            StatusCode::UNAUTHORIZED,
+            &body,
+            Some(self.header(error, description)),
+            None,
+        )
     }
 
     /// 503 when the credential could not be checked: clients keep their token and retry.
@@ -65,7 +76,12 @@ impl Challenge {
             "error": "temporarily_unavailable",
             "error_description": description,
         });
-        json_response(StatusCode::SERVICE_UNAVAILABLE, &body, None, Some(retry_after))
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &body,
+            None,
+            Some(retry_after),
+        )
     }
 }
 
@@ -85,13 +101,22 @@ fn json_response(
     let mut response = Response::new(Body::from(body.to_string()));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
     if let Some(challenge) = challenge {
         headers.insert(http::header::WWW_AUTHENTICATE, challenge);
     }
     if let Some(after) = retry_after {
-        headers.insert(http::header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
+        headers.insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from(after.as_secs().max(1)),
+        );
     }
     response
 }
@@ -103,12 +128,18 @@ mod tests {
     #[test]
     fn challenges_follow_rfc_6750() {
         let c = Challenge::new();
-        assert_eq!(c.header(ChallengeError::None, "ignored"), "Bearer realm=\"layer-mcp-gateway\"");
+        assert_eq!(
+            c.header(ChallengeError::None, "ignored"),
+            "Bearer realm=\"layer-mcp-gateway\""
+        );
         assert_eq!(
             c.header(ChallengeError::InvalidToken, "the \"token\" is bad"),
             "Bearer realm=\"layer-mcp-gateway\", error=\"invalid_token\", error_description=\"the token is bad\""
         );
-        assert_eq!(Challenge::default().header(ChallengeError::None, ""), "Bearer");
+        assert_eq!(
+            Challenge::default().header(ChallengeError::None, ""),
+            "Bearer"
+        );
     }
 
     #[test]

@@ -21,7 +21,11 @@ pub struct AuthState {
     pub challenge: Arc<Challenge>,
 }
 
-pub async fn require_caller(State(state): State<AuthState>, mut request: Request, next: Next) -> Response {
+pub async fn require_caller(
+    State(state): State<AuthState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     // CORS preflights carry no credentials by design; the CORS layer answers them.
     if request.method() == Method::OPTIONS {
         return next.run(request).await;
@@ -31,7 +35,9 @@ pub async fn require_caller(State(state): State<AuthState>, mut request: Request
         Err(error) => {
             let kind = match error {
                 BearerError::Missing => ChallengeError::None,
-                BearerError::Duplicate | BearerError::NotBearer | BearerError::Malformed => ChallengeError::InvalidRequest,
+                BearerError::Duplicate | BearerError::NotBearer | BearerError::Malformed => {
+                    ChallengeError::InvalidRequest
+                }
             };
             return state.challenge.unauthorized(kind, &error.to_string());
         }
@@ -43,7 +49,12 @@ pub async fn require_caller(State(state): State<AuthState>, mut request: Request
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
-        Err(AuthError::Rejected { reason }) => state.challenge.unauthorized(ChallengeError::InvalidToken, &reason),
-        Err(AuthError::Unavailable { reason, retry_after }) => state.challenge.unavailable(&reason, retry_after),
+        Err(AuthError::Rejected { reason }) => state
+            .challenge
+            .unauthorized(ChallengeError::InvalidToken, &reason),
+        Err(AuthError::Unavailable {
+            reason,
+            retry_after,
+        }) => state.challenge.unavailable(&reason, retry_after),
     }
 }
