@@ -105,11 +105,23 @@ async fn serve_reads_flags_and_serves_mcp() {
         ])
         .env("LAYER_MCP_MAX_SESSIONS_PER_USER", "4")
         .env("LAYER_MCP_NOT_A_SETTING", "1")
+        .env("RUST_LOG", "trace")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    // Drain the logs while the gateway runs (a full pipe would stall it).
+    let stderr = child.stderr.take().unwrap();
+    let reader = tokio::spawn(async move {
+        let mut logs = String::new();
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            logs.push_str(&line);
+            logs.push('\n');
+        }
+        logs
+    });
     let http = reqwest::Client::new();
     let health = format!("http://127.0.0.1:{port}/healthz");
     let mut up = false;
@@ -150,15 +162,8 @@ async fn serve_reads_flags_and_serves_mcp() {
     );
     child.start_kill().unwrap();
     let _ = child.wait().await;
-    // The PAT never appears in the logs.
-    let mut logs = String::new();
-    if let Some(stderr) = child.stderr.take() {
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            logs.push_str(&line);
-            logs.push('\n');
-        }
-    }
+    // The PAT never appears in the logs, even at trace level.
+    let logs = reader.await.unwrap();
     assert!(logs.contains("gateway listening"), "{logs}");
     assert!(
         logs.contains("ignoring environment variable LAYER_MCP_NOT_A_SETTING"),

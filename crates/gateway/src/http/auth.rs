@@ -30,6 +30,11 @@ pub async fn require_caller(
     if request.method() == Method::OPTIONS {
         return next.run(request).await;
     }
+    // Anything below that prints the request's headers (a Debug of the parts) shows
+    // "Sensitive" instead of the token.
+    if let Some(value) = request.headers_mut().get_mut(http::header::AUTHORIZATION) {
+        value.set_sensitive(true);
+    }
     let token = match PresentedToken::from_headers(request.headers()) {
         Ok(token) => token,
         Err(error) => {

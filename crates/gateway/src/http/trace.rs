@@ -43,6 +43,7 @@ impl<B> MakeSpan<B> for RequestSpan {
             path = %request.uri().path(),
             request_id = %request_id,
             session = %session,
+            user = tracing::field::Empty,
         )
     }
 }
