@@ -296,3 +296,19 @@ pub async fn start(mut config: Config, services: Services) -> anyhow::Result<Run
         task,
     })
 }
+
+/// Resolves on SIGTERM (orchestrators) or Ctrl-C.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

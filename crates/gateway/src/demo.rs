@@ -100,14 +100,14 @@ Press Ctrl-C to stop.
     }
 }
 
-/// Runs the demo until Ctrl-C.
+/// Runs the demo until Ctrl-C (or SIGTERM).
 pub async fn run(listen: &str) -> anyhow::Result<()> {
     let listen: SocketAddr = listen.parse().map_err(|e| {
         anyhow::anyhow!("invalid setting `listen`: {listen:?} is not a socket address ({e})")
     })?;
     let demo = Demo::start(listen).await?;
     println!("{}", demo.banner());
-    tokio::signal::ctrl_c().await?;
+    crate::app::shutdown_signal().await;
     demo.shutdown().await;
     Ok(())
 }

@@ -114,25 +114,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let running = gateway::start(config, services).await?;
     let token = running.shutdown_token();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        gateway::app::shutdown_signal().await;
         tracing::info!("shutting down");
         token.cancel();
     });
     running.wait().await?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
