@@ -517,6 +517,45 @@ async fn request_file_upload_url_explains_the_upload() {
             .contains("x-goog-resumable: start")
     );
     assert_eq!(s["steps"].as_array().unwrap().len(), 3);
+    // The curl lines work as written.
+    let png = b"\x89PNG\r\n\x1a\n"
+        .iter()
+        .copied()
+        .chain(std::iter::repeat_n(7u8, 60))
+        .collect::<Vec<u8>>();
+    let path = std::env::temp_dir().join(format!("upload-{}.png", uuid::Uuid::new_v4()));
+    std::fs::write(&path, &png).unwrap();
+    let script = s["curl"]
+        .as_str()
+        .unwrap()
+        .replace("@FILE", &format!("@{}", path.display()));
+    let output = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .await
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stored = env
+        .http
+        .get(env.sim_url(&format!("/_sim/files/{}", s["file_id"].as_str().unwrap())))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.as_ref(),
+        png.as_slice(),
+        "the simulator holds the uploaded bytes"
+    );
+
     let s = client
         .fails("request_file_upload_url", json!({"workspace_id": ACME, "content_type": "image/png", "file_size_bytes": 200_000_000}))
         .await;

@@ -490,3 +490,41 @@ async fn health_and_readiness() {
     );
     env.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_host_allow_list_follows_the_public_url() {
+    let env = Env::start_with(|c| {
+        c.public_url = "https://mcp.example.test".parse().unwrap();
+        c.allowed_origins = vec!["https://mcp.example.test".into()];
+    })
+    .await;
+    let url = format!("http://{}/mcp", env.gateway.addr);
+    let post = |host: Option<&str>| {
+        let mut r = env
+            .http
+            .post(&url)
+            .bearer_auth(&env.alice)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(INIT);
+        if let Some(h) = host {
+            r = r.header("host", h);
+        }
+        r
+    };
+    assert_eq!(
+        post(Some("mcp.example.test"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        post(None).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN,
+        "the bind address is not the public host"
+    );
+    assert_eq!(env.gateway.mcp_url(), "https://mcp.example.test/mcp");
+    env.shutdown().await;
+}
