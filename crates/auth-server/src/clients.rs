@@ -42,6 +42,47 @@ impl ClientMetadataFetcher for RefuseAllFetcher {
     }
 }
 
+/// Fetches metadata documents through `safe-fetch`: https only, public addresses only (every
+/// resolved address checked, the connection pinned to it), no redirects, JSON only, 64 KiB and
+/// 5 s at most.
+pub struct SafeMetadataFetcher {
+    fetcher: safe_fetch::SafeFetcher,
+}
+
+impl SafeMetadataFetcher {
+    pub fn new(policy: safe_fetch::FetchPolicy) -> Self {
+        Self {
+            fetcher: safe_fetch::SafeFetcher::new(policy),
+        }
+    }
+
+    /// The policy used by default.
+    pub fn default_policy() -> safe_fetch::FetchPolicy {
+        safe_fetch::FetchPolicy::default()
+            .https_only(true)
+            .json_max_bytes(64 * 1024)
+            .timeout(Duration::from_secs(5))
+            .user_agent("layer-mcp-gateway (client metadata)")
+    }
+}
+
+impl Default for SafeMetadataFetcher {
+    fn default() -> Self {
+        Self::new(Self::default_policy())
+    }
+}
+
+#[async_trait::async_trait]
+impl ClientMetadataFetcher for SafeMetadataFetcher {
+    async fn fetch(&self, url: &Url) -> Result<Value, String> {
+        self.fetcher
+            .fetch_json::<Value>(url.as_str())
+            .await
+            .map(|doc| doc.value)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Why a client id does not name a usable client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientLookupError {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::clients::{ClientMetadataFetcher, RefuseAllFetcher};
+use crate::clients::{ClientMetadataFetcher, SafeMetadataFetcher};
 use crate::crypto::EncryptionKey;
 use crate::secret::Secret;
 
@@ -102,7 +102,7 @@ impl AuthConfig {
             registrations_per_window: 20,
             registration_window: Duration::from_secs(60),
             metadata_document_ttl: Duration::from_secs(3600),
-            metadata_fetcher: Arc::new(RefuseAllFetcher),
+            metadata_fetcher: Arc::new(SafeMetadataFetcher::default()),
             trust_forwarded_for: false,
             upstream_refresh_margin: Duration::from_secs(60),
         })
