@@ -1,0 +1,518 @@
+//! Inferences (forge runs): estimate, execute, poll, cancel.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::Response;
+use chrono::Utc;
+use http::HeaderMap;
+use serde_json::{Map, Value, json};
+
+use super::{
+    RawPath, fingerprint, idempotency_key, idempotent_replay, idempotent_store, member_workspace,
+    ok_json, path_uuids,
+};
+use crate::auth::Caller;
+use crate::catalogue::{Modality, ModelDef, model_in_workspace};
+use crate::files_check::{Media, check_file};
+use crate::ids::{FileId, ModelId, RunId, WorkspaceId, derive_uuid};
+use crate::outputs::Generated;
+use crate::pricing::{PricedInference, estimate_inference};
+use crate::problem::{ApiError, ValidationItem, loc};
+use crate::state::{Failure, Inner, PlannedOutput, Run, RunKind, RunState, Sim, UserIdx, rfc3339};
+use crate::validation::{
+    finish, get, get_bool, get_float, get_int, get_str, parse_json_body, validate_object,
+};
+use crate::{schemas, triggers};
+
+/// A validated request, resolved against its model.
+struct Resolved {
+    model: &'static ModelDef,
+    priced: PricedInference,
+    estimate: f64,
+    normalized: Value,
+    seed: Option<u64>,
+    failure: Option<(Failure, f64)>,
+    held: bool,
+}
+
+fn body_map(
+    bytes: &Bytes,
+    fields: &[crate::validation::Field],
+) -> Result<Map<String, Value>, ApiError> {
+    let body = parse_json_body(bytes)?;
+    let mut errors = Vec::new();
+    validate_object(&body, fields, &[json!("body")], &mut errors);
+    finish(errors)?;
+    match body {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::Internal("validated body is not an object".into())),
+    }
+}
+
+fn item(parts: &[&str], kind: &str, msg: impl Into<String>, input: Value) -> ValidationItem {
+    ValidationItem::new(loc(parts), kind, msg).input(input)
+}
+
+/// Resolves model-specific rules: sizes, durations, guidance kinds and files, the mask.
+fn resolve(
+    inner: &Inner,
+    ws_id: WorkspaceId,
+    custom: &[String],
+    body: &Map<String, Value>,
+) -> Result<Resolved, ApiError> {
+    let model_id = get_str(body, "model_id")
+        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+        .ok_or_else(|| ApiError::Internal("model_id passed validation but is not a UUID".into()))?;
+    let model = model_in_workspace(ModelId(model_id), custom).ok_or(ApiError::ModelNotFound)?;
+    let caps = &model.capabilities;
+    let mut errors = Vec::new();
+
+    let prompt = get_str(body, "prompt").unwrap_or("");
+    if caps.text_prompt_required && prompt.trim().is_empty() {
+        errors.push(item(
+            &["body", "prompt"],
+            "missing",
+            format!("Field required: {} needs a prompt", model.name),
+            json!(prompt),
+        ));
+    }
+    if let Some(max) = caps.max_prompt_chars
+        && prompt.chars().count() > max as usize
+    {
+        errors.push(
+            item(
+                &["body", "prompt"],
+                "string_too_long",
+                format!(
+                    "String should have at most {max} characters for {}",
+                    model.name
+                ),
+                json!(prompt.chars().take(64).collect::<String>()),
+            )
+            .ctx(json!({"max_length": max})),
+        );
+    }
+
+    let (mut width, mut height) = (None, None);
+    if let Some((dw, dh)) = model.default_size {
+        let w = get_int(body, "width").unwrap_or(i64::from(dw));
+        let h = get_int(body, "height").unwrap_or(i64::from(dh));
+        for (name, v) in [("width", w), ("height", h)] {
+            if v > i64::from(model.max_side) {
+                errors.push(
+                    item(
+                        &["body", name],
+                        "less_than_equal",
+                        format!(
+                            "Input should be less than or equal to {} for {}",
+                            model.max_side, model.name
+                        ),
+                        json!(v),
+                    )
+                    .ctx(json!({"le": model.max_side})),
+                );
+            }
+        }
+        // Providers work in multiples of 8 pixels, at least 64.
+        let norm = |v: i64| ((v.clamp(64, i64::from(model.max_side)) / 8) * 8) as u32;
+        width = Some(norm(w));
+        height = Some(norm(h));
+    }
+
+    let mut duration = None;
+    if matches!(model.modality, Modality::Video | Modality::Audio) && !caps.text_to_speech {
+        let requested = get_float(body, "duration_seconds");
+        if let Some(allowed) = &caps.duration_seconds {
+            if let Some(d) = requested
+                && !allowed.iter().any(|a| (f64::from(*a) - d).abs() < 1e-9)
+            {
+                let list: Vec<String> = allowed.iter().map(u32::to_string).collect();
+                errors.push(item(
+                    &["body", "duration_seconds"],
+                    "value_error",
+                    format!(
+                        "Value error, {} makes clips of {} seconds",
+                        model.name,
+                        list.join(", ")
+                    ),
+                    json!(d),
+                ));
+            }
+        } else if let (Some(min), Some(max), Some(d)) = (
+            caps.duration_seconds_min,
+            caps.duration_seconds_max,
+            requested,
+        ) && !(min..=max).contains(&d)
+        {
+            errors.push(item(
+                &["body", "duration_seconds"],
+                "value_error",
+                format!(
+                    "Value error, {} makes clips between {min} and {max} seconds",
+                    model.name
+                ),
+                json!(d),
+            ));
+        }
+        duration = requested.or_else(|| model.default_duration());
+    }
+
+    let mut guidance_kinds = Vec::new();
+    if let Some(Value::Array(files)) = get(body, "guidance_files") {
+        for (i, g) in files.iter().enumerate() {
+            let idx = i.to_string();
+            let kind = g["type"].as_str().unwrap_or_default();
+            guidance_kinds.push(kind.to_owned());
+            if !model.supports_guidance(kind) {
+                let supported = caps
+                    .guidance_file_types
+                    .clone()
+                    .unwrap_or_default()
+                    .join(", ");
+                errors.push(item(
+                    &["body", "guidance_files", &idx, "type"],
+                    "value_error",
+                    format!(
+                        "Value error, {} does not take '{kind}' guidance; it takes: {}",
+                        model.name,
+                        if supported.is_empty() {
+                            "none"
+                        } else {
+                            &supported
+                        }
+                    ),
+                    json!(kind),
+                ));
+            }
+            if let Some(id) = g["file_id"]
+                .as_str()
+                .and_then(|s| uuid::Uuid::parse_str(s).ok())
+            {
+                check_file(
+                    inner,
+                    ws_id,
+                    FileId(id),
+                    Media::for_guidance(kind),
+                    loc(&["body", "guidance_files", &idx, "file_id"]),
+                    &mut errors,
+                )?;
+            }
+        }
+    }
+    for required in model.required_guidance {
+        if !guidance_kinds.iter().any(|k| k == required) {
+            errors.push(item(
+                &["body", "guidance_files"],
+                "missing",
+                format!(
+                    "Field required: {} needs a '{required}' guidance file",
+                    model.name
+                ),
+                json!(guidance_kinds),
+            ));
+        }
+    }
+    if let Some(mask) = get(body, "mask") {
+        if !caps.inpainting {
+            errors.push(item(
+                &["body", "mask"],
+                "value_error",
+                format!(
+                    "Value error, {} does not inpaint; pick a model with the inpainting capability",
+                    model.name
+                ),
+                mask.clone(),
+            ));
+        }
+        if let Some(id) = mask["file_id"]
+            .as_str()
+            .and_then(|s| uuid::Uuid::parse_str(s).ok())
+        {
+            check_file(
+                inner,
+                ws_id,
+                FileId(id),
+                Media::Image,
+                loc(&["body", "mask", "file_id"]),
+                &mut errors,
+            )?;
+        }
+    }
+    finish(errors)?;
+
+    let batch_size = get_int(body, "batch_size").unwrap_or(4).clamp(1, 16) as u32;
+    let priced = PricedInference {
+        width,
+        height,
+        batch_size,
+        duration_seconds: duration,
+        prompt_chars: prompt.chars().count(),
+        quality: get_str(body, "quality").map(str::to_owned),
+        generate_audio: caps.generate_audio && get_bool(body, "generate_audio").unwrap_or(false),
+        remove_background: get_bool(body, "remove_background").unwrap_or(false),
+        vectorize: get_bool(body, "vectorize").unwrap_or(false),
+        upscale_ratio: get_float(body, "upscale_ratio"),
+        include_textures: caps.textures && get_bool(body, "include_textures").unwrap_or(false),
+        pbr_materials: caps.pbr_materials && get_bool(body, "pbr_materials").unwrap_or(false),
+        quad_mesh: caps.quad_mesh && get_bool(body, "quad_mesh").unwrap_or(false),
+        detailed_geometry: get_bool(body, "detailed_geometry").unwrap_or(false),
+        texture_8k: get_str(body, "texture_resolution") == Some("RES_8K"),
+    };
+    let estimate = estimate_inference(model, &priced);
+    let is_image = model.modality == Modality::Image;
+    let is_video = model.modality == Modality::Video;
+    let normalized = json!({
+        "width": width,
+        "height": height,
+        "batch_size": batch_size,
+        "num_inference_steps": if is_image { Some(get_int(body, "num_inference_steps").unwrap_or(28)) } else { None },
+        "guidance_scale": if is_image { Some(get_float(body, "guidance_scale").unwrap_or(3.5)) } else { None },
+        "duration_seconds": duration,
+        "fps": if is_video { Some(get_int(body, "fps").unwrap_or(24)) } else { None },
+    });
+    let seed = get_int(body, "seed").filter(|s| *s >= 0).map(|s| s as u64);
+    Ok(Resolved {
+        model,
+        priced,
+        estimate,
+        normalized,
+        seed,
+        failure: triggers::inference_failure(prompt),
+        held: prompt.contains(triggers::HOLD),
+    })
+}
+
+fn planned_outputs(r: &Resolved, run_seed: u64) -> Vec<PlannedOutput> {
+    let p = &r.priced;
+    (0..p.batch_size)
+        .map(|i| {
+            let seed = run_seed.wrapping_add(u64::from(i));
+            let ms = |d: Option<f64>| (d.unwrap_or(5.0) * 1000.0).round() as u32;
+            match r.model.modality {
+                Modality::Image => PlannedOutput {
+                    media: Generated::Png {
+                        width: p.width.unwrap_or(1024),
+                        height: p.height.unwrap_or(1024),
+                        seed,
+                    },
+                    width: p.width,
+                    height: p.height,
+                    duration_seconds: None,
+                },
+                Modality::Video => PlannedOutput {
+                    media: Generated::Mp4 {
+                        duration_ms: ms(p.duration_seconds),
+                        seed,
+                    },
+                    width: p.width,
+                    height: p.height,
+                    duration_seconds: p.duration_seconds,
+                },
+                Modality::ThreeD => PlannedOutput {
+                    media: Generated::Glb { seed },
+                    width: None,
+                    height: None,
+                    duration_seconds: None,
+                },
+                Modality::Audio => {
+                    let d = p
+                        .duration_seconds
+                        .unwrap_or_else(|| ((p.prompt_chars as f64) / 15.0).clamp(1.0, 600.0));
+                    PlannedOutput {
+                        media: Generated::Wav {
+                            duration_ms: ms(Some(d)),
+                            seed,
+                        },
+                        width: None,
+                        height: None,
+                        duration_seconds: Some((d * 1000.0).round() / 1000.0),
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+/// Refuses a 6th unfinished run; `Retry-After` is when the earliest is expected to finish.
+pub fn check_rate_limit(
+    sim: &Sim,
+    inner: &mut Inner,
+    user: UserIdx,
+    ws: WorkspaceId,
+) -> Result<(), ApiError> {
+    let unfinished = inner.unfinished(user, ws);
+    if unfinished.len() < sim.config.max_concurrent_runs {
+        return Ok(());
+    }
+    let now = Instant::now();
+    let soonest = unfinished
+        .iter()
+        .map(|r| r.expected_end().saturating_duration_since(now))
+        .min()
+        .unwrap_or_default();
+    inner.counters.rate_limited += 1;
+    Err(ApiError::RateLimited {
+        retry_after_secs: soonest.as_secs_f64().ceil().max(1.0) as u64,
+        limit: sim.config.max_concurrent_runs,
+    })
+}
+
+/// Refuses a run whose estimate exceeds what the workspace has available.
+pub fn check_balance(inner: &mut Inner, ws: WorkspaceId, estimate: f64) -> Result<(), ApiError> {
+    let available = inner.workspace(ws).map_or(0.0, |w| w.available());
+    if estimate > available + 1e-9 {
+        inner.counters.insufficient_balance += 1;
+        return Err(ApiError::InsufficientBalance {
+            needed: estimate,
+            available,
+        });
+    }
+    Ok(())
+}
+
+pub async fn estimate(
+    State(sim): State<Arc<Sim>>,
+    Caller(user): Caller,
+    path: RawPath,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let [ws_id] = path_uuids(&path.0, ["workspace_id"])?;
+    let ws_id = WorkspaceId(ws_id);
+    let body = body_map(&bytes, schemas::estimate_inference())?;
+    let mut inner = sim.lock();
+    let ws = member_workspace(&inner, user, ws_id)?;
+    let custom = ws.custom_models.clone();
+    let available = ws.available();
+    let r = resolve(&inner, ws_id, &custom, &body)?;
+    inner.touch(user, ws_id);
+    Ok(ok_json(json!({
+        "estimated_price_creative_units": r.estimate,
+        "workspace_balance_creative_units": available,
+        "estimated_remaining_balance_creative_units": crate::state::round_cu(available - r.estimate),
+        "has_sufficient_creative_units": available + 1e-9 >= r.estimate,
+    })))
+}
+
+pub async fn execute(
+    State(sim): State<Arc<Sim>>,
+    Caller(user): Caller,
+    path: RawPath,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let [ws_raw] = path_uuids(&path.0, ["workspace_id"])?;
+    let ws_id = WorkspaceId(ws_raw);
+    let key = idempotency_key(&headers)?;
+    let body = body_map(&bytes, schemas::execute_inference())?;
+    let fp = fingerprint(
+        "POST",
+        &format!("/workspaces/{ws_raw}/inferences"),
+        &Value::Object(body.clone()),
+    );
+
+    let mut inner = sim.lock();
+    let ws = member_workspace(&inner, user, ws_id)?;
+    let custom = ws.custom_models.clone();
+    if let Some(replay) = idempotent_replay(&mut inner, user, key.as_deref(), &fp)? {
+        return Ok(replay);
+    }
+    let r = resolve(&inner, ws_id, &custom, &body)?;
+    let session_id =
+        get_str(&body, "session_name").map(|name| inner.session_for(&sim.ids, ws_id, name));
+    check_rate_limit(&sim, &mut inner, user, ws_id)?;
+    check_balance(&mut inner, ws_id, r.estimate)?;
+
+    let id = RunId(sim.ids.next("inference"));
+    let run_seed = r.seed.unwrap_or_else(|| {
+        let u = derive_uuid(&[b"output-seed", id.0.as_bytes()]);
+        u.as_u64_pair().0
+    });
+    let created_at = Utc::now();
+    let run = Run {
+        id,
+        kind: RunKind::Inference {
+            model_id: r.model.id,
+            normalized: r.normalized.clone(),
+        },
+        owner: user,
+        workspace: ws_id,
+        state: RunState::Active,
+        created_at,
+        completed_at: None,
+        started: Instant::now(),
+        duration: sim.config.effective_run_duration(),
+        held: r.held,
+        planned_failure: r.failure.clone(),
+        failure: None,
+        estimate: r.estimate,
+        actual: None,
+        reserved: r.estimate,
+        planned_outputs: planned_outputs(&r, run_seed),
+        outputs: Vec::new(),
+        session_id,
+        refused_inference: None,
+    };
+    inner.insert_run(run);
+    inner.touch(user, ws_id);
+    let response = json!({
+        "inference_id": id,
+        "status": "in_progress",
+        "estimated_price_creative_units": r.estimate,
+        "poll_interval_seconds": sim.poll_interval(),
+        "created_at": rfc3339(created_at),
+        "session_id": session_id,
+        "normalized_parameters": r.normalized,
+    });
+    idempotent_store(&mut inner, user, key.as_deref(), fp, &response);
+    Ok(ok_json(response))
+}
+
+fn find_inference<'a>(inner: &'a Inner, ws: WorkspaceId, id: RunId) -> Result<&'a Run, ApiError> {
+    inner
+        .runs
+        .get(&id)
+        .filter(|r| r.workspace == ws && !r.is_workflow())
+        .ok_or(ApiError::RunNotFound)
+}
+
+pub async fn get_one(
+    State(sim): State<Arc<Sim>>,
+    Caller(user): Caller,
+    path: RawPath,
+) -> Result<Response, ApiError> {
+    let [ws_id, run_id] = path_uuids(&path.0, ["workspace_id", "inference_id"])?;
+    let (ws_id, run_id) = (WorkspaceId(ws_id), RunId(run_id));
+    let mut inner = sim.lock();
+    member_workspace(&inner, user, ws_id)?;
+    let body = inner.inference_json(&sim, find_inference(&inner, ws_id, run_id)?, Instant::now());
+    inner.touch(user, ws_id);
+    Ok(ok_json(body))
+}
+
+pub async fn cancel(
+    State(sim): State<Arc<Sim>>,
+    Caller(user): Caller,
+    path: RawPath,
+) -> Result<Response, ApiError> {
+    let [ws_id, run_id] = path_uuids(&path.0, ["workspace_id", "inference_id"])?;
+    let (ws_id, run_id) = (WorkspaceId(ws_id), RunId(run_id));
+    let mut inner = sim.lock();
+    member_workspace(&inner, user, ws_id)?;
+    let state = find_inference(&inner, ws_id, run_id)?.state;
+    match state {
+        RunState::Active => inner.cancel_run(run_id),
+        RunState::Cancelled => {}
+        RunState::Complete | RunState::Failed => {
+            let status = find_inference(&inner, ws_id, run_id)?.wire_status(Instant::now());
+            return Err(ApiError::RunNotCancellable {
+                status: status.to_owned(),
+            });
+        }
+    }
+    inner.touch(user, ws_id);
+    let body = inner.inference_json(&sim, find_inference(&inner, ws_id, run_id)?, Instant::now());
+    Ok(ok_json(body))
+}

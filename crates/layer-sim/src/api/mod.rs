@@ -1,0 +1,375 @@
+//! The v1 REST API under `/api/v1`, one module per resource.
+
+pub mod files;
+pub mod inferences;
+pub mod models;
+pub mod workflows;
+pub mod workspaces;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, RawQuery};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::ids::WorkspaceId;
+use crate::problem::{ApiError, ValidationItem};
+use crate::state::{IDEMPOTENCY_TTL, IdemRecord, Inner, Sim, UserIdx, WorkspaceState};
+
+pub fn router() -> Router<Arc<Sim>> {
+    Router::new()
+        .route("/workspaces", get(workspaces::list))
+        .route("/workspaces/{workspace_id}", get(workspaces::get_one))
+        .route("/workspaces/{workspace_id}/models", get(models::list))
+        .route(
+            "/workspaces/{workspace_id}/models/{model_id}",
+            get(models::get_one),
+        )
+        .route(
+            "/workspaces/{workspace_id}/inferences/estimate",
+            post(inferences::estimate),
+        )
+        .route(
+            "/workspaces/{workspace_id}/inferences",
+            post(inferences::execute),
+        )
+        .route(
+            "/workspaces/{workspace_id}/inferences/{inference_id}",
+            get(inferences::get_one),
+        )
+        .route(
+            "/workspaces/{workspace_id}/inferences/{inference_id}/cancel",
+            post(inferences::cancel),
+        )
+        .route("/workspaces/{workspace_id}/workflows", get(workflows::list))
+        .route(
+            "/workspaces/{workspace_id}/workflows/{workflow_id}/estimate",
+            post(workflows::estimate),
+        )
+        .route(
+            "/workspaces/{workspace_id}/workflows/{workflow_id}/runs",
+            post(workflows::execute),
+        )
+        .route(
+            "/workspaces/{workspace_id}/workflows/{workflow_id}/runs/{run_id}",
+            get(workflows::get_run),
+        )
+        .route(
+            "/workspaces/{workspace_id}/workflows/{workflow_id}/runs/{run_id}/cancel",
+            post(workflows::cancel),
+        )
+        .route(
+            "/workspaces/{workspace_id}/files/upload-url",
+            post(files::request_upload_url),
+        )
+}
+
+/// Path parameters, as raw text: parsing them is validation, answered with a 422.
+pub type RawPath = Path<Vec<(String, String)>>;
+
+/// Parses the named UUID path parameters, collecting every malformed one.
+pub fn path_uuids<const N: usize>(
+    params: &[(String, String)],
+    names: [&str; N],
+) -> Result<[Uuid; N], ApiError> {
+    let mut out = [Uuid::nil(); N];
+    let mut errors = Vec::new();
+    for (slot, name) in out.iter_mut().zip(names) {
+        let raw = params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str());
+        match Uuid::parse_str(raw) {
+            Ok(u) => *slot = u,
+            Err(e) => errors.push(
+                ValidationItem::new(
+                    vec![json!("path"), json!(name)],
+                    "uuid_parsing",
+                    format!("Input should be a valid UUID, {e}"),
+                )
+                .input(json!(raw))
+                .ctx(json!({ "error": e.to_string() })),
+            ),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// Query pairs in order.
+pub fn query_pairs(raw: &RawQuery) -> Vec<(String, String)> {
+    raw.0
+        .as_deref()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn query_one<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `limit` (1-100, default 20) and `cursor`.
+#[derive(Clone, Copy, Debug)]
+pub struct Page {
+    pub offset: usize,
+    pub limit: usize,
+}
+
+pub fn page_params(pairs: &[(String, String)], errors: &mut Vec<ValidationItem>) -> Page {
+    let mut page = Page {
+        offset: 0,
+        limit: 20,
+    };
+    if let Some(raw) = query_one(pairs, "limit") {
+        match raw.trim().parse::<i64>() {
+            Ok(n) if n < 1 => errors.push(
+                ValidationItem::new(
+                    vec![json!("query"), json!("limit")],
+                    "greater_than_equal",
+                    "Input should be greater than or equal to 1",
+                )
+                .input(json!(raw))
+                .ctx(json!({"ge": 1})),
+            ),
+            Ok(n) if n > 100 => errors.push(
+                ValidationItem::new(
+                    vec![json!("query"), json!("limit")],
+                    "less_than_equal",
+                    "Input should be less than or equal to 100",
+                )
+                .input(json!(raw))
+                .ctx(json!({"le": 100})),
+            ),
+            Ok(n) => page.limit = n as usize,
+            Err(_) => errors.push(
+                ValidationItem::new(
+                    vec![json!("query"), json!("limit")],
+                    "int_parsing",
+                    "Input should be a valid integer, unable to parse string as an integer",
+                )
+                .input(json!(raw)),
+            ),
+        }
+    }
+    if let Some(raw) = query_one(pairs, "cursor").filter(|c| !c.is_empty()) {
+        match decode_cursor(raw) {
+            Some(offset) => page.offset = offset,
+            None => errors.push(
+                ValidationItem::new(
+                    vec![json!("query"), json!("cursor")],
+                    "value_error",
+                    "Value error, invalid cursor: pass next_cursor from a previous page unchanged",
+                )
+                .input(json!(raw)),
+            ),
+        }
+    }
+    page
+}
+
+fn encode_cursor(offset: usize) -> String {
+    B64.encode(format!("offset:{offset}"))
+}
+
+fn decode_cursor(raw: &str) -> Option<usize> {
+    let bytes = B64.decode(raw).ok()?;
+    std::str::from_utf8(&bytes)
+        .ok()?
+        .strip_prefix("offset:")?
+        .parse()
+        .ok()
+}
+
+/// One page of `items` and its `PaginationOutput`.
+pub fn paginate(items: Vec<Value>, page: Page) -> (Vec<Value>, Value) {
+    let total = items.len();
+    let end = page.offset.saturating_add(page.limit).min(total);
+    let slice: Vec<Value> = items
+        .into_iter()
+        .skip(page.offset)
+        .take(end.saturating_sub(page.offset))
+        .collect();
+    let has_more = end < total;
+    let pagination = json!({
+        "next_cursor": has_more.then(|| encode_cursor(end)),
+        "has_more_results": has_more,
+        "total_count": total,
+    });
+    (slice, pagination)
+}
+
+/// The workspace, if it exists and the caller is a member.
+pub fn member_workspace(
+    inner: &Inner,
+    user: UserIdx,
+    id: WorkspaceId,
+) -> Result<&WorkspaceState, ApiError> {
+    let ws = inner.workspace(id).ok_or(ApiError::WorkspaceNotFound)?;
+    if ws.members.contains(&user) {
+        Ok(ws)
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+pub fn ok_json(body: Value) -> Response {
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+/// The `Idempotency-Key` header, validated (1-255 visible ASCII characters).
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or_default();
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(ApiError::validation(
+            ValidationItem::new(
+                vec![json!("header"), json!("idempotency-key")],
+                "value_error",
+                "Value error, Idempotency-Key must be 1 to 255 visible ASCII characters",
+            )
+            .input(json!(key)),
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+fn canonical(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let mut out = Map::new();
+            for k in keys {
+                out.insert(k.clone(), canonical(&map[k]));
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+/// What identifies "the same request" for an idempotency key: method, path and body.
+pub fn fingerprint(method: &str, path: &str, body: &Value) -> [u8; 32] {
+    let digest = Sha256::new()
+        .chain_update(method.as_bytes())
+        .chain_update(b" ")
+        .chain_update(path.as_bytes())
+        .chain_update(b"\n")
+        .chain_update(canonical(body).to_string().as_bytes())
+        .finalize();
+    digest.into()
+}
+
+/// A stored answer for this key, or 409 when the key was used for a different request.
+pub fn idempotent_replay(
+    inner: &mut Inner,
+    user: UserIdx,
+    key: Option<&str>,
+    fp: &[u8; 32],
+) -> Result<Option<Response>, ApiError> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let map_key = (user, key.to_owned());
+    if inner
+        .idempotency
+        .get(&map_key)
+        .is_some_and(|r| r.stored_at.elapsed() > IDEMPOTENCY_TTL)
+    {
+        inner.idempotency.remove(&map_key);
+    }
+    let Some(record) = inner.idempotency.get(&map_key) else {
+        return Ok(None);
+    };
+    if &record.fingerprint != fp {
+        inner.counters.idempotency_conflicts += 1;
+        return Err(ApiError::IdempotencyKeyReused);
+    }
+    let status = StatusCode::from_u16(record.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, Json(record.body.clone())).into_response();
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    inner.counters.idempotent_replays += 1;
+    Ok(Some(response))
+}
+
+/// Remembers a successful answer for this key.
+pub fn idempotent_store(
+    inner: &mut Inner,
+    user: UserIdx,
+    key: Option<&str>,
+    fp: [u8; 32],
+    body: &Value,
+) {
+    if let Some(key) = key {
+        inner.idempotency.insert(
+            (user, key.to_owned()),
+            IdemRecord {
+                fingerprint: fp,
+                status: 200,
+                body: body.clone(),
+                stored_at: std::time::Instant::now(),
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_pages_end() {
+        let items: Vec<Value> = (0..5).map(|i| json!(i)).collect();
+        let (first, p) = paginate(
+            items.clone(),
+            Page {
+                offset: 0,
+                limit: 2,
+            },
+        );
+        assert_eq!(first.len(), 2);
+        let next = p["next_cursor"].as_str().unwrap();
+        assert_eq!(decode_cursor(next), Some(2));
+        let (last, p) = paginate(
+            items,
+            Page {
+                offset: 4,
+                limit: 2,
+            },
+        );
+        assert_eq!(last.len(), 1);
+        assert_eq!(p["has_more_results"], false);
+        assert!(p["next_cursor"].is_null());
+    }
+
+    #[test]
+    fn fingerprint_ignores_key_order() {
+        let a = fingerprint("POST", "/x", &json!({"a": 1, "b": {"c": 2, "d": 3}}));
+        let b = fingerprint("POST", "/x", &json!({"b": {"d": 3, "c": 2}, "a": 1}));
+        assert_eq!(a, b);
+        assert_ne!(a, fingerprint("POST", "/y", &json!({"a": 1})));
+    }
+}

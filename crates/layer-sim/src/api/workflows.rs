@@ -1,0 +1,391 @@
+//! Workflows: list, estimate, execute, poll a run, cancel a run.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+use chrono::Utc;
+use http::HeaderMap;
+use serde_json::{Map, Value, json};
+
+use super::inferences::{check_balance, check_rate_limit};
+use super::{
+    RawPath, fingerprint, idempotency_key, idempotent_replay, idempotent_store, member_workspace,
+    ok_json, page_params, paginate, path_uuids, query_one, query_pairs,
+};
+use crate::auth::Caller;
+use crate::catalogue::{WorkflowDef, workflow_in_workspace, workflows};
+use crate::files_check::{Media, check_file};
+use crate::ids::{FileId, RunId, SessionId, WorkflowId, WorkspaceId, derive_uuid};
+use crate::pricing::{WorkflowPlan, plan_workflow};
+use crate::problem::{ApiError, ValidationItem, loc};
+use crate::state::{Failure, Inner, Run, RunKind, RunState, Sim, rfc3339, workflow_output_media};
+use crate::validation::{Check, check_value, finish, get_str, parse_json_body, validate_object};
+use crate::{schemas, triggers};
+
+pub async fn list(
+    State(sim): State<Arc<Sim>>,
+    Caller(user): Caller,
+    path: RawPath,
+    raw: RawQuery,
+) -> Result<Response, ApiError> {
+    let [ws_id] = path_uuids(&path.0, ["workspace_id"])?;
+    let ws_id = WorkspaceId(ws_id);
+    let pairs = query_pairs(&raw);
+    let mut errors = Vec::new();
+    let page = page_params(&pairs, &mut errors);
+    finish(errors)?;
+    let search = query_one(&pairs, "search")
+        .map(str::to_lowercase)
+        .filter(|s| !s.is_empty());
+    let mut inner = sim.lock();
+    member_workspace(&inner, user, ws_id)?;
+    let items = workflows()
+        .iter()
+        .filter(|w| {
+            search.as_deref().is_none_or(|s| {
+                w.name.to_lowercase().contains(s) || w.description.to_lowercase().contains(s)
+            })
+        })
+        .map(WorkflowDef::summary)
+        .collect();
+    inner.touch(user, ws_id);
+    let (page_items, pagination) = paginate(items, page);
+    Ok(ok_json(
+        json!({"workflows": page_items, "pagination": pagination}),
+    ))
+}
+
+/// Checks `inputs` against the workflow's declared inputs and their `value_schema`.
+fn check_inputs(
+    inner: &Inner,
+    ws: WorkspaceId,
+    def: &WorkflowDef,
+    inputs: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    let mut errors = Vec::new();
+    for name in inputs.keys() {
+        if !def.inputs.iter().any(|i| i.name == name) {
+            let known: Vec<&str> = def.inputs.iter().map(|i| i.name).collect();
+            errors.push(
+                ValidationItem::new(
+                    loc(&["body", "inputs", name]),
+                    "extra_forbidden",
+                    format!(
+                        "Extra inputs are not permitted; this workflow takes: {}",
+                        known.join(", ")
+                    ),
+                )
+                .input(inputs[name].clone()),
+            );
+        }
+    }
+    for input in &def.inputs {
+        let at = loc(&["body", "inputs", input.name]);
+        let Some(value) = inputs.get(input.name).filter(|v| !v.is_null()) else {
+            if input.required {
+                errors.push(
+                    ValidationItem::new(at, "missing", "Field required")
+                        .input(Value::Object(inputs.clone())),
+                );
+            }
+            continue;
+        };
+        let schema = &input.value_schema;
+        match input.kind {
+            "file" => {
+                let before = errors.len();
+                check_value(value, &Check::Uuid, &at, &mut errors);
+                if errors.len() == before
+                    && let Some(id) = value.as_str().and_then(|s| uuid::Uuid::parse_str(s).ok())
+                {
+                    check_file(inner, ws, FileId(id), Media::Image, at, &mut errors)?;
+                }
+            }
+            "boolean" => check_value(value, &Check::Bool, &at, &mut errors),
+            "number" => {
+                let integer = schema["type"] == "integer";
+                let check = if integer {
+                    Check::Int {
+                        gt: None,
+                        ge: schema["minimum"].as_i64(),
+                        le: schema["maximum"].as_i64(),
+                    }
+                } else {
+                    Check::Float {
+                        gt: None,
+                        ge: schema["minimum"].as_f64(),
+                        le: schema["maximum"].as_f64(),
+                    }
+                };
+                let before = errors.len();
+                check_value(value, &check, &at, &mut errors);
+                if errors.len() == before
+                    && let Some(allowed) = schema["enum"].as_array()
+                    && !allowed
+                        .iter()
+                        .any(|a| a.as_f64() == crate::validation::as_float(value))
+                {
+                    errors.push(
+                        ValidationItem::new(
+                            at,
+                            "enum",
+                            format!("Input should be one of {}", Value::Array(allowed.clone())),
+                        )
+                        .input(value.clone()),
+                    );
+                }
+            }
+            _ => {
+                let max = schema["maxLength"].as_u64().map(|n| n as usize);
+                let min = schema["minLength"].as_u64().map(|n| n as usize);
+                let before = errors.len();
+                check_value(
+                    value,
+                    &Check::Str {
+                        min_len: min,
+                        max_len: max,
+                    },
+                    &at,
+                    &mut errors,
+                );
+                if errors.len() == before
+                    && let Some(allowed) = schema["enum"].as_array()
+                    && !allowed.contains(value)
+                {
+                    errors.push(
+                        ValidationItem::new(
+                            at,
+                            "enum",
+                            format!("Input should be one of {}", Value::Array(allowed.clone())),
+                        )
+                        .input(value.clone()),
+                    );
+                }
+            }
+        }
+    }
+    finish(errors)
+}
+
+fn parse_body(
+    bytes: &Bytes,
+    fields: &[crate::validation::Field],
+) -> Result<Map<String, Value>, ApiError> {
+    let body = parse_json_body(bytes)?;
+    let mut errors = Vec::new();
+    validate_object(&body, fields, &[json!("body")], &mut errors);
+    finish(errors)?;
+    match body {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::Internal("validated body is not an object".into())),
+    }
+}
+
+fn inputs_of(body: &Map<String, Value>) -> Map<String, Value> {
+    body.get("inputs")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn output_counts(def: &WorkflowDef, plan: &WorkflowPlan) -> Vec<Value> {
+    def.outputs
+        .iter()
+        .zip(&plan.output_counts)
+        .map(|(o, n)| json!({"output": WorkflowDef::output_json(o), "count": n}))
+        .collect()
+}
+
+pub async fn estimate(
+    State(sim): State<Arc<Sim>>,
+    Caller(user): Caller,
+    path: RawPath,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let [ws_id, wf_id] = path_uuids(&path.0, ["workspace_id", "workflow_id"])?;
+    let ws_id = WorkspaceId(ws_id);
+    let body = parse_body(&bytes, schemas::estimate_workflow())?;
+    let mut inner = sim.lock();
+    let available = member_workspace(&inner, user, ws_id)?.available();
+    let def = workflow_in_workspace(WorkflowId(wf_id), ws_id).ok_or(ApiError::WorkflowNotFound)?;
+    let inputs = inputs_of(&body);
+    check_inputs(&inner, ws_id, def, &inputs)?;
+    let plan = plan_workflow(def, &inputs);
+    inner.touch(user, ws_id);
+    Ok(ok_json(json!({
+        "estimated_price_creative_units": plan.estimate,
+        "output_counts": output_counts(def, &plan),
+        "workspace_balance_creative_units": available,
+        "estimated_remaining_balance_creative_units": crate::state::round_cu(available - plan.estimate),
+        "has_sufficient_creative_units": available + 1e-9 >= plan.estimate,
+    })))
+}
+
+pub async fn execute(
+    State(sim): State<Arc<Sim>>,
+    Caller(user): Caller,
+    path: RawPath,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let [ws_raw, wf_raw] = path_uuids(&path.0, ["workspace_id", "workflow_id"])?;
+    let ws_id = WorkspaceId(ws_raw);
+    let key = idempotency_key(&headers)?;
+    let body = parse_body(&bytes, schemas::execute_workflow())?;
+    let fp = fingerprint(
+        "POST",
+        &format!("/workspaces/{ws_raw}/workflows/{wf_raw}/runs"),
+        &Value::Object(body.clone()),
+    );
+
+    let mut inner = sim.lock();
+    member_workspace(&inner, user, ws_id)?;
+    if let Some(replay) = idempotent_replay(&mut inner, user, key.as_deref(), &fp)? {
+        return Ok(replay);
+    }
+    let def = workflow_in_workspace(WorkflowId(wf_raw), ws_id).ok_or(ApiError::WorkflowNotFound)?;
+    let inputs = inputs_of(&body);
+    check_inputs(&inner, ws_id, def, &inputs)?;
+    let plan = plan_workflow(def, &inputs);
+    let session_id = match get_str(&body, "session_id").and_then(|s| uuid::Uuid::parse_str(s).ok())
+    {
+        Some(id) => Some(SessionId(id)),
+        None => get_str(&body, "session_name").map(|name| inner.session_for(&sim.ids, ws_id, name)),
+    };
+    check_rate_limit(&sim, &mut inner, user, ws_id)?;
+    check_balance(&mut inner, ws_id, plan.estimate)?;
+
+    // The generating step is where refusals strike.
+    let failing_step = if def.steps.len() > 1 { 1 } else { 0 };
+    let step_name = def.steps.get(failing_step).copied().unwrap_or("Generate");
+    let text: String = inputs
+        .values()
+        .filter_map(Value::as_str)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let planned_failure: Option<(Failure, f64)> = triggers::workflow_failure(&text, step_name);
+    let id = RunId(sim.ids.next("workflow-run"));
+    let base_seed = derive_uuid(&[b"output-seed", id.0.as_bytes()])
+        .as_u64_pair()
+        .0;
+    let mut planned_outputs = Vec::new();
+    for (o, count) in def.outputs.iter().zip(&plan.output_counts) {
+        for _ in 0..*count {
+            let seed = base_seed.wrapping_add(planned_outputs.len() as u64);
+            planned_outputs.push(workflow_output_media(
+                o.media,
+                seed,
+                plan.image_size,
+                plan.duration_seconds,
+            ));
+        }
+    }
+    let created_at = Utc::now();
+    inner.insert_run(Run {
+        id,
+        kind: RunKind::Workflow {
+            workflow_id: def.id,
+            steps: def.steps,
+            failing_step,
+        },
+        owner: user,
+        workspace: ws_id,
+        state: RunState::Active,
+        created_at,
+        completed_at: None,
+        started: Instant::now(),
+        duration: sim.config.effective_run_duration(),
+        held: text.contains(triggers::HOLD),
+        planned_failure,
+        failure: None,
+        estimate: plan.estimate,
+        actual: None,
+        reserved: plan.estimate,
+        planned_outputs,
+        outputs: Vec::new(),
+        session_id,
+        refused_inference: None,
+    });
+    inner.touch(user, ws_id);
+    let response = json!({
+        "run_id": id,
+        "status": "pending",
+        "estimated_price_creative_units": plan.estimate,
+        "poll_interval_seconds": sim.poll_interval(),
+        "created_at": rfc3339(created_at),
+        "session_id": session_id,
+        "expected_events": [],
+    });
+    idempotent_store(&mut inner, user, key.as_deref(), fp, &response);
+    Ok(ok_json(response))
+}
+
+fn find_run<'a>(
+    inner: &'a Inner,
+    ws: WorkspaceId,
+    wf: WorkflowId,
+    id: RunId,
+) -> Result<&'a Run, ApiError> {
+    inner
+        .runs
+        .get(&id)
+        .filter(|r| {
+            r.workspace == ws
+                && matches!(r.kind, RunKind::Workflow { workflow_id, .. } if workflow_id == wf)
+        })
+        .ok_or(ApiError::RunNotFound)
+}
+
+fn ids(path: &RawPath) -> Result<(WorkspaceId, WorkflowId, RunId), ApiError> {
+    let [ws, wf, run] = path_uuids(&path.0, ["workspace_id", "workflow_id", "run_id"])?;
+    Ok((WorkspaceId(ws), WorkflowId(wf), RunId(run)))
+}
+
+pub async fn get_run(
+    State(sim): State<Arc<Sim>>,
+    Caller(user): Caller,
+    path: RawPath,
+) -> Result<Response, ApiError> {
+    let (ws_id, wf_id, run_id) = ids(&path)?;
+    let mut inner = sim.lock();
+    member_workspace(&inner, user, ws_id)?;
+    workflow_in_workspace(wf_id, ws_id).ok_or(ApiError::WorkflowNotFound)?;
+    let body = inner.workflow_run_json(
+        &sim,
+        find_run(&inner, ws_id, wf_id, run_id)?,
+        Instant::now(),
+    );
+    inner.touch(user, ws_id);
+    Ok(ok_json(body))
+}
+
+pub async fn cancel(
+    State(sim): State<Arc<Sim>>,
+    Caller(user): Caller,
+    path: RawPath,
+) -> Result<Response, ApiError> {
+    let (ws_id, wf_id, run_id) = ids(&path)?;
+    let mut inner = sim.lock();
+    member_workspace(&inner, user, ws_id)?;
+    workflow_in_workspace(wf_id, ws_id).ok_or(ApiError::WorkflowNotFound)?;
+    let run = find_run(&inner, ws_id, wf_id, run_id)?;
+    match run.state {
+        RunState::Active => inner.cancel_run(run_id),
+        RunState::Cancelled => {}
+        RunState::Complete | RunState::Failed => {
+            return Err(ApiError::RunNotCancellable {
+                status: run.wire_status(Instant::now()).to_owned(),
+            });
+        }
+    }
+    inner.touch(user, ws_id);
+    let body = inner.workflow_run_json(
+        &sim,
+        find_run(&inner, ws_id, wf_id, run_id)?,
+        Instant::now(),
+    );
+    Ok(ok_json(body))
+}
