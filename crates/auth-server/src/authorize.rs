@@ -24,7 +24,7 @@ use crate::uris::{normalise_resource, redirect_matches};
 /// Path the consent form posts to.
 pub const CONSENT_PATH: &str = "/authorize/consent";
 /// Path Layer's identity provider returns the browser to.
-pub const CALLBACK_PATH: &str = "/oauth/callback";
+pub const CALLBACK_PATH: &str = "/oauth/layer/callback";
 
 fn millis(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)

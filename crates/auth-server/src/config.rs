@@ -154,6 +154,24 @@ pub fn is_loopback_host(url: &Url) -> bool {
     }
 }
 
+/// The environment variables [`OAuthArgs`] reads (the gateway's own settings loader must
+/// leave them alone).
+pub const ENV_VARS: &[&str] = &[
+    "LAYER_MCP_OAUTH_IDP_ISSUER",
+    "LAYER_MCP_OAUTH_IDP_CLIENT_ID",
+    "LAYER_MCP_OAUTH_IDP_CLIENT_SECRET",
+    "LAYER_MCP_OAUTH_IDP_AUDIENCE",
+    "LAYER_MCP_OAUTH_ENCRYPTION_KEY",
+    "LAYER_MCP_STORE",
+    "LAYER_MCP_DATA_DIR",
+    "LAYER_MCP_OAUTH_ACCESS_TOKEN_TTL",
+    "LAYER_MCP_OAUTH_REFRESH_TOKEN_TTL",
+    "LAYER_MCP_OAUTH_REFRESH_GRACE",
+    "LAYER_MCP_OAUTH_CODE_TTL",
+    "LAYER_MCP_OAUTH_REGISTRATIONS_PER_MINUTE",
+    "LAYER_MCP_TRUST_FORWARDED_FOR",
+];
+
 /// The OAuth flags. OAuth is on when `--oauth-idp-client-id` is given.
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct OAuthArgs {

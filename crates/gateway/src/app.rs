@@ -20,7 +20,9 @@ use tower::ServiceBuilder;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::auth::challenge::Challenge;
-use crate::auth::{MemoryCredentialCache, PatAuthenticator, PatVerifier, SharedAuthenticator, VerifyError};
+use auth_server::AuthServer;
+
+use crate::auth::{MemoryCredentialCache, OAuthAuthenticator, PatAuthenticator, PatVerifier, SharedAuthenticator, VerifyError};
 use crate::config::{Config, origin_of};
 use crate::http::{self, accept, auth, guard, protocol, session};
 use crate::mcp::{LayerMcp, Shared};
@@ -36,6 +38,9 @@ pub struct Services {
     pub authenticator: SharedAuthenticator,
     pub sessions: Arc<dyn SessionRegistry>,
     pub fetcher: Arc<dyn FileFetcher>,
+    /// The OAuth authorization server (issue 4), when configured: its routes are mounted
+    /// and its tokens are accepted beside PATs.
+    pub oauth: Option<AuthServer>,
 }
 
 impl Services {
@@ -47,7 +52,14 @@ impl Services {
         let sessions: Arc<dyn SessionRegistry> =
             Arc::new(MemorySessionRegistry::new(config.max_sessions_per_user, config.session_idle_timeout));
         let fetcher = crate::fetch::fetcher_from_config(config)?;
-        Ok(Self { layer, authenticator, sessions, fetcher })
+        Ok(Self { layer, authenticator, sessions, fetcher, oauth: None })
+    }
+
+    /// Turns on OAuth: `server`'s tokens are accepted first, PATs still work.
+    pub fn with_oauth(mut self, server: AuthServer) -> Self {
+        self.authenticator = Arc::new(OAuthAuthenticator::new(server.clone(), self.authenticator));
+        self.oauth = Some(server);
+        self
     }
 }
 
@@ -152,7 +164,11 @@ pub fn router(config: &Config, services: Services, shutdown: CancellationToken) 
     );
 
     let guard = Arc::new(guard::Guard::new(&config.allowed_hosts(), &config.allowed_origins));
-    let auth_state = auth::AuthState { authenticator: services.authenticator.clone(), challenge: Arc::new(Challenge::new()) };
+    let challenge = match &services.oauth {
+        Some(server) => Challenge::new().with_oauth(server.resource_metadata_url(), auth_server::SCOPE.to_owned()),
+        None => Challenge::new(),
+    };
+    let auth_state = auth::AuthState { authenticator: services.authenticator.clone(), challenge: Arc::new(challenge) };
     let session_state = session::SessionState { registry: services.sessions.clone(), closer: session_manager };
     session::spawn_idle_sweeper(session_state.clone(), Duration::from_secs(30).min(config.session_idle_timeout), shutdown.clone());
     let protocol_state = protocol::ProtocolState { max_body_bytes: config.max_request_body_bytes };
@@ -167,11 +183,15 @@ pub fn router(config: &Config, services: Services, shutdown: CancellationToken) 
         .service(mcp_service);
 
     let readiness = Arc::new(Readiness { layer: services.layer.clone(), last: Mutex::new(None) });
-    Router::new()
+    let mut app = Router::new()
         .route_service("/mcp", mcp)
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz).with_state(readiness))
-        .layer(
+        .route("/readyz", get(readyz).with_state(readiness));
+    if let Some(server) = &services.oauth {
+        // Discovery documents, /authorize, /token, /register, /revoke and the login pages.
+        app = app.merge(server.router());
+    }
+    app.layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(http::trace::REQUEST_ID, http::trace::MakeUuid))
                 .layer(http::trace::layer())
@@ -230,7 +250,8 @@ pub async fn start(mut config: Config, services: Services) -> anyhow::Result<Run
     let app = router(&config, services, shutdown.clone());
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
+        // Connect info: the authorization server rate-limits registrations per address.
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await
     });

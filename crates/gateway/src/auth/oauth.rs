@@ -1,0 +1,49 @@
+//! The gateway's own OAuth access tokens (issue 4), beside PATs: a token that is one of our
+//! JWTs is verified by the authorization server and resolved to the Layer token held for its
+//! grant (refreshed at Layer when due); anything else goes to the PAT authenticator.
+
+use std::time::Duration;
+
+use auth_server::AuthServer;
+use layer_api::BearerToken;
+
+use super::{AuthError, Authenticator, Caller, CredentialKind, PresentedToken, SharedAuthenticator, UserId};
+
+/// OAuth first for our own tokens, PATs otherwise.
+pub struct OAuthAuthenticator {
+    server: AuthServer,
+    pats: SharedAuthenticator,
+}
+
+impl OAuthAuthenticator {
+    pub fn new(server: AuthServer, pats: SharedAuthenticator) -> Self {
+        Self { server, pats }
+    }
+}
+
+fn unavailable(reason: String) -> AuthError {
+    AuthError::Unavailable { reason, retry_after: Duration::from_secs(2) }
+}
+
+#[async_trait::async_trait]
+impl Authenticator for OAuthAuthenticator {
+    async fn authenticate(&self, token: &PresentedToken) -> Result<Caller, AuthError> {
+        if !self.server.is_own_token(token.expose_secret()) {
+            return self.pats.authenticate(token).await;
+        }
+        let map = |e: auth_server::AuthError| match e {
+            auth_server::AuthError::Unavailable(reason) => unavailable(reason),
+            other => AuthError::Rejected { reason: other.to_string() },
+        };
+        let caller = self.server.authenticate(token.expose_secret()).await.map_err(map)?;
+        let layer_token = self.server.upstream_token(&caller).await.map_err(map)?;
+        let upstream = BearerToken::new(layer_token.expose().to_owned())
+            .map_err(|_| unavailable("Layer issued a token the gateway cannot forward".to_owned()))?;
+        Ok(Caller::new(UserId::for_subject(caller.subject.as_str()), CredentialKind::OAuth, upstream))
+    }
+
+    async fn forget(&self, token: &BearerToken) {
+        // Our tokens are checked against their grant on every request; only PATs are cached.
+        self.pats.forget(token).await;
+    }
+}
