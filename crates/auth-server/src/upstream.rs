@@ -85,6 +85,9 @@ pub struct UpstreamTokens {
     #[serde(default)]
     pub refresh_token: Option<String>,
     pub expires_at: UnixMillis,
+    /// When Layer issued the access token (0 if unknown).
+    #[serde(default)]
+    pub issued_at: UnixMillis,
 }
 
 impl std::fmt::Debug for UpstreamTokens {
@@ -383,9 +386,12 @@ impl Idp {
         serde_json::from_slice(&plain).map_err(|e| UpstreamError::Protocol(e.to_string()))
     }
 
+    /// Good for a while yet: refreshed `refresh_margin` before expiry, or at half its life
+    /// when Layer's tokens live shorter than twice the margin.
     fn fresh(&self, tokens: &UpstreamTokens, now: UnixMillis) -> bool {
         let margin = i64::try_from(self.refresh_margin.as_millis()).unwrap_or(0);
-        tokens.expires_at - margin > now
+        let lifetime = tokens.expires_at - tokens.issued_at;
+        tokens.expires_at - margin.min(lifetime / 2) > now
     }
 
     fn lock_for(&self, grant: &GrantId) -> Arc<tokio::sync::Mutex<()>> {
@@ -524,5 +530,6 @@ fn tokens_from(response: &IdpTokenResponse, previous_refresh: Option<String>) ->
             .map(|t| t.secret().clone())
             .or(previous_refresh),
         expires_at: now_millis() + i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX / 2),
+        issued_at: now_millis(),
     }
 }
