@@ -2,6 +2,7 @@
 // person: reads the page, clicks, types. Screenshots go to the artifacts folder.
 // Usage: node chromium_consent.cjs <authorization url> <login> <password> <artifacts dir> <redirect prefix>
 // Prints `REDIRECT <url>` with the URL the browser was finally sent to (the client's callback).
+const http = require("node:http");
 const { chromium } = require("playwright-core");
 
 const [authorizationUrl, login, password, artifacts, redirectPrefix] = process.argv.slice(2);
@@ -9,12 +10,15 @@ const [authorizationUrl, login, password, artifacts, redirectPrefix] = process.a
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
 try {
   const page = await browser.newPage({ viewport: { width: 900, height: 900 } });
+  // The client's callback: a small server on its port that records where the browser landed.
   let finalUrl = null;
-  // The client's callback is not served here: stop the navigation there and report it.
-  await page.route((url) => url.href.startsWith(redirectPrefix), async (route) => {
-    finalUrl = route.request().url();
-    await route.fulfill({ status: 200, contentType: "text/html", body: "<h1>Connected</h1>" });
+  const target = new URL(redirectPrefix);
+  const callback = http.createServer((req, res) => {
+    finalUrl = `${target.protocol}//${target.host}${req.url}`;
+    res.writeHead(200, { "content-type": "text/html" });
+    res.end("<!doctype html><title>Connected</title><h1>Connected to Layer</h1><p>You can close this window.</p>");
   });
+  await new Promise((resolve) => callback.listen(Number(target.port), "127.0.0.1", resolve));
   await page.goto(authorizationUrl);
   await page.getByRole("heading", { level: 1 }).waitFor();
   const heading = await page.getByRole("heading", { level: 1 }).textContent();
@@ -28,6 +32,7 @@ try {
   await page.waitForURL((url) => url.href.startsWith(redirectPrefix));
   await page.screenshot({ path: `${artifacts}/oauth-connected.png` });
   console.log("REDIRECT", finalUrl ?? page.url());
+  callback.close();
 } finally {
   await browser.close();
 }

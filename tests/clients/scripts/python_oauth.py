@@ -69,7 +69,7 @@ async def main(url: str) -> None:
                 tools = await session.list_tools()
                 print("TOOLS", json.dumps(sorted(t.name for t in tools.tools)), flush=True)
                 result = await session.call_tool("list_workspaces", {})
-                print("CALL", json.dumps({"is_error": bool(result.isError), "structured": result.structuredContent}), flush=True)
+                print("CALL", json.dumps({"is_error": bool(result.is_error), "structured": result.structured_content}), flush=True)
 
 
 if __name__ == "__main__":
