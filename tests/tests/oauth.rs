@@ -300,6 +300,7 @@ async fn headless_chromium_walks_the_consent_page_and_the_login() {
     assert!(text.contains("CONSENT Chromium test app wants to use your Layer account"), "{text}");
     let landed = text.lines().find_map(|l| l.strip_prefix("REDIRECT ")).expect("final redirect");
     let q = query(&Url::parse(landed).unwrap());
+    assert!(q.contains_key("code"), "landed on {landed}\n{}", stack.gateway.log_text());
     for shot in ["oauth-consent.png", "oauth-layer-login.png", "oauth-connected.png"] {
         let meta = std::fs::metadata(artifacts.join(shot)).unwrap_or_else(|_| panic!("{shot} kept"));
         assert!(meta.len() > 1000, "{shot} is a real picture");

@@ -14,7 +14,7 @@ try {
   let finalUrl = null;
   const target = new URL(redirectPrefix);
   const callback = http.createServer((req, res) => {
-    finalUrl = `${target.protocol}//${target.host}${req.url}`;
+    if (!req.url.startsWith("/favicon")) finalUrl = `${target.protocol}//${target.host}${req.url}`;
     res.writeHead(200, { "content-type": "text/html" });
     res.end("<!doctype html><title>Connected</title><h1>Connected to Layer</h1><p>You can close this window.</p>");
   });
@@ -33,6 +33,14 @@ try {
   await page.screenshot({ path: `${artifacts}/oauth-connected.png` });
   console.log("REDIRECT", finalUrl ?? page.url());
   callback.close();
+} catch (e) {
+  const pages = browser.contexts().flatMap((c) => c.pages());
+  for (const p of pages) {
+    console.error("STUCK AT", p.url());
+    console.error((await p.content()).slice(0, 2000));
+    await p.screenshot({ path: `${artifacts}/oauth-failure.png`, fullPage: true });
+  }
+  throw e;
 } finally {
   await browser.close();
 }
