@@ -1,7 +1,7 @@
 //! Harness for the end-to-end tests: real processes on loopback, real MCP clients.
 //!
-//! Everything here starts something real and stops it when dropped: gateway processes
-//! ([`gateway`]), a Redis server ([`redis`]), and the npm and PyPI clients that
+//! Everything here starts something real and stops it when dropped: the Layer simulator
+//! in-process ([`sim`]), gateway processes ([`gateway`]), a Redis server ([`redis`]), and the npm and PyPI clients that
 //! `scripts/setup-test-deps` installed ([`clients`]). [`mcp`] is a small Rust MCP client
 //! (rmcp) for scripted calls where a real client would add nothing but time.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
@@ -13,6 +13,7 @@ pub mod oauth;
 pub mod paths;
 pub mod process;
 pub mod redis;
+pub mod sim;
 
 /// A port the OS considers free right now. Another process could take it before it is used;
 /// on loopback in a test run that race is rare enough, and the alternative (parsing a port

@@ -422,7 +422,8 @@ impl<'a> AuthedClient<'a> {
     }
 
     /// Polls a run until it is terminal, honouring `poll_interval_seconds` (capped by
-    /// `options.max_interval`). On timeout returns [`Error::Timeout`]; the run goes on.
+    /// `options.max_interval`). When `options.timeout` passes first, returns
+    /// [`Error::WaitTimedOut`]; the run goes on.
     pub async fn wait_for_inference(
         &self,
         workspace: WorkspaceId,
@@ -698,7 +699,7 @@ async fn sleep_until_next_poll(
     let wait = suggested.min(options.max_interval);
     let now = Instant::now();
     if now >= deadline {
-        return Err(Error::Timeout { endpoint });
+        return Err(Error::WaitTimedOut { endpoint });
     }
     tokio::time::sleep(wait.min(deadline - now)).await;
     Ok(())

@@ -339,6 +339,13 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// [`crate::AuthedClient::wait_for_inference`] (or `wait_for_workflow_run`) gave up
+    /// before the run finished. The run goes on upstream; poll it again later.
+    #[error("the run was still unfinished when the wait for it ended ({endpoint})")]
+    WaitTimedOut {
+        /// The poll call, as a route template.
+        endpoint: &'static str,
+    },
     /// An answer with a success status whose body is not what the API documents (for
     /// example an HTML page from a proxy).
     #[error("{endpoint} answered {status} with a body that is not the documented JSON: {reason}")]
@@ -419,7 +426,10 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Api(api) => api.is_retryable(),
-            Self::Timeout { .. } | Self::Connect { .. } | Self::ConnectionLost { .. } => true,
+            Self::Timeout { .. }
+            | Self::Connect { .. }
+            | Self::ConnectionLost { .. }
+            | Self::WaitTimedOut { .. } => true,
             Self::Upload { status, .. } => status.is_server_error(),
             Self::InvalidResponse { .. } | Self::InvalidRequest(_) | Self::Build(_) => false,
         }

@@ -74,8 +74,9 @@ impl LayerClient {
     /// Uploads `body` to a signed resumable-upload URL from
     /// [`crate::AuthedClient::request_upload_url`]: starts the session (retried like any safe
     /// call, since a session that is never used costs nothing), then sends the bytes in one
-    /// `PUT` (not retried: a broken `PUT` leaves a half-written session, and the caller
-    /// should request a fresh URL).
+    /// `PUT`. If that `PUT` breaks (connection lost, timeout, 5xx) and the body is in memory,
+    /// the client asks storage how far it got and sends the rest, as the resumable protocol
+    /// allows; a streamed body gets one attempt.
     pub async fn upload_bytes(
         &self,
         upload_url: &SignedUrl,
@@ -169,19 +170,81 @@ impl LayerClient {
         content_type: HeaderValue,
         body: UploadBody,
     ) -> Result<()> {
-        let reqwest_body = match body.source {
-            Source::Bytes(bytes) => reqwest::Body::from(bytes),
-            Source::Stream(stream) => stream,
+        let bytes = match body.source {
+            // A stream cannot be replayed: one attempt.
+            Source::Stream(stream) => {
+                return self
+                    .put_once(&session, &content_type, stream, body.len, None)
+                    .await;
+            }
+            Source::Bytes(bytes) => bytes,
         };
-        let response = self
+        let retry = &self.config().retry;
+        let mut offset = 0u64;
+        let mut attempt = 1;
+        loop {
+            let chunk = bytes.slice(
+                usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len())..,
+            );
+            let range = (offset > 0).then_some(offset);
+            let error = match self
+                .put_once(
+                    &session,
+                    &content_type,
+                    chunk.into(),
+                    body.len - offset,
+                    range,
+                )
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            };
+            let retryable = match &error {
+                Error::Upload { status, .. } => status.is_server_error(),
+                other => retry_delay(retry, other, attempt).is_some(),
+            };
+            if !retryable || attempt >= retry.max_attempts {
+                return Err(error);
+            }
+            tracing::info!(attempt, error = %error, "upload interrupted; asking storage how far it got");
+            tokio::time::sleep(retry.backoff(attempt)).await;
+            attempt += 1;
+            match self.upload_progress(&session, body.len).await? {
+                Progress::Complete => return Ok(()),
+                Progress::Received(have) => offset = have,
+            }
+        }
+    }
+
+    /// One `PUT` of the bytes from `offset` (all of them when `None`) to the end.
+    async fn put_once(
+        &self,
+        session: &Url,
+        content_type: &HeaderValue,
+        body: reqwest::Body,
+        len: u64,
+        offset: Option<u64>,
+    ) -> Result<()> {
+        let mut request = self
             .http()
-            .put(session)
+            .put(session.clone())
             .timeout(self.config().upload_timeout)
-            .header(header::CONTENT_TYPE, content_type)
+            .header(header::CONTENT_TYPE, content_type.clone())
             // Explicit, so a stream goes out with a length rather than chunked: storage
             // checks the count against what was announced.
-            .header(header::CONTENT_LENGTH, body.len)
-            .body(reqwest_body)
+            .header(header::CONTENT_LENGTH, len);
+        if let Some(offset) = offset {
+            let total = offset + len;
+            request = request.header(
+                header::CONTENT_RANGE,
+                format!("bytes {offset}-{}/{total}", total - 1),
+            );
+        }
+        let response = request
+            .body(body)
             .send()
             .await
             .map_err(|e| Error::transport(PUT_ENDPOINT, e))?;
@@ -192,6 +255,40 @@ impl LayerClient {
             Err(storage_error(UploadStage::Put, status, response).await)
         }
     }
+
+    /// Asks the session how many bytes arrived (`Content-Range: bytes */total`): `308` with
+    /// `Range: bytes=0-N` (or none, for nothing yet), or `200`/`201` once complete.
+    async fn upload_progress(&self, session: &Url, total: u64) -> Result<Progress> {
+        let response = self
+            .http()
+            .put(session.clone())
+            .timeout(self.config().request_timeout)
+            .header(header::CONTENT_LENGTH, 0)
+            .header(header::CONTENT_RANGE, format!("bytes */{total}"))
+            .send()
+            .await
+            .map_err(|e| Error::transport(PUT_ENDPOINT, e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(Progress::Complete);
+        }
+        if status != StatusCode::PERMANENT_REDIRECT {
+            return Err(storage_error(UploadStage::Put, status, response).await);
+        }
+        let received = response
+            .headers()
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().strip_prefix("bytes=0-"))
+            .and_then(|last| last.parse::<u64>().ok())
+            .map_or(0, |last| last + 1);
+        Ok(Progress::Received(received.min(total)))
+    }
+}
+
+enum Progress {
+    Complete,
+    Received(u64),
 }
 
 async fn storage_error(

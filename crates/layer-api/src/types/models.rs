@@ -81,9 +81,10 @@ pub struct ModelCapabilities {
     /// Guidance types it takes: pose, depth, canny, lineart, `prompt` (style reference)…
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guidance_file_types: Option<Vec<String>>,
-    /// Video durations it generates, in seconds.
+    /// Video durations it generates, in seconds (integers in models.py; kept as sent, so a
+    /// fractional one added later neither breaks decoding nor changes on re-encoding).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration_seconds: Option<Vec<f64>>,
+    pub duration_seconds: Option<Vec<serde_json::Number>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_seconds_min: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

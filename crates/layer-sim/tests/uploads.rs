@@ -1,0 +1,239 @@
+//! The GCS-style resumable upload protocol and how uploaded files are used.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns panic on purpose
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn grant(h: &Harness, token: &str, content_type: &str, size: usize) -> Value {
+    h.post_ok(
+        token,
+        &format!("/workspaces/{ACME}/files/upload-url"),
+        &json!({"content_type": content_type, "file_size_bytes": size}),
+    )
+    .await
+}
+
+async fn start(h: &Harness, url: &str) -> String {
+    let r = h
+        .http
+        .post(url)
+        .header("x-goog-resumable", "start")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    r.headers()["location"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn upload_round_trip_returns_the_same_bytes() {
+    let h = Harness::start().await;
+    let alice = h.pat("alice");
+    let bytes: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let g = grant(&h, &alice, "image/png", bytes.len()).await;
+    let url = g["upload_url"].as_str().unwrap();
+    assert!(url.contains("X-Goog-Signature=") && url.contains("X-Goog-Expires=900"));
+    assert_eq!(g["content_type"], "image/png");
+    let file = h.upload(&alice, ACME, "image/png", bytes.clone()).await;
+    let back = h
+        .http
+        .get(h.url(&format!("/_sim/files/{file}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.headers()["x-sim-file-status"], "ready");
+    assert_eq!(back.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    // Usable as guidance in the same workspace.
+    h.post_ok(
+        &alice,
+        &format!("/workspaces/{ACME}/inferences/estimate"),
+        &json!({"model_id": FLUX, "prompt": "x", "guidance_files": [{"file_id": file, "type": "reference_image"}]}),
+    )
+    .await;
+    // Another workspace does not know it.
+    let r = h
+        .post(
+            &alice,
+            &format!("/workspaces/{ALICE_PERSONAL}/inferences"),
+            &json!({"model_id": FLUX, "prompt": "x", "guidance_files": [{"file_id": file, "type": "reference_image"}]}),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(code(&r.json().await.unwrap()), "FILE_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn a_wrong_length_is_refused_and_the_file_stays_unusable() {
+    let h = Harness::start().await;
+    let alice = h.pat("alice");
+    let g = grant(&h, &alice, "image/png", 10).await;
+    let session = start(&h, g["upload_url"].as_str().unwrap()).await;
+    let r = h
+        .http
+        .put(&session)
+        .body(vec![0u8; 9])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("<Error>"));
+    // The right length afterwards does not revive it.
+    let r = h
+        .http
+        .put(&session)
+        .body(vec![0u8; 10])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::GONE);
+    let file = g["file_id"].as_str().unwrap();
+    let r = h
+        .post(
+            &alice,
+            &format!("/workspaces/{ACME}/inferences"),
+            &json!({"model_id": FLUX, "prompt": "x", "guidance_files": [{"file_id": file, "type": "reference_image"}]}),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["detail"][0]["loc"],
+        json!(["body", "guidance_files", 0, "file_id"])
+    );
+    assert_eq!(h.state().await["counters"]["runs_created"], 0);
+}
+
+#[tokio::test]
+async fn a_file_not_yet_uploaded_is_refused() {
+    let h = Harness::start().await;
+    let alice = h.pat("alice");
+    let g = grant(&h, &alice, "image/webp", 10).await;
+    let r = h
+        .post(
+            &alice,
+            &format!("/workspaces/{ACME}/inferences"),
+            &json!({"model_id": FLUX_FILL, "prompt": "x", "guidance_files": [{"file_id": g["file_id"], "type": "init_image"}]}),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let unknown = "0f000000-0000-4000-8000-00000000000f";
+    let r = h
+        .post(
+            &alice,
+            &format!("/workspaces/{ACME}/inferences"),
+            &json!({"model_id": FLUX_FILL, "prompt": "x", "guidance_files": [{"file_id": unknown, "type": "init_image"}]}),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn chunked_upload_reports_progress_until_complete() {
+    let h = Harness::start().await;
+    let alice = h.pat("alice");
+    let g = grant(&h, &alice, "audio/wav", 20).await;
+    let session = start(&h, g["upload_url"].as_str().unwrap()).await;
+    let r = h
+        .http
+        .put(&session)
+        .header("content-range", "bytes 0-9/20")
+        .body(vec![1u8; 10])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 308);
+    assert_eq!(r.headers()["range"], "bytes=0-9");
+    let r = h
+        .http
+        .put(&session)
+        .header("content-range", "bytes */20")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 308);
+    let r = h
+        .http
+        .put(&session)
+        .header("content-range", "bytes 10-19/20")
+        .body(vec![2u8; 10])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let obj: Value = r.json().await.unwrap();
+    assert_eq!(obj["size"], "20");
+    let back = h
+        .http
+        .get(h.url(&format!("/_sim/files/{}", g["file_id"].as_str().unwrap())))
+        .send()
+        .await
+        .unwrap();
+    let mut expected = vec![1u8; 10];
+    expected.extend([2u8; 10]);
+    assert_eq!(back.bytes().await.unwrap().as_ref(), expected.as_slice());
+}
+
+#[tokio::test]
+async fn signed_url_is_checked_and_types_and_sizes_are_limited() {
+    let h = Harness::start().await;
+    let alice = h.pat("alice");
+    let g = grant(&h, &alice, "image/png", 10).await;
+    let url = g["upload_url"].as_str().unwrap();
+    let forged = format!("{}0", url);
+    let r = h
+        .http
+        .post(&forged)
+        .header("x-goog-resumable", "start")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = h.http.post(url).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "needs x-goog-resumable"
+    );
+    let r = h
+        .http
+        .post(url)
+        .header("x-goog-resumable", "start")
+        .header("content-type", "image/jpeg")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "content type must match the grant"
+    );
+
+    let path = format!("/workspaces/{ACME}/files/upload-url");
+    for body in [
+        json!({"content_type": "application/pdf", "file_size_bytes": 10}),
+        json!({"content_type": "image/png", "file_size_bytes": 0}),
+        json!({"content_type": "audio/mpeg", "file_size_bytes": 65 * 1024 * 1024}),
+        json!({"content_type": "audio/wav", "file_size_bytes": 10, "source_type": "mask"}),
+        json!({"file_size_bytes": 10}),
+    ] {
+        let r = h.post(&alice, &path, &body, None).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    }
+    // 5 GiB of MP4 is allowed.
+    let big = h
+        .post(
+            &alice,
+            &path,
+            &json!({"content_type": "video/mp4", "file_size_bytes": 5u64 * 1024 * 1024 * 1024}),
+            None,
+        )
+        .await;
+    assert_eq!(big.status(), StatusCode::OK);
+}

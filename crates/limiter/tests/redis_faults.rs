@@ -1,0 +1,462 @@
+//! What only the Redis limiter faces: Redis dying or hanging, replicas dying, keys left
+//! behind, secrets in errors.
+
+// Test code: a failed expectation should panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use limiter::{CallError, CapKey, Holder, Limiter, LimiterConfig, ReserveError, RunId, RunRef};
+use support::RedisServer;
+
+fn config() -> LimiterConfig {
+    LimiterConfig {
+        reservation_lease: Duration::from_millis(900),
+        call_lease: Duration::from_millis(900),
+        heartbeat_interval: Duration::from_millis(150),
+        ticket_lease: Duration::from_millis(900),
+        queue_poll_interval: Duration::from_millis(100),
+        redis_timeout: Duration::from_millis(300),
+        ..LimiterConfig::default()
+    }
+}
+
+fn key() -> CapKey {
+    CapKey::new("user-1", Some("ws-1"))
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Retries `f` until it succeeds or `within` passes; returns how long it took.
+async fn eventually<T, E: std::fmt::Debug, F: std::future::Future<Output = Result<T, E>>>(
+    within: Duration,
+    mut f: impl FnMut() -> F,
+) -> (T, Duration) {
+    let start = Instant::now();
+    loop {
+        match f().await {
+            Ok(v) => return (v, start.elapsed()),
+            Err(e) if start.elapsed() > within => panic!("still failing after {within:?}: {e:?}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+async fn free_calls(l: &Limiter, k: &CapKey) -> usize {
+    let mut held = Vec::new();
+    while let Ok(p) = l.acquire_call(k, Duration::ZERO).await {
+        held.push(p);
+    }
+    held.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_redis_fails_closed_and_everything_recovers_without_restart() {
+    let mut redis = RedisServer::start();
+    let l = Limiter::redis(&redis.url(), config()).unwrap();
+    let k = key();
+    l.reserve(&k)
+        .await
+        .unwrap()
+        .commit(RunRef::new("forge", "r0"), MINUTE)
+        .await
+        .unwrap();
+    // Live holders across the outage: a reservation and two calls.
+    let reservation = l.reserve(&k).await.unwrap();
+    let calls = [
+        l.acquire_call(&k, Duration::ZERO).await.unwrap(),
+        l.acquire_call(&k, Duration::ZERO).await.unwrap(),
+    ];
+
+    redis.kill();
+    let t = Instant::now();
+    match l.reserve(&k).await {
+        Err(ReserveError::Unavailable(e)) => {
+            assert!(e.to_string().starts_with("limiter unavailable"))
+        }
+        other => panic!("expected LimiterUnavailable, got {other:?}"),
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "failed closed in {:?}",
+        t.elapsed()
+    );
+    for _ in 0..3 {
+        assert!(matches!(
+            l.reserve(&k).await,
+            Err(ReserveError::Unavailable(_))
+        ));
+        assert!(matches!(
+            l.acquire_call(&k, Duration::from_secs(5)).await,
+            Err(CallError::Unavailable(_))
+        ));
+    }
+    assert!(l.check().await.is_err());
+    assert!(l.active_runs(&k).await.is_err());
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "every call failed fast: {:?}",
+        t.elapsed()
+    );
+
+    redis.restart(); // empty: nothing was saved
+    let (_, took) = eventually(Duration::from_secs(5), || l.check()).await;
+    assert!(took < Duration::from_secs(3), "recovered in {took:?}");
+    // Within a heartbeat, live holders are counted again; the committed run was lost with
+    // Redis (documented: Redis without persistence forgets runs).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let active = l.active_runs(&k).await.unwrap();
+    assert_eq!(
+        active.iter().map(|p| p.holder.clone()).collect::<Vec<_>>(),
+        [Holder::Starting]
+    );
+    assert_eq!(
+        free_calls(&l, &k).await,
+        3,
+        "the two live calls still hold places"
+    );
+    // And the cap is exact again.
+    let mut held = Vec::new();
+    while let Ok(r) = l.reserve(&k).await {
+        held.push(r);
+    }
+    assert_eq!(held.len(), 4);
+    for r in held {
+        r.cancel().await.unwrap();
+    }
+    reservation.cancel().await.unwrap();
+    drop(calls);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_redis_times_out_instead_of_hanging_calls() {
+    let redis = RedisServer::start();
+    let l = Limiter::redis(&redis.url(), config()).unwrap();
+    let k = key();
+    l.check().await.unwrap();
+    redis.pause();
+    let t = Instant::now();
+    assert!(matches!(
+        l.reserve(&k).await,
+        Err(ReserveError::Unavailable(_))
+    ));
+    assert!(matches!(
+        l.acquire_call(&k, Duration::from_secs(10)).await,
+        Err(CallError::Unavailable(_))
+    ));
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    redis.resume();
+    eventually(Duration::from_secs(5), || l.check()).await;
+    l.reserve(&k).await.unwrap().cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_during_an_outage_lands_when_redis_answers_again() {
+    let redis = RedisServer::start();
+    let l = Limiter::redis(&redis.url(), config()).unwrap();
+    let k = key();
+    let r = l.reserve(&k).await.unwrap();
+    redis.pause();
+    let run = RunRef::new("workflow", "wr-1").with_parent("wf-1");
+    assert!(r.commit(run.clone(), MINUTE).await.is_err());
+    redis.resume();
+    let (active, _) = eventually(Duration::from_secs(3), || async {
+        let active = l.active_runs(&k).await.map_err(|e| e.to_string())?;
+        match active.first().map(|p| &p.holder) {
+            Some(Holder::Run { .. }) => Ok(active),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].holder.run(), Some(&run));
+    assert!(active[0].expires_in > Duration::from_secs(50));
+}
+
+/// A replica whose runtime dies without releasing anything (its heartbeats stop, its drops
+/// never run): simulated by shutting down the runtime that owns its limiter and tasks.
+fn dead_replica(url: String, calls: usize, reserve: bool) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let held = runtime.block_on(async move {
+        let l = Limiter::redis(&url, config()).unwrap();
+        let mut permits = Vec::new();
+        for _ in 0..calls {
+            permits.push(l.acquire_call(&key(), Duration::ZERO).await.unwrap());
+        }
+        let reservation = if reserve {
+            Some(l.reserve(&key()).await.unwrap())
+        } else {
+            None
+        };
+        // Alive for three leases: the heartbeat must keep everything.
+        tokio::time::sleep(Duration::from_millis(2700)).await;
+        (l, permits, reservation)
+    });
+    runtime.shutdown_background();
+    // Dropped after their tasks are gone: nothing is released.
+    std::mem::forget(held);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_dies_frees_its_places_within_the_lease() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let survivor = Limiter::redis(&url, config()).unwrap();
+    let k = key();
+    survivor
+        .reserve(&k)
+        .await
+        .unwrap()
+        .commit(RunRef::new("forge", "kept"), MINUTE)
+        .await
+        .unwrap();
+
+    let replica = std::thread::spawn(move || dead_replica(url, 5, true));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Past a whole lease, the live replica's heartbeats still hold every place.
+    assert!(matches!(
+        survivor.acquire_call(&k, Duration::ZERO).await,
+        Err(CallError::QueueTimeout(_))
+    ));
+    assert_eq!(survivor.active_runs(&k).await.unwrap().len(), 2);
+    replica.join().unwrap();
+    let died = Instant::now();
+
+    // A waiter gets in once the dead replica's lease runs out, not before, not much after.
+    let permit = survivor
+        .acquire_call(&k, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let waited = died.elapsed();
+    assert!(
+        waited > Duration::from_millis(300) && waited < Duration::from_millis(1800),
+        "call place freed {waited:?} after the replica died (lease 900ms)"
+    );
+    drop(permit);
+    // The release is sent by the permit's lease task, just after the drop.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(free_calls(&survivor, &k).await, 5);
+    // The dead replica's reservation is gone; the committed run of the survivor stays.
+    let active = survivor.active_runs(&k).await.unwrap();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].holder.run().map(|r| r.id.as_str()), Some("kept"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_waiter_stops_blocking_the_queue_within_its_ticket_lease() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let one = LimiterConfig {
+        max_calls_in_flight: 1,
+        ..config()
+    };
+    let survivor = Limiter::redis(&url, one.clone()).unwrap();
+    let k = key();
+    let holder = survivor.acquire_call(&k, Duration::ZERO).await.unwrap();
+
+    // Another replica queues a waiter, then dies with it.
+    let replica = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let held = runtime.block_on(async move {
+            let l = Limiter::redis(&url, one).unwrap();
+            let waiting = {
+                let l = l.clone();
+                tokio::spawn(async move { l.acquire_call(&key(), Duration::from_secs(30)).await })
+            };
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            (l, waiting)
+        });
+        runtime.shutdown_background();
+        std::mem::forget(held);
+    });
+    replica.join().unwrap();
+
+    let waiter = {
+        let l = survivor.clone();
+        let k = k.clone();
+        tokio::spawn(async move {
+            let p = l.acquire_call(&k, Duration::from_secs(5)).await;
+            (Instant::now(), p)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let freed = Instant::now();
+    drop(holder);
+    let (admitted, permit) = waiter.await.unwrap();
+    drop(permit.expect("admitted once the dead ticket expired"));
+    let lag = admitted - freed;
+    // The dead ticket was first in line, so the place waited for it (fairness), but only
+    // until its lease (900ms) ran out.
+    assert!(
+        lag > Duration::from_millis(300) && lag < Duration::from_millis(1500),
+        "admitted {lag:?} after the release"
+    );
+}
+
+/// Run only as a child process by `a_sigkilled_process_frees_its_places_within_the_lease`.
+#[tokio::test]
+#[ignore = "child process of another test"]
+async fn holder_process() {
+    let Ok(url) = std::env::var("LIMITER_HOLDER_URL") else {
+        return;
+    };
+    let l = Limiter::redis(&url, config()).unwrap();
+    let mut permits = Vec::new();
+    for _ in 0..5 {
+        permits.push(l.acquire_call(&key(), Duration::ZERO).await.unwrap());
+    }
+    let _reservation = l.reserve(&key()).await.unwrap();
+    println!("HOLDING");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_process_frees_its_places_within_the_lease() {
+    let redis = RedisServer::start();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "holder_process", "--ignored", "--nocapture"])
+        .env("LIMITER_HOLDER_URL", redis.url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let ready = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains("HOLDING"))
+    });
+    assert!(
+        tokio::time::timeout(Duration::from_secs(30), ready)
+            .await
+            .unwrap()
+            .unwrap(),
+        "holder process never held its places"
+    );
+    let l = Limiter::redis(&redis.url(), config()).unwrap();
+    let k = key();
+    assert!(l.acquire_call(&k, Duration::ZERO).await.is_err());
+    assert_eq!(l.active_runs(&k).await.unwrap()[0].holder, Holder::Starting);
+
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let killed = Instant::now();
+    let permit = l.acquire_call(&k, Duration::from_secs(5)).await.unwrap();
+    assert!(
+        killed.elapsed() < Duration::from_millis(1800),
+        "{:?}",
+        killed.elapsed()
+    );
+    drop(permit);
+    let (_, _) = eventually(Duration::from_secs(2), || async {
+        let n = l.active_runs(&k).await.map_err(|e| e.to_string())?.len();
+        if n == 0 {
+            Ok(())
+        } else {
+            Err(format!("{n} places"))
+        }
+    })
+    .await;
+    assert!(killed.elapsed() < Duration::from_millis(2000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_namespaced_expire_and_vanish_when_empty() {
+    let redis = RedisServer::start();
+    let mut raw = redis.inspect().await;
+    let l = Limiter::redis(&redis.url(), config()).unwrap();
+    let k = key();
+    let r = l.reserve(&k).await.unwrap();
+    r.commit(RunRef::new("forge", "r1"), MINUTE).await.unwrap();
+    let permit = l.acquire_call(&k, Duration::ZERO).await.unwrap();
+
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty());
+    for name in &keys {
+        assert!(name.starts_with("layer-mcp:cap:{"), "{name}");
+        assert!(
+            !name.contains("user-1") && !name.contains("ws-1"),
+            "no identifiers: {name}"
+        );
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(name)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert!(ttl > 0 && ttl <= 61_000 + 60_000, "{name} has ttl {ttl}");
+    }
+
+    drop(permit);
+    assert!(l.release_run(&k, &RunId::new("r1")).await.unwrap());
+    let (_, _) = eventually(Duration::from_secs(2), || async {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("layer-mcp:cap:*")
+            .query_async(&mut raw.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        if keys.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{keys:?}"))
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_are_loaded_again_after_redis_forgets_them() {
+    let redis = RedisServer::start();
+    let mut raw = redis.inspect().await;
+    let l = Limiter::redis(&redis.url(), config()).unwrap();
+    let k = key();
+    l.reserve(&k).await.unwrap().cancel().await.unwrap();
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    l.reserve(&k).await.unwrap().cancel().await.unwrap();
+    drop(l.acquire_call(&k, Duration::ZERO).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_never_appear_in_errors_or_debug_output() {
+    let bad = Limiter::redis("redis://:hunter2@127.0.0.1:notaport/", config()).unwrap_err();
+    assert!(!format!("{bad} {bad:?}").contains("hunter2"));
+
+    // A closed port: every error mentions the fault, never the URL.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let l = Limiter::redis(&format!("redis://:hunter2@127.0.0.1:{port}/"), config()).unwrap();
+    assert!(!format!("{l:?}").contains("hunter2"));
+    let e = l.reserve(&key()).await.unwrap_err();
+    let text = format!("{e} {e:?}");
+    assert!(
+        !text.contains("hunter2") && !text.contains(&port.to_string()),
+        "{text}"
+    );
+}
