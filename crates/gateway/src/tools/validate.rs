@@ -24,11 +24,16 @@ fn check_object(schema: &Value, object: &Map<String, Value>, path: &str) -> Resu
         for name in required.iter().filter_map(Value::as_str) {
             if object.get(name).is_none_or(Value::is_null) {
                 let full = path_join(path, name);
-                let hint = properties
-                    .and_then(|p| p.get(name))
-                    .filter(|s| s.get("format").and_then(Value::as_str) == Some("uuid"))
-                    .map(|_| format!(": {}", id_hint(name)))
-                    .unwrap_or_default();
+                let property = properties.and_then(|p| p.get(name));
+                let hint = match property {
+                    Some(s) if s.get("format").and_then(Value::as_str) == Some("uuid") => format!(": {}", id_hint(name)),
+                    Some(s) => s
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .map(|d| format!(": {}", d.chars().take(200).collect::<String>()))
+                        .unwrap_or_default(),
+                    None => String::new(),
+                };
                 return Err(ToolError::invalid(format!("`{full}` is required{hint}")));
             }
         }
