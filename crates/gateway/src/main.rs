@@ -37,7 +37,7 @@ enum Command {
         layer_api_url: Option<String>,
         /// OAuth login (issue 4): on when --oauth-idp-client-id is given.
         #[command(flatten)]
-        oauth: auth_server::OAuthArgs,
+        oauth: Box<auth_server::OAuthArgs>,
     },
     /// Start a Layer simulator in-process and the gateway in front of it, then print the MCP
     /// URL, a demo PAT, a demo login and how to connect each client.
@@ -75,7 +75,7 @@ async fn main() -> ExitCode {
                 }
             };
             init_tracing(config.log_format);
-            match serve(config, oauth).await {
+            match serve(config, *oauth).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("layer-mcp-gateway: {error:#}");
