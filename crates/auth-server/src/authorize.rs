@@ -118,22 +118,19 @@ fn found(location: &str) -> Response {
     r
 }
 
-/// Where a redirect URI returns to, for the consent page: its host, or the app scheme.
+/// Where a redirect URI returns to, for the consent page: the host (with a non-default port)
+/// of a web redirect, the scheme and host of an app's own scheme.
 fn redirect_target(redirect_uri: &str) -> String {
-    match Url::parse(redirect_uri) {
-        Ok(u) => match u.host_str() {
-            Some(h) => match u.port() {
-                Some(p)
-                    if matches!(u.scheme(), "http" | "https")
-                        && !crate::config::is_loopback_host(&u) =>
-                {
-                    format!("{h}:{p}")
-                }
-                _ => h.to_owned(),
-            },
-            None => format!("{}:", u.scheme()),
+    let Ok(u) = Url::parse(redirect_uri) else {
+        return redirect_uri.to_owned();
+    };
+    match (u.scheme(), u.host_str()) {
+        ("http" | "https", Some(h)) => match u.port() {
+            Some(p) if !crate::config::is_loopback_host(&u) => format!("{h}:{p}"),
+            _ => h.to_owned(),
         },
-        Err(_) => redirect_uri.to_owned(),
+        (scheme, Some(h)) if !h.is_empty() => format!("{scheme}://{h} (an app on your device)"),
+        (scheme, _) => format!("{scheme}: (an app on your device)"),
     }
 }
 

@@ -14,14 +14,36 @@ pub enum RedirectUriError {
     Fragment(String),
     #[error(
         "{0:?} is not allowed: redirect URIs must be https, http on a loopback address \
-         (localhost, 127.0.0.1, [::1]), or an app's private-use scheme like com.example.app:/cb"
+         (localhost, 127.0.0.1, [::1]), or a native app's own scheme like cursor://…"
     )]
     Scheme(String),
 }
 
+/// Schemes a browser would run, show or hand to something other than an app: never
+/// acceptable as a redirect target.
+const FORBIDDEN_SCHEMES: &[&str] = &[
+    "javascript",
+    "data",
+    "file",
+    "blob",
+    "about",
+    "vbscript",
+    "ftp",
+    "ws",
+    "wss",
+    "mailto",
+    "tel",
+    "sms",
+    "filesystem",
+    "view-source",
+    "chrome",
+    "chrome-extension",
+    "intent",
+];
+
 /// Checks a redirect URI a client wants to register: https; http only on loopback; or a
-/// private-use scheme in reverse-domain form (RFC 8252 §7.1, used by native apps such as
-/// Cursor). Never `javascript:`, `data:`, `file:` or plain http to another host.
+/// native app's private-use scheme (RFC 8252 §7.1; Cursor registers `cursor://…`). Never
+/// `javascript:`, `data:`, `file:` and the like, nor plain http to another host.
 pub fn validate_redirect_uri(raw: &str) -> Result<Url, RedirectUriError> {
     let url = Url::parse(raw).map_err(|_| RedirectUriError::NotAbsolute(raw.to_owned()))?;
     if url.fragment().is_some() {
@@ -30,7 +52,9 @@ pub fn validate_redirect_uri(raw: &str) -> Result<Url, RedirectUriError> {
     match url.scheme() {
         "https" if url.host().is_some() && url.username().is_empty() => Ok(url),
         "http" if is_loopback_host(&url) && url.username().is_empty() => Ok(url),
-        scheme if scheme.contains('.') => Ok(url),
+        "http" | "https" => Err(RedirectUriError::Scheme(raw.to_owned())),
+        scheme if !FORBIDDEN_SCHEMES.contains(&scheme) && !url.cannot_be_a_base() => Ok(url),
+        scheme if scheme.contains('.') && !FORBIDDEN_SCHEMES.contains(&scheme) => Ok(url),
         _ => Err(RedirectUriError::Scheme(raw.to_owned())),
     }
 }
@@ -91,6 +115,7 @@ mod tests {
             "https://vscode.dev/redirect",
             "cursor.anysphere.app:/oauth/callback",
             "com.example.app://callback",
+            "cursor://anysphere.cursor-retrieval/oauth/user-layer/callback",
         ] {
             assert!(validate_redirect_uri(ok).is_ok(), "{ok}");
         }
@@ -103,6 +128,9 @@ mod tests {
             "/relative",
             "http://127.0.0.1.evil.example/cb",
             "ftp://example.com/",
+            "vbscript:msgbox",
+            "about:blank",
+            "blob:https://a.example/x",
         ] {
             assert!(validate_redirect_uri(bad).is_err(), "{bad}");
         }
