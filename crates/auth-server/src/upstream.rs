@@ -169,7 +169,12 @@ pub struct Idp {
     jwks: RwLock<Option<(JwkSet, Instant)>>,
     refresh_locks: Mutex<HashMap<GrantId, Arc<tokio::sync::Mutex<()>>>>,
     refresh_margin: Duration,
+    /// Names this process in refresh leases.
+    replica_id: String,
 }
+
+/// How long one replica may take to refresh a grant's Layer token before another may try.
+const LEASE_MS: i64 = 15_000;
 
 impl std::fmt::Debug for Idp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -209,6 +214,7 @@ impl Idp {
             jwks: RwLock::new(None),
             refresh_locks: Mutex::new(HashMap::new()),
             refresh_margin,
+            replica_id: random_token("replica-"),
         })
     }
 
@@ -437,15 +443,69 @@ impl Idp {
         if self.fresh(&tokens, now_millis()) {
             return Ok(Some(Secret::new(tokens.access_token)));
         }
-        let Some(refresh) = tokens.refresh_token.clone() else {
+        if tokens.refresh_token.is_none() {
             tracing::info!(grant = %grant_id, "Layer token expired and there is no refresh token");
             store.revoke_grant(grant_id, now_millis()).await?;
             return Ok(None);
+        }
+        // Across replicas: one holds the lease and calls Layer; the others wait for its result.
+        // (Calling Layer twice with one refresh token would look like a replay to Layer.)
+        if !store
+            .lease_upstream_refresh(grant_id, &self.replica_id, now_millis(), LEASE_MS)
+            .await?
+        {
+            return self.wait_for_other_replica(store, grant_id).await;
+        }
+        // Re-read under the lease: another replica may have refreshed just before.
+        let result = match store.get_grant(grant_id).await?.filter(GrantRecord::is_live) {
+            None => Ok(None),
+            Some(grant) => match self.open(&grant)? {
+                t if self.fresh(&t, now_millis()) => Ok(Some(Secret::new(t.access_token))),
+                t => match t.refresh_token {
+                    Some(refresh) => self.refresh_at_layer(store, &grant, &refresh).await,
+                    None => Ok(None),
+                },
+            },
         };
+        if let Err(e) = store.release_upstream_refresh(grant_id, &self.replica_id).await {
+            tracing::warn!(grant = %grant_id, error = %e, "could not release the refresh lease");
+        }
+        result
+    }
+
+    /// Another replica is refreshing this grant: re-read until its new token is there.
+    async fn wait_for_other_replica(
+        &self,
+        store: &dyn Store,
+        grant_id: &GrantId,
+    ) -> Result<Option<Secret>, UpstreamError> {
+        let deadline = std::time::Instant::now() + Duration::from_millis(LEASE_MS as u64);
+        while std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let Some(grant) = store.get_grant(grant_id).await?.filter(GrantRecord::is_live) else {
+                return Ok(None);
+            };
+            let tokens = self.open(&grant)?;
+            if self.fresh(&tokens, now_millis()) {
+                return Ok(Some(Secret::new(tokens.access_token)));
+            }
+        }
+        Err(UpstreamError::Unreachable(
+            "another gateway replica did not finish refreshing the Layer token".into(),
+        ))
+    }
+
+    async fn refresh_at_layer(
+        &self,
+        store: &dyn Store,
+        grant: &GrantRecord,
+        refresh: &str,
+    ) -> Result<Option<Secret>, UpstreamError> {
+        let grant_id = &grant.id;
         let discovery = self.discovery().await?;
         let client = self.client(&discovery)?;
         let result = client
-            .exchange_refresh_token(&RefreshToken::new(refresh.clone()))
+            .exchange_refresh_token(&RefreshToken::new(refresh.to_owned()))
             .request_async(&self.oauth_http)
             .await;
         let response = match result {
@@ -464,7 +524,7 @@ impl Idp {
             }
             Err(other) => return Err(UpstreamError::Protocol(other.to_string())),
         };
-        let new_tokens = tokens_from(&response, Some(refresh));
+        let new_tokens = tokens_from(&response, Some(refresh.to_owned()));
         let sealed = self.seal(grant_id, &new_tokens, grant.upstream.version + 1);
         if store
             .swap_upstream(grant_id, grant.upstream.version, &sealed)

@@ -1061,3 +1061,29 @@ async fn a_metadata_document_on_a_private_address_is_never_fetched() {
     }
     assert_eq!(hits.load(Ordering::SeqCst), 0, "no connection was made");
 }
+
+#[tokio::test]
+async fn two_replicas_sharing_a_store_refresh_layer_once() {
+    let idp = MockIdp::start().await;
+    idp.state.access_ttl_secs.store(1, Ordering::SeqCst);
+    idp.state.refresh_delay_ms.store(300, Ordering::SeqCst);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let key = EncryptionKey::generate();
+    let a = Gateway::start_with(&idp, store.clone(), key.clone(), None, |_| {}).await;
+    let b = Gateway::start_with(&idp, store, key, None, |_| {}).await;
+    let client = register_public(&a, "http://127.0.0.1:5555/cb").await;
+    let tokens = login(&a, &client).await;
+    let caller = a.server.authenticate(tokens["access_token"].as_str().unwrap()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    idp.state.access_ttl_secs.store(3600, Ordering::SeqCst);
+    let calls = (0..20).map(|i| {
+        let server = if i % 2 == 0 { a.server.clone() } else { b.server.clone() };
+        let caller = caller.clone();
+        tokio::spawn(async move { server.upstream_token(&caller).await })
+    });
+    let results = futures_join(calls).await;
+    assert_eq!(idp.state.refreshes.load(Ordering::SeqCst), 1, "one refresh at Layer across replicas");
+    let tokens: std::collections::HashSet<String> =
+        results.iter().map(|r| r.as_ref().unwrap().expose().to_owned()).collect();
+    assert_eq!(tokens.len(), 1);
+}

@@ -72,6 +72,20 @@ pub trait Store: Send + Sync + 'static {
         upstream: &SealedUpstream,
     ) -> Result<bool, StoreError>;
 
+    /// Takes the right to refresh Layer's tokens for a grant, for `ttl_ms`, unless another
+    /// holder has it (across replicas, so only one of them calls Layer). Returns whether
+    /// `holder` has it now.
+    async fn lease_upstream_refresh(
+        &self,
+        id: &GrantId,
+        holder: &str,
+        now: UnixMillis,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Gives the lease back (only if `holder` still has it).
+    async fn release_upstream_refresh(&self, id: &GrantId, holder: &str)
+    -> Result<(), StoreError>;
+
     // Codes.
     async fn put_code(&self, code: &CodeRecord) -> Result<(), StoreError>;
     /// Spends a code. A second use revokes the grant issued from it.

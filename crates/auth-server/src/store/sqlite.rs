@@ -62,6 +62,11 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
     rotated_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS refresh_grant ON refresh_tokens (grant_id);
+CREATE TABLE IF NOT EXISTS upstream_leases (
+    grant_id TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS signing_keys (
     kid TEXT PRIMARY KEY,
     sealed_private BLOB NOT NULL,
@@ -410,6 +415,49 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn lease_upstream_refresh(
+        &self,
+        id: &GrantId,
+        holder: &str,
+        now: UnixMillis,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let id = id.clone();
+        let holder = holder.to_owned();
+        self.with(move |c| {
+            // Insert, or take over a lease that has run out; a live lease of another holder
+            // makes the upsert's WHERE false and changes nothing.
+            let changed = c
+                .execute(
+                    "INSERT INTO upstream_leases (grant_id, holder, expires_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(grant_id) DO UPDATE SET holder = ?2, expires_at = ?3
+                     WHERE upstream_leases.expires_at <= ?4 OR upstream_leases.holder = ?2",
+                    params![id.as_str(), holder, now + ttl_ms, now],
+                )
+                .map_err(backend)?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    async fn release_upstream_refresh(
+        &self,
+        id: &GrantId,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        let id = id.clone();
+        let holder = holder.to_owned();
+        self.with(move |c| {
+            c.execute(
+                "DELETE FROM upstream_leases WHERE grant_id = ?1 AND holder = ?2",
+                params![id.as_str(), holder],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn put_code(&self, code: &CodeRecord) -> Result<(), StoreError> {
         let code = code.clone();
         self.with(move |c| {
@@ -639,6 +687,8 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             let refresh = tx
                 .execute("DELETE FROM refresh_tokens WHERE expires_at <= ?1", params![now])
+                .map_err(backend)?;
+            tx.execute("DELETE FROM upstream_leases WHERE expires_at <= ?1", params![now])
                 .map_err(backend)?;
             // A grant is gone once revoked long enough ago, or once none of its refresh
             // tokens can be used any more (and no code for it is waiting).
