@@ -266,6 +266,20 @@ impl AuthServer {
         }
     }
 
+    /// Layer rejected the token [`upstream_token`](Self::upstream_token) gave for this grant
+    /// (it was revoked or expired early): the next call refreshes it at Layer, and if Layer
+    /// refuses that too, the grant ends and the client gets `invalid_token`.
+    pub async fn upstream_rejected(&self, grant: &GrantId) {
+        if let Err(e) = self
+            .inner
+            .idp
+            .expire_access_token(self.inner.store.as_ref(), grant)
+            .await
+        {
+            tracing::warn!(%grant, error = %e, "could not mark the Layer token as expired");
+        }
+    }
+
     /// Revokes a grant (as `/revoke` does): every token from it stops working at once.
     pub async fn revoke_grant(&self, grant: &GrantId) -> Result<bool, StoreError> {
         self.inner.store.revoke_grant(grant, now_millis()).await

@@ -457,7 +457,11 @@ impl Idp {
             return self.wait_for_other_replica(store, grant_id).await;
         }
         // Re-read under the lease: another replica may have refreshed just before.
-        let result = match store.get_grant(grant_id).await?.filter(GrantRecord::is_live) {
+        let result = match store
+            .get_grant(grant_id)
+            .await?
+            .filter(GrantRecord::is_live)
+        {
             None => Ok(None),
             Some(grant) => match self.open(&grant)? {
                 t if self.fresh(&t, now_millis()) => Ok(Some(Secret::new(t.access_token))),
@@ -467,7 +471,10 @@ impl Idp {
                 },
             },
         };
-        if let Err(e) = store.release_upstream_refresh(grant_id, &self.replica_id).await {
+        if let Err(e) = store
+            .release_upstream_refresh(grant_id, &self.replica_id)
+            .await
+        {
             tracing::warn!(grant = %grant_id, error = %e, "could not release the refresh lease");
         }
         result
@@ -482,7 +489,11 @@ impl Idp {
         let deadline = std::time::Instant::now() + Duration::from_millis(LEASE_MS as u64);
         while std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let Some(grant) = store.get_grant(grant_id).await?.filter(GrantRecord::is_live) else {
+            let Some(grant) = store
+                .get_grant(grant_id)
+                .await?
+                .filter(GrantRecord::is_live)
+            else {
                 return Ok(None);
             };
             let tokens = self.open(&grant)?;
@@ -542,6 +553,29 @@ impl Idp {
             return Ok(None);
         };
         Ok(Some(Secret::new(self.open(&grant)?.access_token)))
+    }
+
+    /// Marks Layer's access token for a grant as expired (Layer rejected it before its
+    /// time), so the next call refreshes it; a refused refresh then ends the grant.
+    pub async fn expire_access_token(
+        &self,
+        store: &dyn Store,
+        grant_id: &GrantId,
+    ) -> Result<(), UpstreamError> {
+        let Some(grant) = store
+            .get_grant(grant_id)
+            .await?
+            .filter(GrantRecord::is_live)
+        else {
+            return Ok(());
+        };
+        let mut tokens = self.open(&grant)?;
+        tokens.expires_at = tokens.issued_at.min(now_millis());
+        let sealed = self.seal(grant_id, &tokens, grant.upstream.version + 1);
+        store
+            .swap_upstream(grant_id, grant.upstream.version, &sealed)
+            .await?;
+        Ok(())
     }
 
     /// Revokes Layer's refresh token for a grant at the IdP (best effort).

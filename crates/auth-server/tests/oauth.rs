@@ -1073,17 +1073,61 @@ async fn two_replicas_sharing_a_store_refresh_layer_once() {
     let b = Gateway::start_with(&idp, store, key, None, |_| {}).await;
     let client = register_public(&a, "http://127.0.0.1:5555/cb").await;
     let tokens = login(&a, &client).await;
-    let caller = a.server.authenticate(tokens["access_token"].as_str().unwrap()).await.unwrap();
+    let caller = a
+        .server
+        .authenticate(tokens["access_token"].as_str().unwrap())
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     idp.state.access_ttl_secs.store(3600, Ordering::SeqCst);
     let calls = (0..20).map(|i| {
-        let server = if i % 2 == 0 { a.server.clone() } else { b.server.clone() };
+        let server = if i % 2 == 0 {
+            a.server.clone()
+        } else {
+            b.server.clone()
+        };
         let caller = caller.clone();
         tokio::spawn(async move { server.upstream_token(&caller).await })
     });
     let results = futures_join(calls).await;
-    assert_eq!(idp.state.refreshes.load(Ordering::SeqCst), 1, "one refresh at Layer across replicas");
-    let tokens: std::collections::HashSet<String> =
-        results.iter().map(|r| r.as_ref().unwrap().expose().to_owned()).collect();
+    assert_eq!(
+        idp.state.refreshes.load(Ordering::SeqCst),
+        1,
+        "one refresh at Layer across replicas"
+    );
+    let tokens: std::collections::HashSet<String> = results
+        .iter()
+        .map(|r| r.as_ref().unwrap().expose().to_owned())
+        .collect();
     assert_eq!(tokens.len(), 1);
+}
+
+#[tokio::test]
+async fn a_layer_token_rejected_early_is_refreshed_on_the_next_call() {
+    let idp = MockIdp::start().await;
+    let gw = Gateway::start(&idp, |_| {}).await;
+    let client = register_public(&gw, "http://127.0.0.1:5555/cb").await;
+    let tokens = login(&gw, &client).await;
+    let caller = gw
+        .server
+        .authenticate(tokens["access_token"].as_str().unwrap())
+        .await
+        .unwrap();
+    let first = gw.server.upstream_token(&caller).await.unwrap();
+    assert_eq!(
+        gw.server.upstream_token(&caller).await.unwrap(),
+        first,
+        "cached while valid"
+    );
+    gw.server.upstream_rejected(&caller.grant_id).await;
+    let second = gw.server.upstream_token(&caller).await.unwrap();
+    assert_ne!(second, first);
+    assert_eq!(idp.state.refreshes.load(Ordering::SeqCst), 1);
+    // If Layer refuses that refresh too, the grant is over.
+    gw.server.upstream_rejected(&caller.grant_id).await;
+    idp.state.refuse_refresh.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        gw.server.upstream_token(&caller).await,
+        Err(AuthError::InvalidToken(_))
+    ));
 }

@@ -83,8 +83,7 @@ pub trait Store: Send + Sync + 'static {
         ttl_ms: i64,
     ) -> Result<bool, StoreError>;
     /// Gives the lease back (only if `holder` still has it).
-    async fn release_upstream_refresh(&self, id: &GrantId, holder: &str)
-    -> Result<(), StoreError>;
+    async fn release_upstream_refresh(&self, id: &GrantId, holder: &str) -> Result<(), StoreError>;
 
     // Codes.
     async fn put_code(&self, code: &CodeRecord) -> Result<(), StoreError>;

@@ -440,11 +440,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn release_upstream_refresh(
-        &self,
-        id: &GrantId,
-        holder: &str,
-    ) -> Result<(), StoreError> {
+    async fn release_upstream_refresh(&self, id: &GrantId, holder: &str) -> Result<(), StoreError> {
         let id = id.clone();
         let holder = holder.to_owned();
         self.with(move |c| {
