@@ -11,7 +11,8 @@ use url::Url;
 use crate::gateway::{GatewayOptions, GatewayProcess};
 
 /// A fixed AES-256-GCM key for the tests' gateways (hex).
-pub const TEST_ENCRYPTION_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+pub const TEST_ENCRYPTION_KEY: &str =
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
 /// The simulator user the tests log in as.
 pub const USER: &str = "alice";
@@ -52,7 +53,12 @@ impl OAuthStack {
             "--oauth-idp-client-id".into(),
             client.client_id.clone(),
             "--oauth-idp-client-secret".into(),
-            client.client_secret.as_ref().expect("secret").expose().to_owned(),
+            client
+                .client_secret
+                .as_ref()
+                .expect("secret")
+                .expose()
+                .to_owned(),
             "--oauth-idp-audience".into(),
             sim.fixtures().api_audience.clone(),
             "--store".into(),
@@ -146,7 +152,11 @@ impl Browser {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join("; ");
-        let response = request.header("cookie", cookie).send().await.expect("request");
+        let response = request
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("request");
         for value in response.headers().get_all("set-cookie") {
             if let Some((k, v)) = value
                 .to_str()
@@ -181,7 +191,12 @@ impl Browser {
     /// Opens `authorization_url`, approves on the consent page, logs in at the simulator, and
     /// stops at the redirect to anything outside `stop_at_origins`' complement, i.e. at the
     /// client's redirect URI. Panics with what it saw if a step is not what a person would see.
-    pub async fn authorize(&mut self, authorization_url: &str, gateway_origin: &str, sim_origin: &str) -> Walk {
+    pub async fn authorize(
+        &mut self,
+        authorization_url: &str,
+        gateway_origin: &str,
+        sim_origin: &str,
+    ) -> Walk {
         let mut walk = Walk::default();
         let (status, _, consent) = self.send(self.http.get(authorization_url)).await;
         assert_eq!(status, 200, "consent page: {consent}");
@@ -190,11 +205,21 @@ impl Browser {
         walk.consent_page = consent;
         let action = format!("{gateway_origin}/authorize/consent");
         let (status, location, body) = self
-            .form(&action, &[("pending", &pending), ("csrf_token", &csrf), ("decision", "approve")])
+            .form(
+                &action,
+                &[
+                    ("pending", &pending),
+                    ("csrf_token", &csrf),
+                    ("decision", "approve"),
+                ],
+            )
             .await;
         assert_eq!(status, 303, "consent POST: {body}");
         let mut next = location.expect("redirect to Layer's login");
-        assert!(next.starts_with(sim_origin), "goes to the simulated Layer login: {next}");
+        assert!(
+            next.starts_with(sim_origin),
+            "goes to the simulated Layer login: {next}"
+        );
         let (status, _, login_page) = self.send(self.http.get(&next)).await;
         assert_eq!(status, 200, "login page: {login_page}");
         let tx = hidden_input(&login_page, "tx").expect("tx field");
