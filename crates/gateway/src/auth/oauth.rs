@@ -9,7 +9,9 @@ use std::time::Duration;
 use auth_server::{AuthServer, GrantId};
 use layer_api::BearerToken;
 
-use super::{AuthError, Authenticator, Caller, CredentialKind, PresentedToken, SharedAuthenticator, UserId};
+use super::{
+    AuthError, Authenticator, Caller, CredentialKind, PresentedToken, SharedAuthenticator, UserId,
+};
 
 /// OAuth first for our own tokens, PATs otherwise.
 pub struct OAuthAuthenticator {
@@ -22,7 +24,11 @@ pub struct OAuthAuthenticator {
 
 impl OAuthAuthenticator {
     pub fn new(server: AuthServer, pats: SharedAuthenticator) -> Self {
-        Self { server, pats, grants: Mutex::new(HashMap::new()) }
+        Self {
+            server,
+            pats,
+            grants: Mutex::new(HashMap::new()),
+        }
     }
 
     fn remember(&self, layer_token: &str, grant: &GrantId) {
@@ -36,7 +42,10 @@ impl OAuthAuthenticator {
 }
 
 fn unavailable(reason: String) -> AuthError {
-    AuthError::Unavailable { reason, retry_after: Duration::from_secs(2) }
+    AuthError::Unavailable {
+        reason,
+        retry_after: Duration::from_secs(2),
+    }
 }
 
 #[async_trait::async_trait]
@@ -47,19 +56,34 @@ impl Authenticator for OAuthAuthenticator {
         }
         let map = |e: auth_server::AuthError| match e {
             auth_server::AuthError::Unavailable(reason) => unavailable(reason),
-            other => AuthError::Rejected { reason: other.to_string() },
+            other => AuthError::Rejected {
+                reason: other.to_string(),
+            },
         };
-        let caller = self.server.authenticate(token.expose_secret()).await.map_err(map)?;
+        let caller = self
+            .server
+            .authenticate(token.expose_secret())
+            .await
+            .map_err(map)?;
         let layer_token = self.server.upstream_token(&caller).await.map_err(map)?;
         self.remember(layer_token.expose(), &caller.grant_id);
-        let upstream = BearerToken::new(layer_token.expose().to_owned())
-            .map_err(|_| unavailable("Layer issued a token the gateway cannot forward".to_owned()))?;
-        Ok(Caller::new(UserId::for_subject(caller.subject.as_str()), CredentialKind::OAuth, upstream))
+        let upstream = BearerToken::new(layer_token.expose().to_owned()).map_err(|_| {
+            unavailable("Layer issued a token the gateway cannot forward".to_owned())
+        })?;
+        Ok(Caller::new(
+            UserId::for_subject(caller.subject.as_str()),
+            CredentialKind::OAuth,
+            upstream,
+        ))
     }
 
     async fn forget(&self, token: &BearerToken) {
         let key = super::cache::CacheKey::of_token(token.expose_secret());
-        let grant = self.grants.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        let grant = self
+            .grants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
         match grant {
             // Layer rejected the token held for a grant: refresh it on the next request.
             Some(grant) => self.server.upstream_rejected(&grant).await,

@@ -39,7 +39,9 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         "content-security-policy",
         // No form-action: browsers apply it to the redirect after the login POST, which goes
         // to the OAuth client (another origin), and would block it.
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"),
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ),
     );
     response
 }
