@@ -187,14 +187,14 @@ pub struct OAuthArgs {
         env = "LAYER_MCP_OAUTH_IDP_CLIENT_SECRET",
         hide_env_values = true
     )]
-    pub oauth_idp_client_secret: Option<String>,
+    pub oauth_idp_client_secret: Option<Secret>,
     /// The API audience requested at the identity provider.
     #[arg(long, env = "LAYER_MCP_OAUTH_IDP_AUDIENCE")]
     pub oauth_idp_audience: Option<String>,
     /// AES-256-GCM key (32 bytes, base64 or hex) sealing Layer tokens and signing keys at
     /// rest. Without it, a key is generated once into `<data dir>/oauth-encryption.key`.
     #[arg(long, env = "LAYER_MCP_OAUTH_ENCRYPTION_KEY", hide_env_values = true)]
-    pub oauth_encryption_key: Option<String>,
+    pub oauth_encryption_key: Option<Secret>,
     /// Where OAuth state lives: `sqlite://PATH` (default `<data dir>/auth.sqlite3`).
     #[arg(long = "store", env = "LAYER_MCP_STORE")]
     pub store: Option<String>,
@@ -247,14 +247,14 @@ impl OAuthArgs {
             )
         })?;
         let key = match &self.oauth_encryption_key {
-            Some(text) => EncryptionKey::parse(text)
+            Some(text) => EncryptionKey::parse(text.expose())
                 .map_err(|e| ConfigError::Invalid(format!("--oauth-encryption-key: {e}")))?,
             None => load_or_create_key(&self.data_dir())?,
         };
         let idp = IdpConfig {
             issuer,
             client_id,
-            client_secret: Secret::new(secret),
+            client_secret: secret,
             audience: self.oauth_idp_audience.clone(),
             scopes: vec![
                 "openid".into(),
@@ -332,4 +332,92 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        oauth: OAuthArgs,
+    }
+
+    #[test]
+    fn flags_build_a_config_and_debug_hides_secrets() {
+        let cli = Cli::parse_from([
+            "x",
+            "--oauth-idp-issuer",
+            "https://login.layer.ai/",
+            "--oauth-idp-client-id",
+            "gw",
+            "--oauth-idp-client-secret",
+            "s3cr3t-value",
+            "--oauth-encryption-key",
+            &"ab".repeat(32),
+            "--oauth-access-token-ttl",
+            "120",
+            "--oauth-refresh-grace",
+            "5",
+        ]);
+        let shown = format!("{:?}", cli.oauth);
+        assert!(
+            !shown.contains("s3cr3t-value") && !shown.contains(&"ab".repeat(32)),
+            "{shown}"
+        );
+        let url = Url::parse("https://mcp.example.com").unwrap();
+        let config = cli.oauth.to_config(&url).unwrap().unwrap();
+        assert_eq!(config.access_token_ttl, Duration::from_secs(120));
+        assert_eq!(config.refresh_grace, Duration::from_secs(5));
+        assert_eq!(config.resource(), "https://mcp.example.com/mcp");
+        assert_eq!(config.issuer(), "https://mcp.example.com");
+        assert!(!format!("{config:?}").contains("s3cr3t-value"));
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let url = Url::parse("https://mcp.example.com").unwrap();
+        let off = Cli::parse_from(["x"]);
+        assert!(off.oauth.to_config(&url).unwrap().is_none());
+        let no_issuer = Cli::parse_from(["x", "--oauth-idp-client-id", "gw"]);
+        let e = no_issuer.oauth.to_config(&url).unwrap_err().to_string();
+        assert!(e.contains("--oauth-idp-issuer"), "{e}");
+        let bad_key = Cli::parse_from([
+            "x",
+            "--oauth-idp-client-id",
+            "gw",
+            "--oauth-idp-issuer",
+            "https://i/",
+            "--oauth-idp-client-secret",
+            "s",
+            "--oauth-encryption-key",
+            "short",
+        ]);
+        let e = bad_key.oauth.to_config(&url).unwrap_err().to_string();
+        assert!(
+            e.contains("--oauth-encryption-key") && !e.contains("short"),
+            "{e}"
+        );
+        assert!(
+            AuthConfig::new(
+                Url::parse("https://mcp.example.com/mcp").unwrap(),
+                no_issuer_idp(),
+                EncryptionKey::generate()
+            )
+            .is_err(),
+            "a public URL with a path is refused"
+        );
+    }
+
+    fn no_issuer_idp() -> IdpConfig {
+        IdpConfig {
+            issuer: Url::parse("https://i/").unwrap(),
+            client_id: "gw".into(),
+            client_secret: Secret::new("s"),
+            audience: None,
+            scopes: vec![],
+        }
+    }
 }
