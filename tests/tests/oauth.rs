@@ -503,6 +503,12 @@ async fn refresh_rotation_grace_and_a_restart_lose_nothing() {
         challenge.contains("error=\"invalid_token\"") && challenge.contains("resource_metadata="),
         "{challenge}"
     );
+    // No token ever reaches the log.
+    let log = stack.gateway.log_text();
+    let a_refresh = a["refresh_token"].as_str().unwrap();
+    for secret in [access.as_str(), r0.as_str(), newest.as_str(), a_refresh] {
+        assert!(!log.contains(secret), "a token in the gateway log");
+    }
 }
 
 #[tokio::test]

@@ -1131,3 +1131,55 @@ async fn a_layer_token_rejected_early_is_refreshed_on_the_next_call() {
         Err(AuthError::InvalidToken(_))
     ));
 }
+
+#[tokio::test]
+async fn a_code_exchanged_twice_at_once_issues_tokens_once() {
+    let idp = MockIdp::start().await;
+    let gw = Gateway::start(&idp, |_| {}).await;
+    let client = register_public(&gw, "http://127.0.0.1:5555/cb").await;
+    let (verifier, challenge) = pkce();
+    let q = query(&authorize(&gw, &mut Browser::new(), &client, &challenge, &[]).await);
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", q["code"].as_str()),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let ((s1, a), (s2, b)) = tokio::join!(
+        token_request(&gw, &client, &form),
+        token_request(&gw, &client, &form)
+    );
+    let mut statuses = [s1, s2];
+    statuses.sort();
+    assert_eq!(statuses, [200, 400], "{a} {b}");
+    // The winner's tokens are revoked by the replay, as for any reused code.
+    let winner = if s1 == 200 { a } else { b };
+    assert!(
+        gw.server
+            .authenticate(winner["access_token"].as_str().unwrap())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn unused_registrations_expire() {
+    let idp = MockIdp::start().await;
+    let gw = Gateway::start(&idp, |c| c.client_unused_ttl = Duration::from_millis(300)).await;
+    let client = register_public(&gw, "http://127.0.0.1:5555/cb").await;
+    let (_, challenge) = pkce();
+    let params = [
+        ("response_type", "code"),
+        ("client_id", client.id.as_str()),
+        ("redirect_uri", client.redirect.as_str()),
+        ("state", "s"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    assert_eq!(authorize_raw(&gw, &params).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let page = authorize_raw(&gw, &params).await;
+    assert_eq!((page.status, page.location()), (400, None));
+    gw.server.purge().await.unwrap();
+    let id = auth_server::ClientId::new(client.id.clone());
+    assert!(gw.store.get_client(&id).await.unwrap().is_none());
+}
