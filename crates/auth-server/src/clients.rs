@@ -56,6 +56,11 @@ impl SafeMetadataFetcher {
         }
     }
 
+    /// Wraps a configured fetcher (tests inject a resolver and an allow-list).
+    pub fn from_fetcher(fetcher: safe_fetch::SafeFetcher) -> Self {
+        Self { fetcher }
+    }
+
     /// The policy used by default.
     pub fn default_policy() -> safe_fetch::FetchPolicy {
         safe_fetch::FetchPolicy::default()

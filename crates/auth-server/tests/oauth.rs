@@ -1183,3 +1183,132 @@ async fn unused_registrations_expire() {
     let id = auth_server::ClientId::new(client.id.clone());
     assert!(gw.store.get_client(&id).await.unwrap().is_none());
 }
+
+/// An https server for `files.test` (safe-fetch's test certificate) that answers every
+/// request with `body` as JSON and counts requests.
+async fn metadata_server(
+    body: impl FnOnce(u16) -> Value,
+) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../safe-fetch/tests/fixtures");
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(fixtures.join("files.test.pem"))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let key = PrivateKeyDer::from_pem_file(fixtures.join("files.test.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    let body = body(port).to_string();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let body = body.clone();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 8192];
+                let mut read = 0;
+                while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf[read..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => read += n,
+                    }
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(response.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (port, hits)
+}
+
+fn safe_fetcher_for_files_test(port: u16) -> Arc<auth_server::clients::SafeMetadataFetcher> {
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../safe-fetch/tests/fixtures");
+    let policy = auth_server::clients::SafeMetadataFetcher::default_policy()
+        .allow_host(&format!("files.test:{port}"))
+        .unwrap()
+        .add_root_certificate_pem(&std::fs::read(fixtures.join("test-ca.pem")).unwrap())
+        .unwrap();
+    let resolver =
+        safe_fetch::StaticResolver::new().with("files.test", ["127.0.0.1".parse().unwrap()]);
+    Arc::new(auth_server::clients::SafeMetadataFetcher::from_fetcher(
+        safe_fetch::SafeFetcher::new(policy).with_resolver(resolver),
+    ))
+}
+
+#[tokio::test]
+async fn a_metadata_document_client_over_https_through_safe_fetch() {
+    let (port, hits) = metadata_server(|port| {
+        json!({
+            "client_id": format!("https://files.test:{port}/client.json"),
+            "client_name": "Document App",
+            "redirect_uris": ["http://localhost:7000/callback"],
+            "token_endpoint_auth_method": "none",
+        })
+    })
+    .await;
+    let idp = MockIdp::start().await;
+    let fetcher = safe_fetcher_for_files_test(port);
+    let gw = Gateway::start(&idp, |c| c.metadata_fetcher = fetcher).await;
+    let client = Client {
+        id: format!("https://files.test:{port}/client.json"),
+        secret: None,
+        redirect: "http://localhost:7000/callback".into(),
+    };
+    let tokens = login(&gw, &client).await;
+    let caller = gw
+        .server
+        .authenticate(tokens["access_token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(caller.client_id.as_str(), client.id);
+    // Cached: the second login did not fetch again (one fetch for authorize, none for token).
+    login(&gw, &client).await;
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "fetched once, then cached");
+    // A document that names another URL is refused, through the same real fetcher.
+    let (liar_port, _) = metadata_server(|_| {
+        json!({"client_id": "https://files.test/other.json", "redirect_uris": ["http://localhost:7000/callback"]})
+    })
+    .await;
+    let gw = Gateway::start(&idp, |c| {
+        c.metadata_fetcher = safe_fetcher_for_files_test(liar_port)
+    })
+    .await;
+    let page = authorize_raw(
+        &gw,
+        &[
+            ("response_type", "code"),
+            (
+                "client_id",
+                &format!("https://files.test:{liar_port}/client.json"),
+            ),
+            ("redirect_uri", "http://localhost:7000/callback"),
+            ("state", "s"),
+        ],
+    )
+    .await;
+    assert_eq!((page.status, page.location()), (400, None));
+}
