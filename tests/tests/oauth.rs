@@ -513,7 +513,7 @@ async fn refresh_rotation_grace_and_a_restart_lose_nothing() {
 
 #[tokio::test]
 async fn layer_is_refreshed_once_under_twenty_parallel_calls() {
-    let stack = OAuthStack::start(|sim| sim.access_token_ttl = Duration::from_secs(4), &[]).await;
+    let stack = OAuthStack::start(|sim| sim.access_token_ttl = Duration::from_secs(8), &[]).await;
     let (_, tokens) = login_public(&stack).await;
     let access = tokens["access_token"].as_str().unwrap().to_owned();
     let client = mcp::connect(&stack.gateway.mcp_url(), &access)
@@ -526,7 +526,7 @@ async fn layer_is_refreshed_once_under_twenty_parallel_calls() {
     };
     let before = refreshes(stack.sim_state().await);
     // Past half of Layer's token lifetime: the next calls need a fresh one.
-    tokio::time::sleep(Duration::from_millis(2300)).await;
+    tokio::time::sleep(Duration::from_millis(4300)).await;
     let calls = (0..20).map(|_| mcp::call(&client, "list_workspaces", json!({})));
     let results = futures::future::join_all(calls).await;
     for r in &results {
