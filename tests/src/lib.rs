@@ -9,6 +9,7 @@
 pub mod clients;
 pub mod gateway;
 pub mod mcp;
+pub mod oauth;
 pub mod paths;
 pub mod process;
 pub mod redis;

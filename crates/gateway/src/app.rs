@@ -22,8 +22,11 @@ use tower::ServiceBuilder;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::auth::challenge::Challenge;
+use auth_server::AuthServer;
+
 use crate::auth::{
-    MemoryCredentialCache, PatAuthenticator, PatVerifier, SharedAuthenticator, VerifyError,
+    MemoryCredentialCache, OAuthAuthenticator, PatAuthenticator, PatVerifier, SharedAuthenticator,
+    VerifyError,
 };
 use crate::config::{Config, origin_of};
 use crate::http::{self, accept, auth, guard, protocol, session};
@@ -40,6 +43,9 @@ pub struct Services {
     pub authenticator: SharedAuthenticator,
     pub sessions: Arc<dyn SessionRegistry>,
     pub fetcher: Arc<dyn FileFetcher>,
+    /// The OAuth authorization server (issue 4), when configured: its routes are mounted
+    /// and its tokens are accepted beside PATs.
+    pub oauth: Option<AuthServer>,
 }
 
 impl Services {
@@ -61,7 +67,15 @@ impl Services {
             authenticator,
             sessions,
             fetcher,
+            oauth: None,
         })
+    }
+
+    /// Turns on OAuth: `server`'s tokens are accepted first, PATs still work.
+    pub fn with_oauth(mut self, server: AuthServer) -> Self {
+        self.authenticator = Arc::new(OAuthAuthenticator::new(server.clone(), self.authenticator));
+        self.oauth = Some(server);
+        self
     }
 }
 
@@ -178,9 +192,16 @@ pub fn router(config: &Config, services: Services, shutdown: CancellationToken) 
         &config.allowed_hosts(),
         &config.allowed_origins,
     ));
+    let challenge = match &services.oauth {
+        Some(server) => Challenge::new().with_oauth(
+            server.resource_metadata_url(),
+            auth_server::SCOPE.to_owned(),
+        ),
+        None => Challenge::new(),
+    };
     let auth_state = auth::AuthState {
         authenticator: services.authenticator.clone(),
-        challenge: Arc::new(Challenge::new()),
+        challenge: Arc::new(challenge),
     };
     let session_state = session::SessionState {
         registry: services.sessions.clone(),
@@ -208,19 +229,23 @@ pub fn router(config: &Config, services: Services, shutdown: CancellationToken) 
         layer: services.layer.clone(),
         last: Mutex::new(None),
     });
-    Router::new()
+    let mut app = Router::new()
         .route_service("/mcp", mcp)
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz).with_state(readiness))
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(
-                    http::trace::REQUEST_ID,
-                    http::trace::MakeUuid,
-                ))
-                .layer(http::trace::layer())
-                .layer(PropagateRequestIdLayer::new(http::trace::REQUEST_ID)),
-        )
+        .route("/readyz", get(readyz).with_state(readiness));
+    if let Some(server) = &services.oauth {
+        // Discovery documents, /authorize, /token, /register, /revoke and the login pages.
+        app = app.merge(server.router());
+    }
+    app.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(
+                http::trace::REQUEST_ID,
+                http::trace::MakeUuid,
+            ))
+            .layer(http::trace::layer())
+            .layer(PropagateRequestIdLayer::new(http::trace::REQUEST_ID)),
+    )
 }
 
 /// A gateway serving on a socket.
@@ -284,9 +309,13 @@ pub async fn start(mut config: Config, services: Services) -> anyhow::Result<Run
         }
     });
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
+        // Connect info: the authorization server rate-limits registrations per address.
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
     });
     tracing::info!(%addr, mcp_url = %config.mcp_url(), upstream = %config.layer_api_url, "gateway listening");
     Ok(RunningGateway {

@@ -8,7 +8,8 @@
 //! - [`sessions`]: which user owns which MCP session, with a per-user cap;
 //! - [`mcp`]: the rmcp server handler; [`tools`]: the 18 tools; [`errors`]: the one
 //!   failure-to-result mapping; [`upstream`]: the way to Layer and its choke point;
-//! - [`fetch`]: the SSRF-guarded downloader `upload_file` uses; [`demo`]: `demo`.
+//! - [`fetch`]: the SSRF-guarded downloader `upload_file` uses; [`demo`]: `demo`;
+//! - [`oauth`]: the OAuth authorization server (crate `auth-server`) wired in.
 
 pub mod app;
 pub mod auth;
@@ -18,6 +19,7 @@ pub mod errors;
 pub mod fetch;
 pub mod http;
 pub mod mcp;
+pub mod oauth;
 pub mod sessions;
 pub mod tools;
 pub mod upstream;

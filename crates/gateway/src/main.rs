@@ -39,6 +39,9 @@ enum Command {
         /// Base URL of Layer's v1 API [default: https://api.app.layer.ai/api/v1].
         #[arg(long, value_name = "URL")]
         layer_api_url: Option<String>,
+        /// OAuth login (issue 4): on when --oauth-idp-client-id is given.
+        #[command(flatten)]
+        oauth: Box<auth_server::OAuthArgs>,
     },
     /// Start a Layer simulator in-process and the gateway in front of it, then print the MCP
     /// URL, a demo PAT, a demo login and how to connect each client.
@@ -70,8 +73,12 @@ async fn main() -> ExitCode {
             listen,
             public_url,
             layer_api_url,
+            oauth,
         } => {
-            let env: BTreeMap<String, String> = std::env::vars().collect();
+            // The OAuth settings (LAYER_MCP_OAUTH_*, LAYER_MCP_STORE…) are read by their flags.
+            let env: BTreeMap<String, String> = std::env::vars()
+                .filter(|(k, _)| !auth_server::config::ENV_VARS.contains(&k.as_str()))
+                .collect();
             let flags = Flags {
                 listen,
                 public_url,
@@ -88,7 +95,7 @@ async fn main() -> ExitCode {
             for warning in &config.warnings {
                 tracing::warn!("{warning}");
             }
-            match serve(config).await {
+            match serve(config, *oauth).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("layer-mcp-gateway: {error:#}");
@@ -109,8 +116,11 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let services = gateway::Services::from_config(&config)?;
+async fn serve(config: Config, oauth: auth_server::OAuthArgs) -> anyhow::Result<()> {
+    let mut services = gateway::Services::from_config(&config)?;
+    if let Some(server) = gateway::oauth::start_auth_server(&config, &oauth).await? {
+        services = services.with_oauth(server);
+    }
     let running = gateway::start(config, services).await?;
     let token = running.shutdown_token();
     tokio::spawn(async move {

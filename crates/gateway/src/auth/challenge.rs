@@ -22,13 +22,22 @@ pub enum ChallengeError {
 #[derive(Debug, Clone, Default)]
 pub struct Challenge {
     realm: Option<String>,
+    /// RFC 9728 `resource_metadata` and the scope to ask for, when OAuth is on (issue 4).
+    oauth: Option<(String, String)>,
 }
 
 impl Challenge {
     pub fn new() -> Self {
         Self {
             realm: Some("layer-mcp-gateway".to_owned()),
+            oauth: None,
         }
+    }
+
+    /// Challenges that send clients to the protected resource metadata (OAuth discovery).
+    pub fn with_oauth(mut self, resource_metadata: String, scope: String) -> Self {
+        self.oauth = Some((resource_metadata, scope));
+        self
     }
 
     /// The `WWW-Authenticate` value.
@@ -36,6 +45,10 @@ impl Challenge {
         let mut params = Vec::new();
         if let Some(realm) = &self.realm {
             params.push(format!("realm=\"{}\"", quote(realm)));
+        }
+        if let Some((metadata, scope)) = &self.oauth {
+            params.push(format!("resource_metadata=\"{}\"", quote(metadata)));
+            params.push(format!("scope=\"{}\"", quote(scope)));
         }
         match error {
             ChallengeError::None => {}
@@ -139,6 +152,15 @@ mod tests {
         assert_eq!(
             Challenge::default().header(ChallengeError::None, ""),
             "Bearer"
+        );
+        let oauth = Challenge::new().with_oauth(
+            "https://gw.example/.well-known/oauth-protected-resource/mcp".into(),
+            "layer".into(),
+        );
+        assert_eq!(
+            oauth.header(ChallengeError::InvalidToken, "expired"),
+            "Bearer realm=\"layer-mcp-gateway\", resource_metadata=\"https://gw.example/.well-known/oauth-protected-resource/mcp\", \
+             scope=\"layer\", error=\"invalid_token\", error_description=\"expired\""
         );
     }
 

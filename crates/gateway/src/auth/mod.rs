@@ -9,6 +9,7 @@
 pub mod bearer;
 pub mod cache;
 pub mod challenge;
+pub mod oauth;
 pub mod pat;
 
 use std::fmt;
@@ -20,6 +21,7 @@ use rmcp::service::{RequestContext, RoleServer};
 
 pub use bearer::{BearerError, PresentedToken};
 pub use cache::{CredentialCache, MemoryCredentialCache};
+pub use oauth::OAuthAuthenticator;
 pub use pat::{PatAuthenticator, PatVerifier, VerifyError};
 
 /// The identity a caller acts as: the key for session ownership, per-user caps and logs.
@@ -70,6 +72,8 @@ impl fmt::Display for UserId {
 pub enum CredentialKind {
     /// A Layer Personal Access Token, forwarded to Layer as is.
     Pat,
+    /// One of the gateway's own OAuth access tokens; Layer gets the token held for its grant.
+    OAuth,
 }
 
 /// An authenticated caller: who they are and the credential that goes to Layer on their
