@@ -28,8 +28,9 @@ use crate::auth::{
     MemoryCredentialCache, OAuthAuthenticator, PatAuthenticator, PatVerifier, SharedAuthenticator,
     VerifyError,
 };
+use crate::caps::Caps;
 use crate::config::{Config, origin_of};
-use crate::http::{self, accept, auth, guard, protocol, session};
+use crate::http::{self, accept, auth, disconnect, guard, protocol, session};
 use crate::mcp::{LayerMcp, Shared};
 use crate::sessions::{MemorySessionRegistry, SessionRegistry};
 use crate::tools::{Catalogue, FileFetcher};
@@ -46,6 +47,8 @@ pub struct Services {
     /// The OAuth authorization server (issue 4), when configured: its routes are mounted
     /// and its tokens are accepted beside PATs.
     pub oauth: Option<AuthServer>,
+    /// The per-user caps (issue 5) and the limiter counting them.
+    pub caps: Arc<Caps>,
 }
 
 impl Services {
@@ -62,12 +65,14 @@ impl Services {
             config.session_idle_timeout,
         ));
         let fetcher = crate::fetch::fetcher_from_config(config)?;
+        let caps = Arc::new(Caps::from_config(&config.caps)?);
         Ok(Self {
             layer,
             authenticator,
             sessions,
             fetcher,
             oauth: None,
+            caps,
         })
     }
 
@@ -113,10 +118,12 @@ impl PatVerifier for LayerVerifier {
     }
 }
 
-/// Layer reachability for `/readyz`, remembered for a few seconds so probes stay cheap.
+/// Layer reachability for `/readyz`, remembered for a few seconds so probes stay cheap,
+/// and the limiter's store.
 struct Readiness {
     layer: LayerClient,
     last: Mutex<Option<(Instant, bool)>>,
+    caps: Arc<Caps>,
 }
 
 impl Readiness {
@@ -150,17 +157,36 @@ async fn healthz() -> impl IntoResponse {
     (StatusCode::OK, "ok\n")
 }
 
+/// 503 when Layer is unreachable (nothing works). The limiter's Redis being away is said in
+/// the body but keeps the answer 200: every replica shares that Redis, and reads still work
+/// without it (executes are refused with a clear error), so taking every replica out of the
+/// load balancer would only turn a partial outage into a full one.
 async fn readyz(State(readiness): State<Arc<Readiness>>) -> impl IntoResponse {
+    let limiter = match readiness.caps.check().await {
+        Ok(()) => format!("limiter ({}): ok\n", readiness.caps.store_name()),
+        Err(error) => format!(
+            "limiter ({}): unreachable ({}); runs cannot be started until it is back\n",
+            readiness.caps.store_name(),
+            error.reason()
+        ),
+    };
     if readiness.layer_reachable().await {
-        (StatusCode::OK, "ready\n")
+        (StatusCode::OK, format!("ready\nlayer: ok\n{limiter}"))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "Layer API unreachable\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Layer API unreachable\nlayer: unreachable\n{limiter}"),
+        )
     }
 }
 
 /// Builds the router. `shutdown` ends SSE streams and the idle-session sweeper.
 pub fn router(config: &Config, services: Services, shutdown: CancellationToken) -> Router {
-    let upstream = Upstream::new(services.layer.clone(), services.authenticator.clone());
+    let upstream = Upstream::new(
+        services.layer.clone(),
+        services.authenticator.clone(),
+        services.caps.clone(),
+    );
     let shared = Arc::new(Shared {
         catalogue: Catalogue::new(),
         upstream,
@@ -223,11 +249,13 @@ pub fn router(config: &Config, services: Services, shutdown: CancellationToken) 
         .layer(from_fn_with_state(session_state, session::bind_sessions))
         .layer(from_fn_with_state(protocol_state, protocol::normalise))
         .layer(from_fn(accept::negotiate))
+        .layer(from_fn(disconnect::watch))
         .service(mcp_service);
 
     let readiness = Arc::new(Readiness {
         layer: services.layer.clone(),
         last: Mutex::new(None),
+        caps: services.caps.clone(),
     });
     let mut app = Router::new()
         .route_service("/mcp", mcp)
@@ -317,7 +345,7 @@ pub async fn start(mut config: Config, services: Services) -> anyhow::Result<Run
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await
     });
-    tracing::info!(%addr, mcp_url = %config.mcp_url(), upstream = %config.layer_api_url, "gateway listening");
+    tracing::info!(%addr, mcp_url = %config.mcp_url(), upstream = %config.layer_api_url, limiter = ?config.caps.store, "gateway listening");
     Ok(RunningGateway {
         addr,
         config,

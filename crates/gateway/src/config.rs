@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::caps::{CapsConfig, LimiterStore};
+
 /// Layer's production v1 API, the default upstream.
 pub const DEFAULT_LAYER_API_URL: &str = "https://api.app.layer.ai/api/v1";
 /// Where `serve` and `demo` listen unless told otherwise.
@@ -84,6 +86,11 @@ pub struct Config {
     pub upload_allow_hosts: Vec<String>,
     /// Log line format.
     pub log_format: LogFormat,
+    /// The Redis every replica shares (`redis_url`): the limiter uses it unless `limiter` says
+    /// otherwise; issue 7's shared state is meant to use the same one.
+    pub redis_url: Option<RedisUrl>,
+    /// The per-user caps of issue 5 (active runs, calls in flight) and where they are counted.
+    pub caps: CapsConfig,
     /// Things worth a warning at start that do not stop it (e.g. an unknown `LAYER_MCP_*`
     /// variable: the prefix is shared with tooling, so it cannot be an error).
     pub warnings: Vec<String>,
@@ -113,6 +120,8 @@ impl Config {
             upload_max_redirects: 3,
             upload_allow_hosts: Vec::new(),
             log_format: LogFormat::Text,
+            redis_url: None,
+            caps: CapsConfig::default(),
             warnings: Vec::new(),
         }
     }
@@ -194,6 +203,9 @@ impl Config {
                 ));
             }
         }
+        self.caps
+            .validate()
+            .map_err(|(setting, message)| ConfigError::invalid(setting, Origin::Built, message))?;
         Ok(())
     }
 }
@@ -204,6 +216,8 @@ pub struct Flags {
     pub listen: Option<String>,
     pub public_url: Option<String>,
     pub layer_api_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub limiter: Option<String>,
 }
 
 /// Where a setting's value came from, for error messages.
@@ -288,7 +302,19 @@ const KEYS: &[&str] = &[
     "upload_max_redirects",
     "upload_allow_hosts",
     "log_format",
+    "redis_url",
+    "limiter",
+    "max_active_runs",
+    "max_calls_in_flight",
+    "call_queue_wait_secs",
+    "run_lease_secs",
+    "reservation_lease_secs",
+    "call_lease_secs",
+    "run_check_timeout_secs",
 ];
+
+/// Settings whose values may carry credentials (a Redis URL's password).
+const SECRET_KEYS: &[&str] = &["redis_url", "limiter"];
 
 /// A raw value before parsing: one string, or a list (TOML array or comma-separated env).
 #[derive(Debug, Clone)]
@@ -385,6 +411,10 @@ impl Layers {
         };
         match text.trim().parse::<T>() {
             Ok(value) => Ok(Some((value, origin))),
+            // Values that may hold a password are never repeated.
+            Err(e) if SECRET_KEYS.contains(&key) => {
+                Err(ConfigError::invalid(key, origin, e.to_string()))
+            }
             Err(e) => Err(ConfigError::invalid(
                 key,
                 origin,
@@ -488,6 +518,7 @@ impl Layers {
         if let Some((format, _)) = self.scalar::<LogFormat>("log_format", None)? {
             config.log_format = format;
         }
+        self.build_caps(&mut config, flags)?;
         for name in &self.unknown_env {
             config.warnings.push(format!(
                 "ignoring environment variable {name}: it names no setting (known: {})",
@@ -497,6 +528,49 @@ impl Layers {
         // Re-run the checks with the origin of each value, so the message names its source.
         config.validate().map_err(|e| self.attribute(e))?;
         Ok(config)
+    }
+
+    /// `redis_url`, `limiter` and the numbers of the caps.
+    fn build_caps(&self, config: &mut Config, flags: &Flags) -> Result<(), ConfigError> {
+        if let Some((url, _)) = self.scalar::<RedisUrl>(
+            "redis_url",
+            flags.redis_url.as_ref().map(|v| ("--redis-url", v)),
+        )? {
+            config.redis_url = Some(url);
+        }
+        let caps = &mut config.caps;
+        caps.store = match self
+            .scalar::<LimiterChoice>("limiter", flags.limiter.as_ref().map(|v| ("--limiter", v)))?
+        {
+            None => config
+                .redis_url
+                .clone()
+                .map_or(LimiterStore::InProcess, LimiterStore::Redis),
+            Some((LimiterChoice::InProcess, _)) => LimiterStore::InProcess,
+            Some((LimiterChoice::Url(url), _)) => LimiterStore::Redis(url),
+            Some((LimiterChoice::SharedRedis, origin)) => match &config.redis_url {
+                Some(url) => LimiterStore::Redis(url.clone()),
+                None => {
+                    return Err(ConfigError::invalid(
+                        "limiter",
+                        origin,
+                        "`redis` needs `redis_url` (LAYER_MCP_REDIS_URL or --redis-url); or give the URL itself".into(),
+                    ));
+                }
+            },
+        };
+        if let Some((n, _)) = self.scalar::<u32>("max_active_runs", None)? {
+            caps.max_active_runs = n;
+        }
+        if let Some((n, _)) = self.scalar::<u32>("max_calls_in_flight", None)? {
+            caps.max_calls_in_flight = n;
+        }
+        caps.call_queue_wait = self.secs("call_queue_wait_secs", caps.call_queue_wait)?;
+        caps.run_lease = self.secs("run_lease_secs", caps.run_lease)?;
+        caps.reservation_lease = self.secs("reservation_lease_secs", caps.reservation_lease)?;
+        caps.call_lease = self.secs("call_lease_secs", caps.call_lease)?;
+        caps.run_check_timeout = self.secs("run_check_timeout_secs", caps.run_check_timeout)?;
+        Ok(())
     }
 
     /// Replaces [`Origin::Built`] in an error from [`Config::validate`] with where the value
@@ -520,6 +594,81 @@ impl Layers {
                 }
             }
             other => other,
+        }
+    }
+}
+
+/// A Redis URL (`redis://`, `rediss://`, `redis+unix://` or `unix://`). It may carry a
+/// password, so `Debug` and `Display` show it with the password replaced by `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    /// The URL itself, for the Redis client only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn redacted(&self) -> String {
+        match Url::parse(&self.0) {
+            Ok(mut url) => {
+                if url.password().is_some() {
+                    let _ = url.set_password(Some("***"));
+                }
+                url.to_string()
+            }
+            Err(_) => "redis://***".to_owned(),
+        }
+    }
+}
+
+impl FromStr for RedisUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let text = s.trim();
+        // Never echo the value: it may hold a password.
+        let url = Url::parse(text).map_err(|e| format!("not a URL ({e})"))?;
+        if !matches!(url.scheme(), "redis" | "rediss" | "redis+unix" | "unix") {
+            return Err(format!(
+                "must be a redis://, rediss:// or unix:// URL, got scheme `{}`",
+                url.scheme()
+            ));
+        }
+        if matches!(url.scheme(), "redis" | "rediss") && url.host_str().is_none() {
+            return Err("must name a host".into());
+        }
+        Ok(RedisUrl(text.to_owned()))
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RedisUrl({})", self.redacted())
+    }
+}
+
+impl fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// What the `limiter` setting says: `memory` (in process), `redis` (the shared `redis_url`)
+/// or a Redis URL of its own.
+enum LimiterChoice {
+    InProcess,
+    SharedRedis,
+    Url(RedisUrl),
+}
+
+impl FromStr for LimiterChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "memory" | "in-process" | "local" => Ok(LimiterChoice::InProcess),
+            "redis" => Ok(LimiterChoice::SharedRedis),
+            _ if s.contains("://") => s.parse().map(LimiterChoice::Url),
+            _ => Err("must be `memory`, `redis` (use redis_url) or a redis:// URL".into()),
         }
     }
 }

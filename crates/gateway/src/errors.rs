@@ -178,6 +178,22 @@ pub struct ToolErrorData {
     pub upstream_code: Option<String>,
     /// Structured detail, e.g. the validation issues.
     pub details: Option<Value>,
+    /// For `RATE_LIMITED`: the runs holding the caller's places, to poll or cancel.
+    pub active_runs: Option<Vec<ActiveRun>>,
+}
+
+/// A run holding one of the caller's places, as a `RATE_LIMITED` error lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ActiveRun {
+    /// `forge` or `workflow`.
+    pub kind: String,
+    /// The `inference_id` of a forge run, the `run_id` of a workflow run.
+    pub run_id: String,
+    /// The workflow of a workflow run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow_id: Option<String>,
+    /// The tool that reports its progress.
+    pub poll_with: &'static str,
 }
 
 impl ToolError {
@@ -189,6 +205,7 @@ impl ToolError {
             retry_after: None,
             upstream_code: None,
             details: None,
+            active_runs: None,
         }))
     }
 
@@ -198,6 +215,11 @@ impl ToolError {
 
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
+        self
+    }
+
+    pub fn with_active_runs(mut self, runs: Vec<ActiveRun>) -> Self {
+        self.active_runs = Some(runs);
         self
     }
 
@@ -358,6 +380,12 @@ impl ToolError {
         if let Some(details) = &self.details {
             map.insert("details".into(), details.clone());
         }
+        if let Some(runs) = &self.active_runs {
+            map.insert(
+                "active_runs".into(),
+                serde_json::to_value(runs).unwrap_or_default(),
+            );
+        }
         Value::Object(map)
     }
 
@@ -402,7 +430,21 @@ pub fn error_schema() -> Value {
             "request_id": {"anyOf": [{"type": "string"}, {"type": "null"}], "description": "Quote it when reporting a problem."},
             "retry_after_seconds": {"type": "integer", "minimum": 1},
             "upstream_code": {"type": "string"},
-            "details": {"type": "array", "items": {"type": "object"}, "description": "The validation issues, when Layer listed them."}
+            "details": {"type": "array", "items": {"type": "object"}, "description": "The validation issues, when Layer listed them."},
+            "active_runs": {
+                "type": "array",
+                "description": "RATE_LIMITED: the runs holding your places in this workspace. Poll each with its poll_with tool until it ends, or cancel one, then retry.",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "kind": {"type": "string", "enum": ["forge", "workflow"]},
+                        "run_id": {"type": "string", "description": "The inference_id of a forge run, the run_id of a workflow run."},
+                        "workflow_id": {"type": "string"},
+                        "poll_with": {"type": "string"}
+                    },
+                    "required": ["kind", "run_id", "poll_with"]
+                }
+            }
         },
         "required": ["code", "status", "message", "request_id"]
     })

@@ -8,11 +8,15 @@
 //! - [`sessions`]: which user owns which MCP session, with a per-user cap;
 //! - [`mcp`]: the rmcp server handler; [`tools`]: the 18 tools; [`errors`]: the one
 //!   failure-to-result mapping; [`upstream`]: the way to Layer and its choke point;
+//! - [`caps`]: the per-user caps of issue 5 (active runs, calls in flight) around every
+//!   upstream call; [`cancel`]: how a call learns its client went away;
 //! - [`fetch`]: the SSRF-guarded downloader `upload_file` uses; [`demo`]: `demo`;
 //! - [`oauth`]: the OAuth authorization server (crate `auth-server`) wired in.
 
 pub mod app;
 pub mod auth;
+pub mod cancel;
+pub mod caps;
 pub mod config;
 pub mod demo;
 pub mod errors;

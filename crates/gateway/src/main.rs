@@ -39,6 +39,15 @@ enum Command {
         /// Base URL of Layer's v1 API [default: https://api.app.layer.ai/api/v1].
         #[arg(long, value_name = "URL")]
         layer_api_url: Option<String>,
+        /// Redis shared by every replica, e.g. redis://:password@redis:6379/0. The limiter
+        /// counts the per-user caps in it (exact across replicas) unless --limiter says
+        /// otherwise.
+        #[arg(long, value_name = "URL")]
+        redis_url: Option<String>,
+        /// Where the per-user caps are counted: `memory` (this process; the default without
+        /// a Redis URL), `redis` (the --redis-url Redis) or a redis:// URL of its own.
+        #[arg(long, value_name = "memory|redis|URL")]
+        limiter: Option<String>,
         /// OAuth login (issue 4): on when --oauth-idp-client-id is given.
         #[command(flatten)]
         oauth: Box<auth_server::OAuthArgs>,
@@ -73,6 +82,8 @@ async fn main() -> ExitCode {
             listen,
             public_url,
             layer_api_url,
+            redis_url,
+            limiter,
             oauth,
         } => {
             // The OAuth settings (LAYER_MCP_OAUTH_*, LAYER_MCP_STORE…) are read by their flags.
@@ -83,6 +94,8 @@ async fn main() -> ExitCode {
                 listen,
                 public_url,
                 layer_api_url,
+                redis_url,
+                limiter,
             };
             let config = match Config::load(config.as_deref(), &env, &flags) {
                 Ok(config) => config,

@@ -13,9 +13,10 @@ use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler};
 
 use crate::auth::Caller;
+use crate::cancel::Cancellation;
 use crate::errors::{Code, ToolError};
 use crate::http::trace::request_id_of;
-use crate::tools::{self, Catalogue, FileFetcher, ToolContext};
+use crate::tools::{self, Behaviour, Catalogue, FileFetcher, ToolContext};
 use crate::upstream::Upstream;
 
 /// What every handler shares.
@@ -101,9 +102,29 @@ impl ServerHandler for LayerMcp {
             upstream: self.shared.upstream.clone(),
             fetcher: self.shared.fetcher.clone(),
             request_id: request_id.clone(),
+            cancel: Cancellation::of(&context),
         };
         let started = std::time::Instant::now();
-        let outcome = tools::call(&self.shared.catalogue, &name, request.arguments, &ctx).await;
+        let read_only = self
+            .shared
+            .catalogue
+            .spec(&name)
+            .is_some_and(|spec| spec.behaviour == Behaviour::ReadOnly);
+        let call = tools::call(&self.shared.catalogue, &name, request.arguments, &ctx);
+        // rmcp only cancels the request's token; the handler must stop itself. A read the
+        // client cancelled is dropped at once (freeing its call place); a write stops only
+        // while it waits for a place (once Layer has it, the outcome must be recorded).
+        let outcome = if read_only {
+            tokio::select! {
+                outcome = call => outcome,
+                _ = ctx.cancel.requested() => {
+                    tracing::info!(tool = %name, user = %ctx.caller.user(), "tool call cancelled by the client");
+                    Some(Err(crate::caps::refusal::abandoned()))
+                }
+            }
+        } else {
+            call.await
+        };
         let result = match outcome {
             Some(Ok(result)) => {
                 tracing::info!(tool = %name, user = %ctx.caller.user(), elapsed_ms = started.elapsed().as_millis() as u64, "tool call succeeded");

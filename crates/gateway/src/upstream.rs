@@ -1,17 +1,24 @@
 //! The way to Layer. One pooled [`LayerClient`] serves every caller; each call carries the
 //! caller's own credential.
 //!
-//! **The choke point**: every tool call that touches a workspace gets its client from
-//! [`Upstream::admit`], naming the caller, the workspace and what kind of call it is. Issue 5
-//! puts the per-(user, workspace) limiter here: `admit` waits for (or refuses) a place, and
-//! [`Admission::settle`] tells it how the call ended (a run started, a run seen finished…).
+//! **The choke point**: every tool call that reaches Layer gets its client from
+//! [`Upstream::admit`] (or [`Upstream::admit_unscoped`] for calls that name no workspace),
+//! naming the caller, the workspace and what kind of call it is. Admission takes a call place
+//! (waiting in the caller's queue), and for an execute a run place too (see [`crate::caps`]);
+//! [`Admission::settle`] and [`Admission::start_run`] tell the caps how the call ended (a run
+//! started, a run seen finished…).
+
+use std::sync::Arc;
 
 use layer_api::{AuthedClient, IdempotencyKey, LayerClient, WorkspaceId};
+use limiter::{CallPermit, CapKey, Reservation, RunRef};
 
 use crate::auth::{Caller, SharedAuthenticator};
-use crate::errors::{Code, ToolError};
+use crate::cancel::Cancellation;
+use crate::caps::Caps;
+use crate::errors::{Code, Subject, ToolError};
 
-/// What a workspace call does, for the limiter (issue 5) and the logs.
+/// What a workspace call does, for the caps and the logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallKind {
     /// Reads (list, get, estimate): bounded as calls in flight.
@@ -26,17 +33,17 @@ pub enum CallKind {
     Upload,
 }
 
-/// How an admitted call ended, for the limiter.
+/// How an admitted call ended, for the caps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Nothing the limiter needs to know beyond "done".
+    /// Nothing the caps need to know beyond "done".
     Done,
-    /// A run was accepted upstream (its id).
-    RunStarted(String),
-    /// A run is known to be over (terminal status seen, or cancelled).
-    RunEnded(String),
-    /// The call failed.
+    /// The call failed (and says nothing about a run).
     Failed,
+    /// A run was seen: over (`terminal`) or still running.
+    RunSeen { run: String, terminal: bool },
+    /// A run is known to be over (cancelled, already finished, or unknown to Layer).
+    RunEnded(String),
 }
 
 /// Shared handle to Layer.
@@ -44,13 +51,15 @@ pub enum Outcome {
 pub struct Upstream {
     client: LayerClient,
     authenticator: SharedAuthenticator,
+    caps: Arc<Caps>,
 }
 
 impl Upstream {
-    pub fn new(client: LayerClient, authenticator: SharedAuthenticator) -> Self {
+    pub fn new(client: LayerClient, authenticator: SharedAuthenticator, caps: Arc<Caps>) -> Self {
         Self {
             client,
             authenticator,
+            caps,
         }
     }
 
@@ -58,26 +67,64 @@ impl Upstream {
         &self.client
     }
 
-    /// The choke point for workspace-scoped calls (see the module docs).
+    pub fn caps(&self) -> &Caps {
+        &self.caps
+    }
+
+    /// The choke point for workspace-scoped calls (see the module docs). Waits for a call
+    /// place (giving up when `cancel` fires); an execute also reserves a run place.
     pub async fn admit<'a>(
         &'a self,
         caller: &'a Caller,
         workspace: WorkspaceId,
         kind: CallKind,
+        cancel: &Cancellation,
     ) -> Result<Admission<'a>, ToolError> {
+        let key = Caps::key(caller.user(), Some(workspace));
+        let call = self.caps.call_place(&key, cancel).await?;
+        let reservation = if kind == CallKind::StartRun {
+            let client = self.client.with_token(caller.upstream_credential());
+            let reserve = self.caps.reserve_run(&key, &client, workspace);
+            Some(tokio::select! {
+                reservation = reserve => reservation?,
+                // Nothing reached Layer yet: safe to give up.
+                _ = cancel.any() => return Err(crate::caps::refusal::abandoned()),
+            })
+        } else {
+            None
+        };
         tracing::debug!(user = %caller.user(), %workspace, ?kind, "upstream call admitted");
         Ok(Admission {
             upstream: self,
             caller,
-            workspace,
+            workspace: Some(workspace),
+            key,
             kind,
             idempotency_key: None,
+            _call: call,
+            reservation,
         })
     }
 
-    /// A call that names no workspace (listing the caller's workspaces).
-    pub fn unscoped<'a>(&'a self, caller: &'a Caller) -> AuthedClient<'a> {
-        self.client.with_token(caller.upstream_credential())
+    /// A call that names no workspace (listing the caller's workspaces): its call place is
+    /// the user's own.
+    pub async fn admit_unscoped<'a>(
+        &'a self,
+        caller: &'a Caller,
+        cancel: &Cancellation,
+    ) -> Result<Admission<'a>, ToolError> {
+        let key = Caps::key(caller.user(), None);
+        let call = self.caps.call_place(&key, cancel).await?;
+        Ok(Admission {
+            upstream: self,
+            caller,
+            workspace: None,
+            key,
+            kind: CallKind::Read,
+            idempotency_key: None,
+            _call: call,
+            reservation: None,
+        })
     }
 
     /// Reacts to a failed call: a credential Layer no longer accepts is dropped from the
@@ -91,13 +138,19 @@ impl Upstream {
     }
 }
 
-/// Permission to call Layer for one tool call in one workspace.
+/// Permission to call Layer for one tool call: holds the call place (freed when dropped)
+/// and, for an execute, the reserved run place.
 pub struct Admission<'a> {
     upstream: &'a Upstream,
     caller: &'a Caller,
-    workspace: WorkspaceId,
+    workspace: Option<WorkspaceId>,
+    key: CapKey,
     kind: CallKind,
     idempotency_key: Option<IdempotencyKey>,
+    _call: CallPermit,
+    /// Dropped undecided (the call was abandoned mid-flight), the limiter keeps the place as
+    /// a run whose start is unknown: the safe side.
+    reservation: Option<Reservation>,
 }
 
 impl<'a> Admission<'a> {
@@ -119,12 +172,76 @@ impl<'a> Admission<'a> {
         }
     }
 
-    pub fn workspace(&self) -> WorkspaceId {
+    /// The workspace, for workspace-scoped admissions.
+    pub fn workspace(&self) -> Option<WorkspaceId> {
         self.workspace
     }
 
-    /// Reports how the call ended (the limiter of issue 5 acts on it).
-    pub fn settle(self, outcome: Outcome) {
-        tracing::debug!(workspace = %self.workspace, kind = ?self.kind, ?outcome, "upstream call settled");
+    /// Reports how the call ended; the call place is freed when this returns.
+    pub async fn settle(self, outcome: Outcome) {
+        tracing::debug!(kind = ?self.kind, ?outcome, "upstream call settled");
+        let caps = self.upstream.caps();
+        match &outcome {
+            Outcome::Done | Outcome::Failed => {}
+            Outcome::RunSeen {
+                run,
+                terminal: true,
+            }
+            | Outcome::RunEnded(run) => caps.run_ended(&self.key, run).await,
+            Outcome::RunSeen {
+                run,
+                terminal: false,
+            } => caps.run_active(&self.key, run).await,
+        }
+    }
+
+    /// Settles an execute with Layer's answer: accepted, the run place is the run's
+    /// (`run` names it); refused by Layer (4xx), the place is freed; outcome unknown
+    /// (timeout, lost connection, 5xx after retries), the place is kept for the run lease.
+    /// Returns the answer with Layer's error mapped for the agent (Layer's own 429 listing
+    /// the runs the gateway counts).
+    pub async fn start_run<T>(
+        mut self,
+        result: Result<T, layer_api::Error>,
+        run: impl FnOnce(&T) -> RunRef,
+        subject: Subject,
+    ) -> Result<T, ToolError> {
+        let caps = self.upstream.caps();
+        let reservation = self.reservation.take();
+        match result {
+            Ok(value) => {
+                if let Some(reservation) = reservation {
+                    caps.run_started(reservation, run(&value)).await;
+                }
+                Ok(value)
+            }
+            Err(error) => {
+                if let Some(reservation) = reservation {
+                    if nothing_started(&error) {
+                        caps.run_refused(reservation).await;
+                    } else {
+                        tracing::warn!(error = %error, "execute outcome unknown: its place is kept for the run lease");
+                        caps.run_unknown(reservation).await;
+                    }
+                }
+                let mapped = ToolError::from_layer(&error, subject);
+                if mapped.code == Code::RateLimited {
+                    return Err(caps.explain_layer_refusal(&self.key, mapped).await);
+                }
+                Err(mapped)
+            }
+        }
+    }
+}
+
+/// Whether a failed execute certainly started nothing: Layer answered with a 4xx (a
+/// refusal), or the request was never sent. Anything else (timeout, lost connection, 5xx,
+/// an unreadable answer) may hide a run that exists.
+fn nothing_started(error: &layer_api::Error) -> bool {
+    use layer_api::Error as E;
+    match error {
+        E::Api(api) => api.status().is_client_error(),
+        E::InvalidRequest(_) | E::Build(_) => true,
+        _ => false,
     }
 }

@@ -7,12 +7,15 @@
 //! 5. body limit and protocol-version compatibility ([`protocol`]): 413, JSON-RPC parse
 //!    errors, and the `_meta` / header revision quirk,
 //! 6. `Accept` normalisation ([`accept`]): `*/*` and one-of-two clients get a plain JSON
-//!    answer.
+//!    answer,
+//! 7. disconnect detection ([`disconnect`]): a POST whose client went away tells its tool
+//!    call, so a call waiting in the caller's queue leaves it.
 //!
 //! Each is an `axum::middleware::from_fn_with_state` function with its own small state.
 
 pub mod accept;
 pub mod auth;
+pub mod disconnect;
 pub mod guard;
 pub mod protocol;
 pub mod session;

@@ -145,19 +145,18 @@ pub async fn request_file_upload_url(
         file_name: args.opt_string("file_name", 255)?,
         source_type: parse_source_type(&args)?,
     };
-    let admission = ctx
-        .upstream
-        .admit(&ctx.caller, workspace, CallKind::Upload)
-        .await?;
+    let admission = ctx.admit(workspace, CallKind::Upload).await?;
     let result = admission
         .client()
         .request_upload_url(workspace, &request)
         .await;
-    admission.settle(if result.is_ok() {
-        Outcome::Done
-    } else {
-        Outcome::Failed
-    });
+    admission
+        .settle(if result.is_ok() {
+            Outcome::Done
+        } else {
+            Outcome::Failed
+        })
+        .await;
     let grant = result.map_err(|e| ToolError::from_layer(&e, Subject::File))?;
     let url = grant.upload_url.expose();
     let ct = &grant.content_type;
@@ -231,19 +230,18 @@ pub async fn upload_file(ctx: &ToolContext, args: Args) -> Result<CallToolResult
         file_name: Some(name.clone()),
         source_type,
     };
-    let admission = ctx
-        .upstream
-        .admit(&ctx.caller, workspace, CallKind::Upload)
-        .await?;
+    let admission = ctx.admit(workspace, CallKind::Upload).await?;
     let result = admission
         .client()
         .upload(workspace, &request, UploadBody::from_bytes(fetched.bytes))
         .await;
-    admission.settle(if result.is_ok() {
-        Outcome::Done
-    } else {
-        Outcome::Failed
-    });
+    admission
+        .settle(if result.is_ok() {
+            Outcome::Done
+        } else {
+            Outcome::Failed
+        })
+        .await;
     let grant = result.map_err(|e| {
         let mut error = ToolError::from_layer(&e, Subject::File);
         if error.code == Code::InvalidInputs {

@@ -14,8 +14,10 @@ use super::schema::{
     string_max, uuid,
 };
 use super::{Args, Behaviour, ToolContext, ToolSpec, success, to_json};
+use crate::caps::refusal::FORGE;
 use crate::errors::{Subject, ToolError};
 use crate::upstream::{CallKind, Outcome};
+use limiter::RunRef;
 
 fn known<E>(values: &'static [E], as_str: fn(&E) -> &str) -> Vec<&'static str> {
     values.iter().map(as_str).collect()
@@ -571,19 +573,18 @@ pub async fn estimate_forge_price(
 ) -> Result<CallToolResult, ToolError> {
     let workspace: WorkspaceId = args.id("workspace_id")?;
     let request = build_request(&args, false)?;
-    let admission = ctx
-        .upstream
-        .admit(&ctx.caller, workspace, CallKind::Read)
-        .await?;
+    let admission = ctx.admit(workspace, CallKind::Read).await?;
     let result = admission
         .client()
         .estimate_inference(workspace, &request)
         .await;
-    admission.settle(if result.is_ok() {
-        Outcome::Done
-    } else {
-        Outcome::Failed
-    });
+    admission
+        .settle(if result.is_ok() {
+            Outcome::Done
+        } else {
+            Outcome::Failed
+        })
+        .await;
     let estimate = result.map_err(|e| ToolError::from_layer(&e, Subject::Model))?;
     Ok(success(to_json(&estimate)?, vec![]))
 }
@@ -593,19 +594,20 @@ pub async fn execute_forge(ctx: &ToolContext, args: Args) -> Result<CallToolResu
     let request = build_request(&args, true)?;
     let key = args.idempotency_key()?;
     let admission = ctx
-        .upstream
-        .admit(&ctx.caller, workspace, CallKind::StartRun)
+        .admit(workspace, CallKind::StartRun)
         .await?
         .with_idempotency_key(key);
     let result = admission
         .client()
         .execute_inference(workspace, &request)
         .await;
-    match &result {
-        Ok(started) => admission.settle(Outcome::RunStarted(started.inference_id.to_string())),
-        Err(_) => admission.settle(Outcome::Failed),
-    }
-    let started = result.map_err(|e| ToolError::from_layer(&e, Subject::Model))?;
+    let started = admission
+        .start_run(
+            result,
+            |started| RunRef::new(FORGE, started.inference_id.to_string()),
+            Subject::Model,
+        )
+        .await?;
     let mut structured = to_json(&started)?;
     structured["workspace_id"] = json!(workspace.to_string());
     structured["next_step"] = json!(format!(
@@ -618,16 +620,13 @@ pub async fn execute_forge(ctx: &ToolContext, args: Args) -> Result<CallToolResu
 pub async fn get_forge_run(ctx: &ToolContext, args: Args) -> Result<CallToolResult, ToolError> {
     let workspace: WorkspaceId = args.id("workspace_id")?;
     let inference: InferenceId = args.id("inference_id")?;
-    let admission = ctx
-        .upstream
-        .admit(&ctx.caller, workspace, CallKind::PollRun)
-        .await?;
+    let admission = ctx.admit(workspace, CallKind::PollRun).await?;
     let client = admission.client();
     let result = client.get_inference(workspace, inference).await;
     let run = match result {
         Ok(run) => run,
         Err(e) => {
-            admission.settle(Outcome::Failed);
+            admission.settle(run_failure(&e, inference)).await;
             return Err(ToolError::from_layer(&e, Subject::Run));
         }
     };
@@ -642,16 +641,26 @@ pub async fn get_forge_run(ctx: &ToolContext, args: Args) -> Result<CallToolResu
     } else {
         None
     };
-    admission.settle(if terminal {
-        Outcome::RunEnded(inference.to_string())
-    } else {
-        Outcome::Done
-    });
+    admission
+        .settle(Outcome::RunSeen {
+            run: inference.to_string(),
+            terminal,
+        })
+        .await;
     let (summary, blocks) = describe_run(&run, balance);
     let mut structured = to_json(&run)?;
     structured["workspace_id"] = json!(workspace.to_string());
     structured["summary"] = json!(summary);
     Ok(success(structured, blocks))
+}
+
+/// A poll that failed: a run Layer does not know cannot hold a place.
+fn run_failure(error: &layer_api::Error, run: InferenceId) -> Outcome {
+    if error.status().is_some_and(|s| s.as_u16() == 404) {
+        Outcome::RunEnded(run.to_string())
+    } else {
+        Outcome::Failed
+    }
 }
 
 fn describe_run(run: &InferenceRun, balance: Option<(String, f64)>) -> (String, Vec<ContentBlock>) {

@@ -26,9 +26,12 @@ use serde_json::Value;
 pub use args::Args;
 pub use files::{FetchError, FetchedFile, FileFetcher};
 
+use layer_api::WorkspaceId;
+
 use crate::auth::Caller;
+use crate::cancel::Cancellation;
 use crate::errors::ToolError;
-use crate::upstream::Upstream;
+use crate::upstream::{Admission, CallKind, Upstream};
 
 /// What a handler works with.
 pub struct ToolContext {
@@ -37,6 +40,28 @@ pub struct ToolContext {
     pub fetcher: Arc<dyn FileFetcher>,
     /// The gateway's id for the HTTP request, quoted in errors when Layer gave none.
     pub request_id: Option<String>,
+    /// Fires when the client cancels the call or goes away (a queued call gives up).
+    pub cancel: Cancellation,
+}
+
+impl ToolContext {
+    /// Admission for a call in `workspace` (see [`Upstream::admit`]).
+    pub async fn admit(
+        &self,
+        workspace: WorkspaceId,
+        kind: CallKind,
+    ) -> Result<Admission<'_>, ToolError> {
+        self.upstream
+            .admit(&self.caller, workspace, kind, &self.cancel)
+            .await
+    }
+
+    /// Admission for a call that names no workspace.
+    pub async fn admit_unscoped(&self) -> Result<Admission<'_>, ToolError> {
+        self.upstream
+            .admit_unscoped(&self.caller, &self.cancel)
+            .await
+    }
 }
 
 /// How a tool behaves, for clients deciding whether to ask the user first.

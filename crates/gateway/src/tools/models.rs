@@ -223,16 +223,15 @@ pub async fn list_models(ctx: &ToolContext, args: Args) -> Result<CallToolResult
         limit: page_limit(&args)?,
         cursor: cursor(&args)?,
     };
-    let admission = ctx
-        .upstream
-        .admit(&ctx.caller, workspace, CallKind::Read)
-        .await?;
+    let admission = ctx.admit(workspace, CallKind::Read).await?;
     let result = admission.client().list_models(workspace, &query).await;
-    admission.settle(if result.is_ok() {
-        Outcome::Done
-    } else {
-        Outcome::Failed
-    });
+    admission
+        .settle(if result.is_ok() {
+            Outcome::Done
+        } else {
+            Outcome::Failed
+        })
+        .await;
     let page = result.map_err(|e| ToolError::from_layer(&e, Subject::Workspace))?;
     let structured = json!({
         "models": to_json(&page.items)?,
@@ -246,16 +245,15 @@ pub async fn list_models(ctx: &ToolContext, args: Args) -> Result<CallToolResult
 pub async fn get_model(ctx: &ToolContext, args: Args) -> Result<CallToolResult, ToolError> {
     let workspace: WorkspaceId = args.id("workspace_id")?;
     let model: ModelId = args.id("model_id")?;
-    let admission = ctx
-        .upstream
-        .admit(&ctx.caller, workspace, CallKind::Read)
-        .await?;
+    let admission = ctx.admit(workspace, CallKind::Read).await?;
     let result = admission.client().get_model(workspace, model).await;
-    admission.settle(if result.is_ok() {
-        Outcome::Done
-    } else {
-        Outcome::Failed
-    });
+    admission
+        .settle(if result.is_ok() {
+            Outcome::Done
+        } else {
+            Outcome::Failed
+        })
+        .await;
     let detail = result.map_err(|e| ToolError::from_layer(&e, Subject::Model))?;
     Ok(success(to_json(&detail)?, vec![]))
 }
@@ -270,10 +268,7 @@ pub async fn get_model_recommendations(
         .iter()
         .filter(|c| only.as_ref().is_none_or(|m| *m == c.modality))
         .collect();
-    let admission = ctx
-        .upstream
-        .admit(&ctx.caller, workspace, CallKind::Read)
-        .await?;
+    let admission = ctx.admit(workspace, CallKind::Read).await?;
     let client = admission.client();
     // One small listing per category, concurrently: Layer's capability filter does the
     // matching, and its order (featured first) is the ranking.
@@ -304,10 +299,10 @@ pub async fn get_model_recommendations(
         }
     }
     if let Some(e) = failure {
-        admission.settle(Outcome::Failed);
+        admission.settle(Outcome::Failed).await;
         return Err(ToolError::from_layer(&e, Subject::Workspace));
     }
-    admission.settle(Outcome::Done);
+    admission.settle(Outcome::Done).await;
     Ok(success(
         json!({"workspace_id": workspace.to_string(), "categories": out}),
         vec![],

@@ -15,8 +15,11 @@ use super::schema::{
 };
 use super::workspaces::{cursor, page_limit};
 use super::{Args, Behaviour, ToolContext, ToolSpec, success, to_json};
+use crate::caps::refusal::WORKFLOW;
 use crate::errors::{Subject, ToolError};
 use crate::upstream::{CallKind, Outcome};
+use layer_api::ErrorCode;
+use limiter::RunRef;
 
 fn io_schema(with_required: bool) -> Value {
     let mut props = vec![
@@ -265,16 +268,15 @@ pub async fn list_workflows(ctx: &ToolContext, args: Args) -> Result<CallToolRes
         limit: page_limit(&args)?,
         cursor: cursor(&args)?,
     };
-    let admission = ctx
-        .upstream
-        .admit(&ctx.caller, workspace, CallKind::Read)
-        .await?;
+    let admission = ctx.admit(workspace, CallKind::Read).await?;
     let result = admission.client().list_workflows(workspace, &query).await;
-    admission.settle(if result.is_ok() {
-        Outcome::Done
-    } else {
-        Outcome::Failed
-    });
+    admission
+        .settle(if result.is_ok() {
+            Outcome::Done
+        } else {
+            Outcome::Failed
+        })
+        .await;
     let page = result.map_err(|e| ToolError::from_layer(&e, Subject::Workspace))?;
     let structured = json!({
         "workflows": to_json(&page.items)?,
@@ -294,19 +296,18 @@ pub async fn estimate_workflow_price(
     let request = EstimateWorkflowRequest {
         inputs: inputs(&args)?,
     };
-    let admission = ctx
-        .upstream
-        .admit(&ctx.caller, workspace, CallKind::Read)
-        .await?;
+    let admission = ctx.admit(workspace, CallKind::Read).await?;
     let result = admission
         .client()
         .estimate_workflow(workspace, workflow, &request)
         .await;
-    admission.settle(if result.is_ok() {
-        Outcome::Done
-    } else {
-        Outcome::Failed
-    });
+    admission
+        .settle(if result.is_ok() {
+            Outcome::Done
+        } else {
+            Outcome::Failed
+        })
+        .await;
     let estimate = result.map_err(|e| ToolError::from_layer(&e, Subject::Workflow))?;
     Ok(success(to_json(&estimate)?, vec![]))
 }
@@ -322,19 +323,22 @@ pub async fn execute_workflow(ctx: &ToolContext, args: Args) -> Result<CallToolR
     };
     let key = args.idempotency_key()?;
     let admission = ctx
-        .upstream
-        .admit(&ctx.caller, workspace, CallKind::StartRun)
+        .admit(workspace, CallKind::StartRun)
         .await?
         .with_idempotency_key(key);
     let result = admission
         .client()
         .execute_workflow(workspace, workflow, &request)
         .await;
-    match &result {
-        Ok(started) => admission.settle(Outcome::RunStarted(started.run_id.to_string())),
-        Err(_) => admission.settle(Outcome::Failed),
-    }
-    let started = result.map_err(|e| ToolError::from_layer(&e, Subject::Workflow))?;
+    let started = admission
+        .start_run(
+            result,
+            |started| {
+                RunRef::new(WORKFLOW, started.run_id.to_string()).with_parent(workflow.to_string())
+            },
+            Subject::Workflow,
+        )
+        .await?;
     let mut structured = to_json(&started)?;
     structured["workspace_id"] = json!(workspace.to_string());
     structured["workflow_id"] = json!(workflow.to_string());
@@ -369,7 +373,7 @@ async fn run_call(
     } else {
         CallKind::PollRun
     };
-    let admission = ctx.upstream.admit(&ctx.caller, workspace, kind).await?;
+    let admission = ctx.admit(workspace, kind).await?;
     let client = admission.client();
     let result = if cancel {
         client
@@ -381,7 +385,18 @@ async fn run_call(
     let run = match result {
         Ok(run) => run,
         Err(e) => {
-            admission.settle(Outcome::Failed);
+            // A run Layer does not know, or (cancel) one already finished, holds no place.
+            let over = match e.status().map(|s| s.as_u16()) {
+                Some(404) => true,
+                Some(409) => cancel && e.code() == Some(&ErrorCode::RunNotCancellable),
+                _ => false,
+            };
+            let outcome = if over {
+                Outcome::RunEnded(run_id.to_string())
+            } else {
+                Outcome::Failed
+            };
+            admission.settle(outcome).await;
             return Err(ToolError::from_layer(&e, Subject::Run));
         }
     };
@@ -394,11 +409,17 @@ async fn run_call(
     } else {
         None
     };
-    admission.settle(if run.status.is_terminal() {
-        Outcome::RunEnded(run_id.to_string())
-    } else {
-        Outcome::Done
-    });
+    // A successful cancel ends the run even if Layer still reports it stopping.
+    admission
+        .settle(if cancel {
+            Outcome::RunEnded(run_id.to_string())
+        } else {
+            Outcome::RunSeen {
+                run: run_id.to_string(),
+                terminal: run.status.is_terminal(),
+            }
+        })
+        .await;
     let (summary, blocks) = describe_run(&run, balance);
     let mut structured = to_json(&run)?;
     structured["workspace_id"] = json!(workspace.to_string());

@@ -104,12 +104,16 @@ pub async fn list_workspaces(ctx: &ToolContext, args: Args) -> Result<CallToolRe
         limit: page_limit(&args)?,
         cursor: cursor(&args)?,
     };
-    let page = ctx
-        .upstream
-        .unscoped(&ctx.caller)
-        .list_workspaces(&query)
-        .await
-        .map_err(|e| ToolError::from_layer(&e, Subject::Other))?;
+    let admission = ctx.admit_unscoped().await?;
+    let result = admission.client().list_workspaces(&query).await;
+    admission
+        .settle(if result.is_ok() {
+            Outcome::Done
+        } else {
+            Outcome::Failed
+        })
+        .await;
+    let page = result.map_err(|e| ToolError::from_layer(&e, Subject::Other))?;
     let structured = json!({
         "workspaces": to_json(&page.items)?,
         "next_cursor": page.next_cursor().map(|c| c.as_str().to_owned()),
@@ -121,16 +125,15 @@ pub async fn list_workspaces(ctx: &ToolContext, args: Args) -> Result<CallToolRe
 
 pub async fn get_workspace(ctx: &ToolContext, args: Args) -> Result<CallToolResult, ToolError> {
     let workspace: WorkspaceId = args.id("workspace_id")?;
-    let admission = ctx
-        .upstream
-        .admit(&ctx.caller, workspace, CallKind::Read)
-        .await?;
+    let admission = ctx.admit(workspace, CallKind::Read).await?;
     let result = admission.client().get_workspace(workspace).await;
-    admission.settle(if result.is_ok() {
-        Outcome::Done
-    } else {
-        Outcome::Failed
-    });
+    admission
+        .settle(if result.is_ok() {
+            Outcome::Done
+        } else {
+            Outcome::Failed
+        })
+        .await;
     let info = result.map_err(|e| ToolError::from_layer(&e, Subject::Workspace))?;
     Ok(success(to_json(&info)?, vec![]))
 }
