@@ -926,6 +926,95 @@ mod tests {
     }
 
     #[test]
+    fn the_limiter_follows_redis_url_unless_told_otherwise() {
+        let config = Config::load(None, &env(&[]), &Flags::default()).unwrap();
+        assert_eq!(config.caps.store, LimiterStore::InProcess);
+        assert_eq!(config.caps.max_active_runs, 5);
+        assert_eq!(config.caps.max_calls_in_flight, 5);
+
+        let shared = env(&[("LAYER_MCP_REDIS_URL", "redis://:s3cret@redis.internal:6379/2")]);
+        let config = Config::load(None, &shared, &Flags::default()).unwrap();
+        let LimiterStore::Redis(url) = &config.caps.store else {
+            panic!("{:?}", config.caps.store)
+        };
+        assert_eq!(url.expose(), "redis://:s3cret@redis.internal:6379/2");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret") && shown.contains("***"), "{shown}");
+
+        let flags = Flags {
+            limiter: Some("memory".into()),
+            ..Flags::default()
+        };
+        let config = Config::load(None, &shared, &flags).unwrap();
+        assert_eq!(config.caps.store, LimiterStore::InProcess);
+
+        let own = env(&[("LAYER_MCP_LIMITER", "redis://127.0.0.1:7777")]);
+        let config = Config::load(None, &own, &Flags::default()).unwrap();
+        assert!(matches!(&config.caps.store, LimiterStore::Redis(u) if u.expose() == "redis://127.0.0.1:7777"));
+
+        let err = Config::load(
+            None,
+            &env(&[("LAYER_MCP_LIMITER", "redis")]),
+            &Flags::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.setting(), Some("limiter"));
+        assert!(err.to_string().contains("redis_url"), "{err}");
+    }
+
+    #[test]
+    fn cap_numbers_are_settings_checked_at_start() {
+        let file = write(
+            "max_active_runs = 2\nmax_calls_in_flight = 3\ncall_queue_wait_secs = 4\nrun_lease_secs = 600\nreservation_lease_secs = 5\ncall_lease_secs = 6\nrun_check_timeout_secs = 7\n",
+        );
+        let config = Config::load(Some(file.path()), &env(&[]), &Flags::default()).unwrap();
+        let caps = &config.caps;
+        assert_eq!((caps.max_active_runs, caps.max_calls_in_flight), (2, 3));
+        assert_eq!(caps.call_queue_wait, Duration::from_secs(4));
+        assert_eq!(caps.run_lease, Duration::from_secs(600));
+        assert_eq!(caps.reservation_lease, Duration::from_secs(5));
+        assert_eq!(caps.call_lease, Duration::from_secs(6));
+        assert_eq!(caps.run_check_timeout, Duration::from_secs(7));
+
+        let err = Config::load(
+            None,
+            &env(&[("LAYER_MCP_MAX_ACTIVE_RUNS", "0")]),
+            &Flags::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.setting(), Some("max_active_runs"));
+        assert!(err.to_string().contains("LAYER_MCP_MAX_ACTIVE_RUNS"), "{err}");
+
+        let err = Config::load(
+            None,
+            &env(&[("LAYER_MCP_CALL_LEASE_SECS", "0")]),
+            &Flags::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.setting(), Some("call_lease_secs"));
+    }
+
+    #[test]
+    fn a_bad_redis_url_is_refused_without_repeating_it() {
+        let flags = Flags {
+            redis_url: Some("http://user:hunter2@example.com".into()),
+            ..Flags::default()
+        };
+        let err = Config::load(None, &env(&[]), &flags).unwrap_err();
+        assert_eq!(err.setting(), Some("redis_url"));
+        let text = err.to_string();
+        assert!(text.contains("--redis-url") && !text.contains("hunter2"), "{text}");
+        let err = Config::load(
+            None,
+            &env(&[("LAYER_MCP_LIMITER", "rediss//:hunter2@x")]),
+            &Flags::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.setting(), Some("limiter"));
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
     fn public_url_with_port_allows_both_host_forms() {
         let flags = Flags {
             public_url: Some("http://localhost:9000".into()),
