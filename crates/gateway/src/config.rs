@@ -932,14 +932,20 @@ mod tests {
         assert_eq!(config.caps.max_active_runs, 5);
         assert_eq!(config.caps.max_calls_in_flight, 5);
 
-        let shared = env(&[("LAYER_MCP_REDIS_URL", "redis://:s3cret@redis.internal:6379/2")]);
+        let shared = env(&[(
+            "LAYER_MCP_REDIS_URL",
+            "redis://:s3cret@redis.internal:6379/2",
+        )]);
         let config = Config::load(None, &shared, &Flags::default()).unwrap();
         let LimiterStore::Redis(url) = &config.caps.store else {
             panic!("{:?}", config.caps.store)
         };
         assert_eq!(url.expose(), "redis://:s3cret@redis.internal:6379/2");
         let shown = format!("{config:?}");
-        assert!(!shown.contains("s3cret") && shown.contains("***"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("***"),
+            "{shown}"
+        );
 
         let flags = Flags {
             limiter: Some("memory".into()),
@@ -950,7 +956,9 @@ mod tests {
 
         let own = env(&[("LAYER_MCP_LIMITER", "redis://127.0.0.1:7777")]);
         let config = Config::load(None, &own, &Flags::default()).unwrap();
-        assert!(matches!(&config.caps.store, LimiterStore::Redis(u) if u.expose() == "redis://127.0.0.1:7777"));
+        assert!(
+            matches!(&config.caps.store, LimiterStore::Redis(u) if u.expose() == "redis://127.0.0.1:7777")
+        );
 
         let err = Config::load(
             None,
@@ -983,7 +991,10 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.setting(), Some("max_active_runs"));
-        assert!(err.to_string().contains("LAYER_MCP_MAX_ACTIVE_RUNS"), "{err}");
+        assert!(
+            err.to_string().contains("LAYER_MCP_MAX_ACTIVE_RUNS"),
+            "{err}"
+        );
 
         let err = Config::load(
             None,
@@ -1003,7 +1014,10 @@ mod tests {
         let err = Config::load(None, &env(&[]), &flags).unwrap_err();
         assert_eq!(err.setting(), Some("redis_url"));
         let text = err.to_string();
-        assert!(text.contains("--redis-url") && !text.contains("hunter2"), "{text}");
+        assert!(
+            text.contains("--redis-url") && !text.contains("hunter2"),
+            "{text}"
+        );
         let err = Config::load(
             None,
             &env(&[("LAYER_MCP_LIMITER", "rediss//:hunter2@x")]),

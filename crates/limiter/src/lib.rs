@@ -13,7 +13,8 @@
 //!
 //! Two implementations behind one handle: in process ([`Limiter::in_process`], one replica)
 //! and Redis ([`Limiter::redis`], exact across replicas; fails closed with
-//! [`LimiterUnavailable`] when Redis is away, and recovers by itself).
+//! [`LimiterUnavailable`] when Redis is away, and recovers by itself; a Redis that comes back
+//! empty gets every replica's runs written back before it grants a place again).
 
 mod config;
 mod decision;

@@ -8,6 +8,7 @@
 //! Any Redis fault or timeout becomes `LimiterUnavailable`: nothing is granted without
 //! Redis's answer. The connection manager reconnects by itself on the next call.
 
+mod ledger;
 mod scripts;
 mod wake;
 
@@ -23,24 +24,73 @@ use crate::config::LimiterConfig;
 use crate::decision::{Decision, refusal};
 use crate::error::{CallError, ConfigError, LimiterUnavailable, QueueTimeout, ReserveError};
 use crate::types::{ActivePlace, CapKey, Holder, PlaceId, RunId, RunRef};
+use ledger::{EpochState, Ledger};
 use scripts::LuaScript;
 use wake::{CHANNEL, Wakers};
 
-const PREFIX: &str = "layer-mcp:cap";
+pub(crate) const PREFIX: &str = "layer-mcp:cap";
 const STARTING: &str = "starting";
 const UNKNOWN: &str = "unknown";
 
 pub(crate) struct RedisBackend {
     config: LimiterConfig,
-    conn: ConnectionManager,
+    redis: Conn,
     wakers: Arc<Wakers>,
-    subscriber: Option<tokio::task::AbortHandle>,
+    /// The run places this replica wrote, to write back if Redis forgets them.
+    ledger: Arc<Ledger>,
+    epoch: Arc<EpochState>,
+    /// Background tasks (wake-up subscriber, epoch watcher), stopped on drop.
+    tasks: Vec<tokio::task::AbortHandle>,
 }
 
 impl Drop for RedisBackend {
     fn drop(&mut self) {
-        if let Some(task) = &self.subscriber {
+        for task in &self.tasks {
             task.abort();
+        }
+    }
+}
+
+/// A connection to Redis that reconnects by itself, and the limit on every round trip.
+#[derive(Clone)]
+pub(crate) struct Conn {
+    conn: ConnectionManager,
+    timeout: Duration,
+}
+
+impl Conn {
+    /// One script call: `EVALSHA`, falling back to `EVAL` (which also caches the script)
+    /// when Redis does not know it (first use, or after a restart), all within the timeout.
+    pub(crate) async fn eval(
+        &self,
+        script: &LuaScript,
+        keys: &[String],
+        args: &[String],
+    ) -> Result<Value, LimiterUnavailable> {
+        let mut conn = self.conn.clone();
+        let call = async {
+            let sha = invocation("EVALSHA", &script.hash, keys, args);
+            match sha.query_async::<Value>(&mut conn).await {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    invocation("EVAL", &script.code, keys, args)
+                        .query_async::<Value>(&mut conn)
+                        .await
+                }
+                other => other,
+            }
+        };
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(v)) => Ok(v),
+            // Debug level: during an outage every heartbeat fails; the caller logs what it
+            // does about the error it gets.
+            Ok(Err(e)) => {
+                tracing::debug!(script = script.name, kind = ?e.kind(), "limiter: redis call failed");
+                Err(unavailable(&e))
+            }
+            Err(_) => {
+                tracing::debug!(script = script.name, "limiter: redis call timed out");
+                Err(LimiterUnavailable::new("redis did not answer in time"))
+            }
         }
     }
 }
@@ -70,7 +120,7 @@ impl CallKeys {
     }
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     // At least 1ms: a zero lease would be expired on arrival.
     d.as_millis().max(1).to_string()
 }
@@ -86,6 +136,10 @@ fn unavailable(e: &RedisError) -> LimiterUnavailable {
         "redis returned an error"
     };
     LimiterUnavailable::new(format!("{what} ({:?})", e.kind()))
+}
+
+fn recovering_error() -> LimiterUnavailable {
+    LimiterUnavailable::new("redis lost its state and the replicas are writing their runs back")
 }
 
 fn invocation(verb: &str, script: &str, keys: &[String], args: &[String]) -> redis::Cmd {
@@ -159,15 +213,30 @@ impl RedisBackend {
             .set_response_timeout(Some(t));
         let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager)
             .map_err(|e| ConfigError::RedisUrl(format!("{:?}", e.kind())))?;
+        let redis = Conn { conn, timeout: t };
         let wakers = Arc::new(Wakers::default());
-        let subscriber = config.pubsub_wake.then(|| {
-            tokio::spawn(wake::subscribe_forever(client, Arc::clone(&wakers), t)).abort_handle()
-        });
+        let ledger = Arc::new(Ledger::default());
+        let epoch = Arc::new(EpochState::default());
+        let mut tasks = vec![
+            tokio::spawn(ledger::watch_epoch(
+                redis.clone(),
+                Arc::clone(&ledger),
+                Arc::clone(&epoch),
+                config.clone(),
+            ))
+            .abort_handle(),
+        ];
+        if config.pubsub_wake {
+            let subscriber = wake::subscribe_forever(client, Arc::clone(&wakers), t);
+            tasks.push(tokio::spawn(subscriber).abort_handle());
+        }
         Ok(RedisBackend {
             config,
-            conn,
+            redis,
             wakers,
-            subscriber,
+            ledger,
+            epoch,
+            tasks,
         })
     }
 
@@ -175,39 +244,13 @@ impl RedisBackend {
         &self.config
     }
 
-    /// One script call: `EVALSHA`, falling back to `EVAL` (which also caches the script)
-    /// when Redis does not know it (first use, or after a restart), all within the timeout.
     async fn eval(
         &self,
         script: &LuaScript,
         keys: &[String],
         args: &[String],
     ) -> Result<Value, LimiterUnavailable> {
-        let mut conn = self.conn.clone();
-        let call = async {
-            let sha = invocation("EVALSHA", &script.hash, keys, args);
-            match sha.query_async::<Value>(&mut conn).await {
-                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                    invocation("EVAL", &script.code, keys, args)
-                        .query_async::<Value>(&mut conn)
-                        .await
-                }
-                other => other,
-            }
-        };
-        match tokio::time::timeout(self.config.redis_timeout, call).await {
-            Ok(Ok(v)) => Ok(v),
-            // Debug level: during an outage every heartbeat fails; the caller logs what it
-            // does about the error it gets.
-            Ok(Err(e)) => {
-                tracing::debug!(script = script.name, kind = ?e.kind(), "limiter: redis call failed");
-                Err(unavailable(&e))
-            }
-            Err(_) => {
-                tracing::debug!(script = script.name, "limiter: redis call timed out");
-                Err(LimiterUnavailable::new("redis did not answer in time"))
-            }
-        }
+        self.redis.eval(script, keys, args).await
     }
 
     fn bad_reply(script: &LuaScript) -> LimiterUnavailable {
@@ -229,15 +272,23 @@ impl RedisBackend {
     }
 
     /// Round trip to Redis, for readiness checks.
+    /// Also fails while Redis is recovering from losing its state (see `ledger`).
     pub(crate) async fn check(&self) -> Result<(), LimiterUnavailable> {
-        let mut conn = self.conn.clone();
-        let cmd = redis::cmd("PING");
-        let ping = cmd.query_async::<Value>(&mut conn);
-        match tokio::time::timeout(self.config.redis_timeout, ping).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(unavailable(&e)),
-            Err(_) => Err(LimiterUnavailable::new("redis did not answer in time")),
+        let mut conn = self.redis.conn.clone();
+        let keys = ledger::epoch_keys();
+        let cmd = redis::cmd("MGET").arg(&keys).clone();
+        let ask = cmd.query_async::<(Option<String>, Option<String>)>(&mut conn);
+        let (epoch, recovering) = match tokio::time::timeout(self.config.redis_timeout, ask).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => return Err(unavailable(&e)),
+            Err(_) => return Err(LimiterUnavailable::new("redis did not answer in time")),
+        };
+        let known = self.epoch.known();
+        if recovering.is_some() || (!known.is_empty() && epoch.as_deref() != Some(known.as_str())) {
+            self.epoch.kick();
+            return Err(recovering_error());
         }
+        Ok(())
     }
 
     // ---- active runs ----
@@ -253,9 +304,21 @@ impl RedisBackend {
             place.to_string(),
             limit.to_string(),
             ms(self.config.reservation_lease),
+            uuid::Uuid::new_v4().simple().to_string(),
+            ms(ledger::recovery_window(&self.config)),
+            ms(ledger::EPOCH_TTL),
+            self.epoch.known(),
+        ];
+        let [epoch, recovering] = ledger::epoch_keys();
+        let script_keys = [
+            keys.0[0].clone(),
+            keys.0[1].clone(),
+            keys.0[2].clone(),
+            epoch,
+            recovering,
         ];
         let script = &*scripts::RESERVE;
-        let reply = self.eval(script, &keys.0, &args).await?;
+        let reply = self.eval(script, &script_keys, &args).await?;
         let Value::Array(items) = reply else {
             return Err(Self::bad_reply(script).into());
         };
@@ -269,6 +332,11 @@ impl RedisBackend {
                 let active = places_from(rest).ok_or_else(|| Self::bad_reply(script))?;
                 Err(ReserveError::Full(refusal(limit, active, &self.config)))
             }
+            Some((flag, _)) if int(flag) == Some(2) => {
+                // This replica may be the one that has not written its runs back yet.
+                self.epoch.kick();
+                Err(recovering_error().into())
+            }
             _ => Err(Self::bad_reply(script).into()),
         }
     }
@@ -279,27 +347,31 @@ impl RedisBackend {
         place: &PlaceId,
         decision: &Decision,
     ) -> Result<(), LimiterUnavailable> {
-        match decision {
+        let (run_id, holder, lease) = match decision {
             Decision::Cancel => {
                 let args = [place.to_string()];
                 self.eval_int(&scripts::CANCEL, &keys.0, &args).await?;
+                self.ledger.forget_place(place);
+                return Ok(());
             }
-            Decision::Unknown(lease) => {
-                let args = [
-                    place.to_string(),
-                    String::new(),
-                    UNKNOWN.to_owned(),
-                    ms(*lease),
-                ];
-                self.eval_int(&scripts::COMMIT, &keys.0, &args).await?;
-            }
+            Decision::Unknown(lease) => (String::new(), UNKNOWN.to_owned(), *lease),
             Decision::Commit(run, lease) => {
                 let holder = serde_json::to_string(run)
                     .map_err(|_| LimiterUnavailable::new("run reference not serialisable"))?;
-                let args = [place.to_string(), run.id.to_string(), holder, ms(*lease)];
-                self.eval_int(&scripts::COMMIT, &keys.0, &args).await?;
+                (run.id.to_string(), holder, *lease)
             }
-        }
+        };
+        let args = [place.to_string(), run_id.clone(), holder.clone(), ms(lease)];
+        self.eval_int(&scripts::COMMIT, &keys.0, &args).await?;
+        self.ledger.record(
+            place,
+            ledger::Entry {
+                keys: keys.0.clone(),
+                run_id,
+                holder,
+                expires_at: Instant::now() + lease,
+            },
+        );
         Ok(())
     }
 
@@ -320,9 +392,9 @@ impl RedisBackend {
         run: &RunId,
     ) -> Result<bool, LimiterUnavailable> {
         let args = [run.to_string()];
-        let n = self
-            .eval_int(&scripts::RELEASE_RUN, &RunKeys::new(key).0, &args)
-            .await?;
+        let keys = RunKeys::new(key);
+        let n = self.eval_int(&scripts::RELEASE_RUN, &keys.0, &args).await?;
+        self.ledger.forget_run(&keys.0, run.as_str());
         Ok(n > 0)
     }
 
@@ -333,9 +405,11 @@ impl RedisBackend {
         lease: Duration,
     ) -> Result<bool, LimiterUnavailable> {
         let args = [run.to_string(), ms(lease)];
-        let n = self
-            .eval_int(&scripts::TOUCH_RUN, &RunKeys::new(key).0, &args)
-            .await?;
+        let keys = RunKeys::new(key);
+        let n = self.eval_int(&scripts::TOUCH_RUN, &keys.0, &args).await?;
+        if n > 0 {
+            self.ledger.touch_run(&keys.0, run.as_str(), lease);
+        }
         Ok(n > 0)
     }
 

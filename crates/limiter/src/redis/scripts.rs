@@ -12,9 +12,13 @@
 //! - `layer-mcp:cap:{T}:tickets` sorted set, ticket id -> lease expiry (ms)
 //! - `layer-mcp:cap:{T}:seq`     counter giving arrival numbers
 //!
-//! The `{T}` hash tag keeps one key's set in one cluster slot. Every script purges expired
-//! leases first and leaves the keys with a TTL just past their longest lease, so abandoned
-//! keys disappear by themselves.
+//! Shared (see `ledger`): `layer-mcp:cap:epoch` (a random id; missing means Redis lost its
+//! state) and `layer-mcp:cap:recovering` (set for the recovery window after that).
+//!
+//! The `{T}` hash tag keeps one key's set in one cluster slot (`reserve` also touches the
+//! two shared keys, so the limiter needs a single Redis or a cluster-free deployment). Every
+//! script purges expired leases first and leaves the keys with a TTL just past their longest
+//! lease, so abandoned keys disappear by themselves.
 
 use std::sync::LazyLock;
 
@@ -114,11 +118,45 @@ fn calls(name: &'static str, body: &str) -> LuaScript {
     LuaScript::new(name, &format!("{COMMON}{CALLS}"), body)
 }
 
-/// ARGV: place, limit, lease ms. Returns {1} (reserved) or {0, place, ms left, holder, ...}.
+/// Keeps the epoch (see `ledger`). Writes a new one when it is missing; `known` is the epoch
+/// the calling replica last wrote its runs under ('' for a replica that never saw one).
+/// Returns the epoch and whether the caller is stale (it wrote runs under another epoch:
+/// Redis was reset, so the recovery window is opened if nobody has yet).
+const ENSURE_EPOCH: &str = r#"
+local function ensure_epoch(epoch_key, recovering_key, fresh, window, ttl, known)
+  local epoch = redis.call('GET', epoch_key)
+  if not epoch then
+    epoch = fresh
+    redis.call('SET', epoch_key, epoch, 'PX', ttl)
+  else
+    redis.call('PEXPIRE', epoch_key, ttl)
+  end
+  local stale = known ~= '' and epoch ~= known
+  if stale then redis.call('SET', recovering_key, '1', 'PX', window, 'NX') end
+  return epoch, stale
+end
+"#;
+
+/// KEYS: epoch, recovering. ARGV: new epoch, window ms, epoch ttl ms, known epoch.
+/// Returns the epoch.
+pub(crate) static EPOCH: LazyLock<LuaScript> = LazyLock::new(|| {
+    LuaScript::new(
+        "epoch",
+        ENSURE_EPOCH,
+        "local epoch = ensure_epoch(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])\nreturn epoch",
+    )
+});
+
+/// KEYS[4..5]: epoch, recovering. ARGV: place, limit, lease ms, new epoch, window ms, epoch
+/// ttl ms, known epoch. Returns {1} (reserved), {0, place, ms left, holder, ...} (full) or
+/// {2} (Redis lost its state and the replicas are still writing their runs back: refuse).
 pub(crate) static RESERVE: LazyLock<LuaScript> = LazyLock::new(|| {
-    runs(
+    LuaScript::new(
         "reserve",
+        &format!("{COMMON}{RUNS}{ENSURE_EPOCH}"),
         r#"
+local _, stale = ensure_epoch(KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+if stale or redis.call('EXISTS', KEYS[5]) == 1 then return {2} end
 local now = now_ms()
 purge(now)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
