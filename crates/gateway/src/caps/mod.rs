@@ -14,8 +14,10 @@
 //!   exist is safe, under-counting is not). A poll that sees the run over, or a successful
 //!   cancel, frees it; a poll that sees it running renews its lease. When Redis is away,
 //!   executes fail closed.
-//! - **Before refusing** an execute, the runs believed active are checked with Layer (with
-//!   the caller's credential); finished ones are freed and the reserve is tried once more.
+//! - **Before refusing** an execute, places still being started (another execute waiting for
+//!   Layer's answer) are given up to `run_check_timeout` to become runs or free, then the
+//!   runs believed active are checked with Layer (with the caller's credential); finished
+//!   ones are freed and the reserve is tried once more.
 
 mod check;
 mod config;
@@ -23,10 +25,11 @@ pub mod refusal;
 
 use layer_api::{AuthedClient, WorkspaceId};
 use limiter::{
-    CallError, CallPermit, CapKey, Limiter, LimiterUnavailable, Reservation, ReserveError, RunId,
-    RunRef,
+    CallError, CallPermit, CapKey, Holder, Limiter, LimiterUnavailable, Reservation, ReserveError,
+    RunId, RunRef,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 pub use check::CheckReport;
 pub use config::{CapsConfig, LimiterStore};
@@ -34,6 +37,9 @@ pub use config::{CapsConfig, LimiterStore};
 use crate::auth::UserId;
 use crate::cancel::Cancellation;
 use crate::errors::ToolError;
+
+/// How often a refused execute looks again while places are being started.
+const STARTING_POLL: Duration = Duration::from_millis(50);
 
 /// The caps of one gateway process. Cheap to share behind an `Arc`.
 pub struct Caps {
@@ -151,11 +157,25 @@ impl Caps {
         client: &AuthedClient<'_>,
         workspace: WorkspaceId,
     ) -> Result<Reservation, ToolError> {
-        let refusal = match self.limiter.reserve(key).await {
+        let mut refusal = match self.limiter.reserve(key).await {
             Ok(reservation) => return Ok(reservation),
             Err(ReserveError::Unavailable(error)) => return Err(refusal::unavailable(&error)),
             Err(ReserveError::Full(refusal)) => refusal,
         };
+        // A place being started is an execute Layer is answering right now: it becomes a
+        // run (which the refusal can then name) or frees (and this call gets it). Wait for
+        // those, briefly, rather than answer with runs nobody can poll yet.
+        let deadline = tokio::time::Instant::now() + self.config.run_check_timeout;
+        while refusal.active.iter().any(|p| p.holder == Holder::Starting)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(STARTING_POLL).await;
+            refusal = match self.limiter.reserve(key).await {
+                Ok(reservation) => return Ok(reservation),
+                Err(ReserveError::Unavailable(error)) => return Err(refusal::unavailable(&error)),
+                Err(ReserveError::Full(refusal)) => refusal,
+            };
+        }
         let report = check::check_runs(
             client,
             workspace,

@@ -35,9 +35,17 @@ impl Env {
 
     /// Starts both, letting the test adjust the gateway's configuration first.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Env {
-        let sim = layer_sim::start(SimConfig::for_tests())
-            .await
-            .expect("simulator starts");
+        Env::start_with_sim(SimConfig::for_tests(), adjust).await
+    }
+
+    /// Starts a simulator configured by the test, and the gateway in front of it.
+    pub async fn start_with_sim(sim: SimConfig, adjust: impl FnOnce(&mut Config)) -> Env {
+        let sim = layer_sim::start(SimConfig {
+            enable_admin: true,
+            ..sim
+        })
+        .await
+        .expect("simulator starts");
         let mut config =
             Config::for_local(SocketAddr::from(([127, 0, 0, 1], 0)), sim.api_url().clone());
         config.upload_allow_hosts = vec![sim.local_addr().to_string()];
