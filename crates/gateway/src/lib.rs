@@ -1,1 +1,26 @@
-//! The hosted MCP gateway for Layer.
+//! The hosted MCP gateway for Layer: MCP clients call Layer's tools over streamable HTTP at
+//! `/mcp`, each call forwarded to Layer's API with the caller's own credential.
+//!
+//! - [`config`]: settings (TOML file, `LAYER_MCP_*` env, flags), checked at start;
+//! - [`app`]: the axum router (`/mcp`, `/healthz`, `/readyz`) and [`app::start`];
+//! - [`http`]: the tower layers in front of rmcp (guard, auth, sessions, protocol, accept);
+//! - [`auth`]: bearer extraction, the PAT authenticator and its cache, the 401 challenge;
+//! - [`sessions`]: which user owns which MCP session, with a per-user cap;
+//! - [`mcp`]: the rmcp server handler; [`tools`]: the 18 tools; [`errors`]: the one
+//!   failure-to-result mapping; [`upstream`]: the way to Layer and its choke point;
+//! - [`fetch`]: the SSRF-guarded downloader `upload_file` uses; [`demo`]: `demo`.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod demo;
+pub mod errors;
+pub mod fetch;
+pub mod http;
+pub mod mcp;
+pub mod sessions;
+pub mod tools;
+pub mod upstream;
+
+pub use app::{RunningGateway, Services, start};
+pub use config::Config;

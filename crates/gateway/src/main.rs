@@ -1,1 +1,120 @@
-fn main() {}
+//! `layer-mcp-gateway`: `serve` runs the gateway; `demo` runs it in front of an in-process
+//! Layer simulator.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gateway::config::{Config, Flags, LogFormat};
+
+#[derive(Parser)]
+#[command(name = "layer-mcp-gateway", version, about = "The hosted MCP gateway for Layer")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve MCP at <public-url>/mcp, forwarding every tool call to Layer's API.
+    ///
+    /// Settings come from the TOML file (--config), then LAYER_MCP_* environment variables
+    /// (e.g. LAYER_MCP_PAT_CACHE_TTL_SECS), then these flags, each overriding the one before.
+    Serve {
+        /// TOML configuration file.
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// Socket address to listen on [default: 127.0.0.1:8080].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Origin clients use to reach the gateway, e.g. https://mcp.example.com; the Host and
+        /// Origin allow-lists follow it [default: http://<listen>].
+        #[arg(long, value_name = "URL")]
+        public_url: Option<String>,
+        /// Base URL of Layer's v1 API [default: https://api.app.layer.ai/api/v1].
+        #[arg(long, value_name = "URL")]
+        layer_api_url: Option<String>,
+    },
+    /// Start a Layer simulator in-process and the gateway in front of it, then print the MCP
+    /// URL, a demo PAT, a demo login and how to connect each client.
+    Demo {
+        /// Socket address of the gateway.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config, listen, public_url, layer_api_url } => {
+            let env: BTreeMap<String, String> = std::env::vars().collect();
+            let flags = Flags { listen, public_url, layer_api_url };
+            let config = match Config::load(config.as_deref(), &env, &flags) {
+                Ok(config) => config,
+                Err(error) => {
+                    eprintln!("layer-mcp-gateway: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_tracing(config.log_format);
+            match serve(config).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("layer-mcp-gateway: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Demo { listen } => {
+            init_tracing(LogFormat::Text);
+            match gateway::demo::run(&listen).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("layer-mcp-gateway demo: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let services = gateway::Services::from_config(&config)?;
+    let running = gateway::start(config, services).await?;
+    let token = running.shutdown_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        token.cancel();
+    });
+    running.wait().await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

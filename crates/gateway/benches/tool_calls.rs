@@ -1,0 +1,225 @@
+//! Tool-call throughput and latency through the gateway (real MCP over loopback HTTP)
+//! against direct calls to the simulator, measured in the same run, printed as a table
+//! with ratios to the direct baseline.
+//!
+//! `cargo bench -p layer-mcp-gateway --bench tool_calls` (env: `BENCH_CALLS`, default 2000;
+//! `BENCH_CONCURRENCY`, default 16). Each line is a [`Scenario`]: later work adds lines
+//! (limiter in-process and with Redis, three replicas behind a proxy) without touching the
+//! measurement.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use layer_api::{BearerToken, ClientConfig, LayerClient, WorkspaceId};
+use serde_json::{Value, json};
+
+const WORKSPACE: &str = "a0000000-0000-4000-8000-000000000001";
+
+type CallFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// One way of making the same logical call ("read a workspace").
+trait Scenario: Send + Sync {
+    fn name(&self) -> String;
+    /// Makes one call; `worker` identifies the caller (its session).
+    fn call(self: Arc<Self>, worker: usize) -> CallFuture;
+}
+
+/// Baseline: the typed client straight to the simulator.
+struct Direct {
+    client: LayerClient,
+    token: BearerToken,
+}
+
+impl Scenario for Direct {
+    fn name(&self) -> String {
+        "direct to simulator (layer-api client)".into()
+    }
+    fn call(self: Arc<Self>, _worker: usize) -> CallFuture {
+        Box::pin(async move {
+            let ws: WorkspaceId = WORKSPACE.parse().unwrap();
+            self.client.with_token(&self.token).get_workspace(ws).await.unwrap();
+        })
+    }
+}
+
+/// Through the gateway: `tools/call get_workspace` in an MCP session per worker, with the
+/// headers real clients send (both media types: the answer is an SSE stream).
+struct ThroughGateway {
+    http: reqwest::Client,
+    url: String,
+    pat: String,
+    sessions: Vec<String>,
+    label: String,
+}
+
+impl ThroughGateway {
+    async fn new(label: &str, url: String, pat: String, workers: usize) -> Self {
+        let http = reqwest::Client::builder().pool_max_idle_per_host(workers * 2).build().unwrap();
+        let mut sessions = Vec::new();
+        for _ in 0..workers {
+            let r = http
+                .post(&url)
+                .bearer_auth(&pat)
+                .header("accept", "application/json, text/event-stream")
+                .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                    "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}))
+                .send()
+                .await
+                .unwrap();
+            let session = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+            drop(r);
+            http.post(&url)
+                .bearer_auth(&pat)
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-session-id", &session)
+                .header("mcp-protocol-version", "2025-11-25")
+                .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+                .send()
+                .await
+                .unwrap();
+            sessions.push(session);
+        }
+        Self { http, url, pat, sessions, label: label.to_owned() }
+    }
+}
+
+impl Scenario for ThroughGateway {
+    fn name(&self) -> String {
+        self.label.clone()
+    }
+    fn call(self: Arc<Self>, worker: usize) -> CallFuture {
+        Box::pin(async move {
+            let session = &self.sessions[worker % self.sessions.len()];
+            let response = self
+                .http
+                .post(&self.url)
+                .bearer_auth(&self.pat)
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-11-25")
+                .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                              "params": {"name": "get_workspace", "arguments": {"workspace_id": WORKSPACE}}}))
+                .send()
+                .await
+                .unwrap();
+            assert!(response.status().is_success());
+            // Read until the response event.
+            let mut stream = response.bytes_stream();
+            let mut seen = String::new();
+            while let Some(chunk) = stream.next().await {
+                seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+                if seen.contains("\"result\"") && seen.contains("\n\n") {
+                    break;
+                }
+            }
+            let data = seen.lines().filter_map(|l| l.strip_prefix("data:")).find(|d| d.contains("\"result\"")).unwrap();
+            let v: Value = serde_json::from_str(data.trim()).unwrap();
+            assert_eq!(v["result"]["isError"], false, "{v}");
+        })
+    }
+}
+
+struct Stats {
+    calls: usize,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+impl Stats {
+    fn throughput(&self) -> f64 {
+        self.calls as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+async fn measure(scenario: Arc<dyn Scenario>, calls: usize, concurrency: usize) -> Stats {
+    // Warm up pools and caches.
+    for w in 0..concurrency {
+        scenario.clone().call(w).await;
+    }
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for worker in 0..concurrency {
+        let scenario = scenario.clone();
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < calls {
+                let t = Instant::now();
+                scenario.clone().call(worker).await;
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::with_capacity(calls);
+    for t in tasks {
+        latencies.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    Stats { calls: latencies.len(), elapsed, p50: pct(0.50), p99: pct(0.99) }
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing we need.
+    let calls = env_usize("BENCH_CALLS", 2000);
+    let concurrency = env_usize("BENCH_CONCURRENCY", 16);
+
+    let sim = layer_sim::start(layer_sim::SimConfig { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..Default::default() })
+        .await
+        .unwrap();
+    let pat = sim.fixtures().active_pat("alice").unwrap().expose().to_owned();
+    let config = gateway::Config::for_local(SocketAddr::from(([127, 0, 0, 1], 0)), sim.api_url().clone());
+    let services = gateway::Services::from_config(&config).unwrap();
+    let gw = gateway::start(config, services).await.unwrap();
+
+    let direct: Arc<dyn Scenario> = Arc::new(Direct {
+        client: LayerClient::new(ClientConfig::with_base_url(sim.api_url().clone())).unwrap(),
+        token: BearerToken::new(pat.clone()).unwrap(),
+    });
+    let scenarios: Vec<Arc<dyn Scenario>> = vec![
+        direct,
+        Arc::new(ThroughGateway::new("through the gateway (MCP tools/call, SSE)", gw.mcp_url(), pat.clone(), concurrency).await),
+    ];
+
+    println!("tool call: get_workspace; {calls} calls, {concurrency} concurrent; loopback; one process");
+    println!("{:<44} {:>10} {:>10} {:>10} {:>14}", "scenario", "calls/s", "p50 ms", "p99 ms", "vs direct");
+    let mut baseline: Option<Stats> = None;
+    for scenario in scenarios {
+        let stats = measure(scenario.clone(), calls, concurrency).await;
+        let ratio = match &baseline {
+            None => "1.00x".to_owned(),
+            Some(b) => format!(
+                "{:.2}x thr, {:.2}x p50",
+                stats.throughput() / b.throughput(),
+                stats.p50.as_secs_f64() / b.p50.as_secs_f64()
+            ),
+        };
+        println!(
+            "{:<44} {:>10.0} {:>10.2} {:>10.2} {:>14}",
+            scenario.name(),
+            stats.throughput(),
+            stats.p50.as_secs_f64() * 1000.0,
+            stats.p99.as_secs_f64() * 1000.0,
+            ratio
+        );
+        if baseline.is_none() {
+            baseline = Some(stats);
+        }
+    }
+    gw.shutdown().await;
+    sim.shutdown().await;
+}

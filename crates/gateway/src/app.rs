@@ -1,0 +1,245 @@
+//! The axum application: `/mcp` (rmcp's streamable HTTP service behind our layers),
+//! `/healthz` and `/readyz`; and [`start`], which binds and serves it until shut down.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use layer_api::{BearerToken, ClientConfig, LayerClient, ListWorkspacesQuery, PageLimit, RetryPolicy};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+
+use crate::auth::challenge::Challenge;
+use crate::auth::{MemoryCredentialCache, PatAuthenticator, PatVerifier, SharedAuthenticator, VerifyError};
+use crate::config::{Config, origin_of};
+use crate::http::{self, accept, auth, guard, protocol, session};
+use crate::mcp::{LayerMcp, Shared};
+use crate::sessions::{MemorySessionRegistry, SessionRegistry};
+use crate::tools::{Catalogue, FileFetcher};
+use crate::upstream::Upstream;
+
+/// The replaceable parts of a gateway: production builds them from the configuration
+/// ([`Services::from_config`]); tests may swap one (e.g. the fetcher's allow-list).
+#[derive(Clone)]
+pub struct Services {
+    pub layer: LayerClient,
+    pub authenticator: SharedAuthenticator,
+    pub sessions: Arc<dyn SessionRegistry>,
+    pub fetcher: Arc<dyn FileFetcher>,
+}
+
+impl Services {
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let layer = layer_client(config)?;
+        let verifier: Arc<dyn PatVerifier> = Arc::new(LayerVerifier(layer.clone()));
+        let authenticator: SharedAuthenticator =
+            Arc::new(PatAuthenticator::new(verifier, Arc::new(MemoryCredentialCache::default()), config.pat_cache_ttl));
+        let sessions: Arc<dyn SessionRegistry> =
+            Arc::new(MemorySessionRegistry::new(config.max_sessions_per_user, config.session_idle_timeout));
+        let fetcher = crate::fetch::fetcher_from_config(config)?;
+        Ok(Self { layer, authenticator, sessions, fetcher })
+    }
+}
+
+/// The pooled Layer client the configuration describes.
+pub fn layer_client(config: &Config) -> anyhow::Result<LayerClient> {
+    let mut client_config = ClientConfig::with_base_url(config.layer_api_url.clone());
+    client_config.user_agent = concat!("layer-mcp-gateway/", env!("CARGO_PKG_VERSION")).to_owned();
+    client_config.connect_timeout = config.upstream_connect_timeout;
+    client_config.request_timeout = config.upstream_request_timeout;
+    client_config.retry = RetryPolicy { max_attempts: config.upstream_max_attempts, ..RetryPolicy::default() };
+    Ok(LayerClient::new(client_config)?)
+}
+
+/// Checks a PAT with the cheapest authenticated call: v1 names no caller, so a one-item
+/// workspace listing stands in.
+struct LayerVerifier(LayerClient);
+
+#[async_trait::async_trait]
+impl PatVerifier for LayerVerifier {
+    async fn verify(&self, token: &BearerToken) -> Result<(), VerifyError> {
+        let query = ListWorkspacesQuery { limit: PageLimit::new(1).ok(), cursor: None };
+        match self.0.with_token(token).list_workspaces(&query).await {
+            Ok(_) => Ok(()),
+            Err(error) => match error.status().map(|s| s.as_u16()) {
+                Some(401 | 403) => Err(VerifyError::Rejected),
+                _ => Err(VerifyError::Unavailable(error.to_string())),
+            },
+        }
+    }
+}
+
+/// Layer reachability for `/readyz`, remembered for a few seconds so probes stay cheap.
+struct Readiness {
+    layer: LayerClient,
+    last: Mutex<Option<(Instant, bool)>>,
+}
+
+impl Readiness {
+    async fn layer_reachable(&self) -> bool {
+        let mut last = self.last.lock().await;
+        if let Some((at, ok)) = *last
+            && at.elapsed() < Duration::from_secs(5)
+        {
+            return ok;
+        }
+        // Any HTTP answer (a 401 for this made-up token) means Layer is there.
+        let ok = match BearerToken::new("readiness-probe") {
+            Ok(token) => {
+                let query = ListWorkspacesQuery { limit: PageLimit::new(1).ok(), cursor: None };
+                match self.layer.with_token(&token).list_workspaces(&query).await {
+                    Ok(_) => true,
+                    Err(e) => e.status().is_some_and(|s| !s.is_server_error()),
+                }
+            }
+            Err(_) => false,
+        };
+        *last = Some((Instant::now(), ok));
+        ok
+    }
+}
+
+async fn healthz() -> impl IntoResponse {
+    (StatusCode::OK, "ok\n")
+}
+
+async fn readyz(State(readiness): State<Arc<Readiness>>) -> impl IntoResponse {
+    if readiness.layer_reachable().await {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Layer API unreachable\n")
+    }
+}
+
+/// Builds the router. `shutdown` ends SSE streams and the idle-session sweeper.
+pub fn router(config: &Config, services: Services, shutdown: CancellationToken) -> Router {
+    let upstream = Upstream::new(services.layer.clone(), services.authenticator.clone());
+    let shared = Arc::new(Shared {
+        catalogue: Catalogue::new(),
+        upstream,
+        fetcher: services.fetcher.clone(),
+        instructions: crate::tools::instructions::server_instructions(),
+    });
+
+    let mut session_manager = LocalSessionManager::default();
+    session_manager.session_config.keep_alive = Some(config.session_idle_timeout);
+    let session_manager = Arc::new(session_manager);
+
+    let mut mcp_config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(config.allowed_hosts())
+        // Our guard layer checks Origin against the same allow-list before authentication.
+        .disable_allowed_origins()
+        .with_sse_keep_alive(Some(config.sse_keep_alive))
+        .with_json_response(true)
+        .with_max_request_body_bytes(config.max_request_body_bytes)
+        .with_cancellation_token(shutdown.child_token());
+    mcp_config.legacy_session_mode = true;
+    let factory_shared = shared.clone();
+    let mcp_service = StreamableHttpService::new(
+        move || Ok(LayerMcp::new(factory_shared.clone())),
+        session_manager.clone(),
+        mcp_config,
+    );
+
+    let guard = Arc::new(guard::Guard::new(&config.allowed_hosts(), &config.allowed_origins));
+    let auth_state = auth::AuthState { authenticator: services.authenticator.clone(), challenge: Arc::new(Challenge::new()) };
+    let session_state = session::SessionState { registry: services.sessions.clone(), closer: session_manager };
+    session::spawn_idle_sweeper(session_state.clone(), Duration::from_secs(30).min(config.session_idle_timeout), shutdown.clone());
+    let protocol_state = protocol::ProtocolState { max_body_bytes: config.max_request_body_bytes };
+
+    let mcp = ServiceBuilder::new()
+        .layer(guard.cors())
+        .layer(from_fn_with_state(guard, guard::check))
+        .layer(from_fn_with_state(auth_state, auth::require_caller))
+        .layer(from_fn_with_state(session_state, session::bind_sessions))
+        .layer(from_fn_with_state(protocol_state, protocol::normalise))
+        .layer(from_fn(accept::negotiate))
+        .service(mcp_service);
+
+    let readiness = Arc::new(Readiness { layer: services.layer.clone(), last: Mutex::new(None) });
+    Router::new()
+        .route_service("/mcp", mcp)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz).with_state(readiness))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(http::trace::REQUEST_ID, http::trace::MakeUuid))
+                .layer(http::trace::layer())
+                .layer(PropagateRequestIdLayer::new(http::trace::REQUEST_ID)),
+        )
+}
+
+/// A gateway serving on a socket.
+pub struct RunningGateway {
+    pub addr: SocketAddr,
+    pub config: Config,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningGateway {
+    /// `<public_url>/mcp`.
+    pub fn mcp_url(&self) -> String {
+        self.config.mcp_url()
+    }
+
+    /// Stops accepting, ends streams, and waits for the server task.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Resolves when the server stops on its own (an I/O error) or is shut down.
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+
+    /// A token that shuts this gateway down when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// Binds `config.listen` and serves. Port 0 picks a free port; a public URL with port 0 is
+/// then rewritten to the bound port (tests and the demo use this).
+pub async fn start(mut config: Config, services: Services) -> anyhow::Result<RunningGateway> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (setting `listen`): {e}", config.listen))?;
+    let addr = listener.local_addr()?;
+    if config.public_url.port() == Some(0) {
+        let derived = config.allowed_origins == vec![origin_of(&config.public_url)];
+        let _ = config.public_url.set_port(Some(addr.port()));
+        if derived {
+            config.allowed_origins = vec![origin_of(&config.public_url)];
+        }
+    }
+    config.listen = addr;
+    config.validate()?;
+    let shutdown = CancellationToken::new();
+    let app = router(&config, services, shutdown.clone());
+    let stop = shutdown.clone();
+    // Small SSE frames must not wait for Nagle's algorithm (it costs ~40 ms per call).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    });
+    tracing::info!(%addr, mcp_url = %config.mcp_url(), upstream = %config.layer_api_url, "gateway listening");
+    Ok(RunningGateway { addr, config, shutdown, task })
+}

@@ -1,0 +1,51 @@
+//! The tower layers in front of rmcp's MCP service on `/mcp`, outermost first:
+//!
+//! 1. request id + tracing ([`trace`]),
+//! 2. CORS for browser clients and the Host / Origin guard ([`guard`]): 403 before anything,
+//! 3. authentication ([`auth`]): 401 / 503 before any MCP handling, on every method,
+//! 4. session binding ([`session`]): another user's session is 404, like an unknown one,
+//! 5. body limit and protocol-version compatibility ([`protocol`]): 413, JSON-RPC parse
+//!    errors, and the `_meta` / header revision quirk,
+//! 6. `Accept` normalisation ([`accept`]): `*/*` and one-of-two clients get a plain JSON
+//!    answer.
+//!
+//! Each is an `axum::middleware::from_fn_with_state` function with its own small state.
+
+pub mod accept;
+pub mod auth;
+pub mod guard;
+pub mod protocol;
+pub mod session;
+pub mod trace;
+
+use axum::body::Body;
+use http::{HeaderValue, Response, StatusCode};
+
+/// A JSON-RPC error answered at the HTTP level (before rmcp), with an HTTP status.
+pub(crate) fn jsonrpc_error(status: StatusCode, id: Option<serde_json::Value>, code: i64, message: &str) -> Response<Body> {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id.unwrap_or(serde_json::Value::Null),
+        "error": { "code": code, "message": message },
+    });
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A plain-text HTTP error (what rmcp itself answers for transport errors).
+pub(crate) fn text_error(status: StatusCode, message: &str) -> Response<Body> {
+    let mut response = Response::new(Body::from(message.to_owned()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}
+
+/// JSON-RPC error codes used at the HTTP level.
+pub(crate) mod codes {
+    pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+}

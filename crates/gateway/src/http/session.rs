@@ -1,0 +1,118 @@
+//! Binds each MCP session to the user who opened it. A request naming a session that is
+//! unknown, expired, or another user's gets the same 404 rmcp gives an unknown session, so
+//! nothing reveals that someone else's session exists; the client re-initializes. Opening a
+//! session beyond the per-user cap closes that user's least recently used one.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::{HeaderName, Method, StatusCode};
+
+use super::text_error;
+use crate::auth::Caller;
+use crate::sessions::{Ownership, SessionKey, SessionRegistry};
+
+pub const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+
+/// Closes a session in the MCP transport (rmcp's session manager).
+#[async_trait::async_trait]
+pub trait SessionCloser: Send + Sync + 'static {
+    async fn close(&self, session: &SessionKey);
+}
+
+#[async_trait::async_trait]
+impl SessionCloser for rmcp::transport::streamable_http_server::session::local::LocalSessionManager {
+    async fn close(&self, session: &SessionKey) {
+        use rmcp::transport::streamable_http_server::session::SessionManager;
+        if let Err(error) = self.close_session(session).await {
+            tracing::warn!(%error, "closing an evicted session failed");
+        }
+    }
+}
+
+/// State of the session middleware.
+#[derive(Clone)]
+pub struct SessionState {
+    pub registry: Arc<dyn SessionRegistry>,
+    pub closer: Arc<dyn SessionCloser>,
+}
+
+fn not_found() -> Response {
+    text_error(StatusCode::NOT_FOUND, "Not Found: Session not found")
+}
+
+pub async fn bind_sessions(State(state): State<SessionState>, request: Request, next: Next) -> Response {
+    let Some(caller) = request.extensions().get::<Caller>().cloned() else {
+        // The auth layer runs first; reaching here without a caller is a wiring bug.
+        tracing::error!("session layer reached without an authenticated caller");
+        return text_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+    };
+    let presented: Option<SessionKey> = match request.headers().get(&SESSION_ID) {
+        Some(value) => match value.to_str() {
+            Ok(id) => Some(id.into()),
+            Err(_) => return text_error(StatusCode::BAD_REQUEST, "Bad Request: invalid Mcp-Session-Id"),
+        },
+        None => None,
+    };
+    let is_delete = request.method() == Method::DELETE;
+
+    if let Some(session) = &presented {
+        match state.registry.owner(session).await {
+            Ownership::Owner(user) if &user == caller.user() => {}
+            Ownership::Owner(_) => {
+                tracing::warn!(user = %caller.user(), "refused another user's session");
+                return not_found();
+            }
+            Ownership::Unknown => return not_found(),
+        }
+    }
+
+    let response = next.run(request).await;
+
+    match &presented {
+        Some(session) => {
+            if response.status() == StatusCode::NOT_FOUND || (is_delete && response.status().is_success()) {
+                state.registry.remove(session).await;
+            }
+        }
+        None => {
+            let issued = response
+                .headers()
+                .get(&SESSION_ID)
+                .and_then(|v| v.to_str().ok())
+                .map(SessionKey::from);
+            if let Some(session) = issued.filter(|_| response.status().is_success()) {
+                for evicted in state.registry.bind(session, caller.user()).await {
+                    tracing::info!(user = %caller.user(), "session cap reached: closing the least recently used session");
+                    state.closer.close(&evicted).await;
+                }
+            }
+        }
+    }
+    response
+}
+
+/// Closes sessions idle for longer than the timeout, every `period`, until the token is
+/// cancelled.
+pub fn spawn_idle_sweeper(
+    state: SessionState,
+    period: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {
+                    for session in state.registry.expire_idle().await {
+                        state.closer.close(&session).await;
+                    }
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,120 @@
+//! The MCP server handler: server info and instructions, the tool list, and tool calls.
+//!
+//! rmcp's service factory builds one handler per session (or per stateless request); the
+//! handler is a cheap clone of an `Arc` holding the catalogue and the shared clients.
+
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, Implementation, InitializeResult, ListToolsResult, PaginatedRequestParams,
+    ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::{ErrorData as McpError, ServerHandler};
+
+use crate::auth::Caller;
+use crate::errors::{Code, ToolError};
+use crate::http::trace::request_id_of;
+use crate::tools::{self, Catalogue, FileFetcher, ToolContext};
+use crate::upstream::Upstream;
+
+/// What every handler shares.
+pub struct Shared {
+    pub catalogue: Catalogue,
+    pub upstream: Upstream,
+    pub fetcher: Arc<dyn FileFetcher>,
+    pub instructions: String,
+}
+
+/// The MCP handler.
+#[derive(Clone)]
+pub struct LayerMcp {
+    shared: Arc<Shared>,
+}
+
+impl LayerMcp {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    fn server_info() -> Implementation {
+        let mut info = Implementation::new("layer-mcp-gateway", env!("CARGO_PKG_VERSION"));
+        info.title = Some("Layer".to_owned());
+        info.description = Some("Layer's image, video, 3D and audio generation for AI agents.".to_owned());
+        info.website_url = Some("https://layer.ai".to_owned());
+        info
+    }
+}
+
+impl ServerHandler for LayerMcp {
+    fn get_info(&self) -> ServerConfig {
+        let capabilities = ServerCapabilities::builder().enable_tools().build();
+        InitializeResult::new(capabilities)
+            .with_server_info(Self::server_info())
+            .with_instructions(self.shared.instructions.clone())
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(self.shared.catalogue.tools().to_vec()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.shared.catalogue.tool(name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let name = request.name.to_string();
+        let request_id = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| request_id_of(&parts.headers));
+        if self.shared.catalogue.spec(&name).is_none() {
+            // An unknown tool is a protocol error (the spec's -32602), not a tool result.
+            let shown: String = name.chars().take(64).collect();
+            return Err(McpError::invalid_params(
+                format!(
+                    "Unknown tool {shown:?}. Available tools: {}",
+                    self.shared.catalogue.names().join(", ")
+                ),
+                None,
+            ));
+        }
+        let Some(caller) = Caller::from_context(&context) else {
+            tracing::error!("tool call without an authenticated caller");
+            let error = ToolError::new(Code::Unauthenticated, "No credential reached the tool. Reconnect with `Authorization: Bearer <Layer Personal Access Token>`.")
+                .or_request_id(request_id.as_deref());
+            return Ok(error.into_result().into());
+        };
+        let ctx = ToolContext {
+            caller,
+            upstream: self.shared.upstream.clone(),
+            fetcher: self.shared.fetcher.clone(),
+            request_id: request_id.clone(),
+        };
+        let started = std::time::Instant::now();
+        let outcome = tools::call(&self.shared.catalogue, &name, request.arguments, &ctx).await;
+        let result = match outcome {
+            Some(Ok(result)) => {
+                tracing::info!(tool = %name, user = %ctx.caller.user(), elapsed_ms = started.elapsed().as_millis() as u64, "tool call succeeded");
+                result
+            }
+            Some(Err(error)) => {
+                tracing::info!(tool = %name, user = %ctx.caller.user(), code = %error.code, elapsed_ms = started.elapsed().as_millis() as u64, "tool call failed");
+                ctx.upstream.observe_failure(&ctx.caller, &error).await;
+                error.or_request_id(request_id.as_deref()).into_result()
+            }
+            None => {
+                return Err(McpError::invalid_params(format!("Unknown tool {name:?}"), None));
+            }
+        };
+        Ok(result.into())
+    }
+}

@@ -1,0 +1,296 @@
+//! Test environment: a simulator and a gateway in-process, both on real loopback HTTP, and
+//! a small raw MCP client (reqwest) that shows every header and status.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::StreamExt;
+use gateway::{Config, RunningGateway, Services};
+use layer_sim::{RunningSim, SimConfig};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+
+pub const ACME: &str = "a0000000-0000-4000-8000-000000000001";
+pub const ALICE_PERSONAL: &str = "a0000000-0000-4000-8000-000000000002";
+pub const BOB_SANDBOX: &str = "a0000000-0000-4000-8000-000000000003";
+pub const FLUX_2_PRO: &str = "b0000000-0000-4000-8000-000000000001";
+pub const CHARACTER_TURNAROUND: &str = "c0000000-0000-4000-8000-000000000002";
+pub const MISSING: &str = "d0000000-0000-4000-8000-00000000dead";
+
+pub struct Env {
+    pub sim: RunningSim,
+    pub gateway: RunningGateway,
+    pub http: reqwest::Client,
+    pub alice: String,
+    pub bob: String,
+    pub alice_revoked: String,
+}
+
+impl Env {
+    pub async fn start() -> Env {
+        Env::start_with(|_| {}).await
+    }
+
+    /// Starts both, letting the test adjust the gateway's configuration first.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Env {
+        let sim = layer_sim::start(SimConfig::for_tests()).await.expect("simulator starts");
+        let mut config = Config::for_local(SocketAddr::from(([127, 0, 0, 1], 0)), sim.api_url().clone());
+        config.upload_allow_hosts = vec![sim.local_addr().to_string()];
+        config.upstream_request_timeout = Duration::from_secs(5);
+        adjust(&mut config);
+        let services = Services::from_config(&config).expect("services");
+        let gateway = gateway::start(config, services).await.expect("gateway starts");
+        let pat = |login: &str| sim.fixtures().active_pat(login).unwrap().expose().to_owned();
+        let alice = pat("alice");
+        let bob = pat("bob");
+        let alice_revoked = sim.fixtures().revoked_pat("alice").unwrap().expose().to_owned();
+        Env { sim, gateway, http: reqwest::Client::new(), alice, bob, alice_revoked }
+    }
+
+    pub fn mcp_url(&self) -> String {
+        self.gateway.mcp_url()
+    }
+
+    pub fn sim_url(&self, path: &str) -> String {
+        format!("{}{}", self.sim.base_url().as_str().trim_end_matches('/'), path)
+    }
+
+    pub async fn sim_state(&self) -> Value {
+        self.http.get(self.sim_url("/_sim/state")).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Requests the simulator's API (not its admin endpoints) has served.
+    pub async fn api_requests(&self) -> u64 {
+        let state = self.sim_state().await;
+        state["counters"]["requests"]
+            .as_object()
+            .map(|m| m.iter().filter(|(k, _)| k.contains("/api/v1")).filter_map(|(_, v)| v.as_u64()).sum())
+            .unwrap_or(0)
+    }
+
+    pub async fn runs_created(&self) -> u64 {
+        self.sim_state().await["counters"]["runs_created"].as_u64().unwrap()
+    }
+
+    pub async fn available(&self, workspace: &str) -> f64 {
+        let state = self.sim_state().await;
+        state["workspaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["workspace_id"] == workspace)
+            .unwrap()["available_creative_units"]
+            .as_f64()
+            .unwrap()
+    }
+
+    pub async fn add_fault(&self, fault: Value) {
+        let r = self.http.post(self.sim_url("/_sim/faults")).json(&fault).send().await.unwrap();
+        assert!(r.status().is_success(), "fault accepted: {}", r.text().await.unwrap());
+    }
+
+    pub async fn clear_faults(&self) {
+        self.http.delete(self.sim_url("/_sim/faults")).send().await.unwrap();
+    }
+
+    /// A raw client for `pat`.
+    pub fn client(&self, pat: &str) -> Raw {
+        Raw {
+            http: self.http.clone(),
+            url: self.mcp_url(),
+            pat: Some(pat.to_owned()),
+            session: None,
+            version: "2025-11-25".to_owned(),
+            next_id: 1,
+        }
+    }
+
+    /// An initialized session of `pat`.
+    pub async fn session(&self, pat: &str) -> Raw {
+        let mut raw = self.client(pat);
+        raw.initialize().await;
+        raw
+    }
+
+    pub async fn shutdown(self) {
+        self.gateway.shutdown().await;
+        self.sim.shutdown().await;
+    }
+}
+
+/// An HTTP answer with its JSON-RPC message (from JSON or from the SSE stream).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub content_type: String,
+    pub message: Option<Value>,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn result(&self) -> &Value {
+        let m = self.message.as_ref().unwrap_or_else(|| panic!("no message: {self:?}"));
+        m.get("result").unwrap_or_else(|| panic!("not a result: {m}"))
+    }
+
+    pub fn error(&self) -> &Value {
+        let m = self.message.as_ref().unwrap_or_else(|| panic!("no message: {self:?}"));
+        m.get("error").unwrap_or_else(|| panic!("not an error: {m}"))
+    }
+
+    /// The structured content of a tool result.
+    pub fn structured(&self) -> &Value {
+        &self.result()["structuredContent"]
+    }
+
+    pub fn is_tool_error(&self) -> bool {
+        self.result()["isError"] == json!(true)
+    }
+}
+
+/// A raw MCP client over reqwest.
+pub struct Raw {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub pat: Option<String>,
+    pub session: Option<String>,
+    pub version: String,
+    pub next_id: u64,
+}
+
+impl Raw {
+    pub fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
+        let mut r = self.http.request(method, &self.url);
+        if let Some(pat) = &self.pat {
+            r = r.bearer_auth(pat);
+        }
+        if let Some(s) = &self.session {
+            r = r.header("mcp-session-id", s);
+        }
+        r
+    }
+
+    /// POSTs a JSON-RPC message with the usual headers.
+    pub async fn post(&mut self, body: Value) -> Answer {
+        let r = self
+            .request(reqwest::Method::POST)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", self.version.clone())
+            .json(&body);
+        read(r.send().await.unwrap()).await
+    }
+
+    pub fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    pub async fn initialize(&mut self) -> Answer {
+        let id = self.id();
+        let version = self.version.clone();
+        let answer = self
+            .post(json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
+                "protocolVersion": version, "capabilities": {},
+                "clientInfo": {"name": "gateway-tests", "version": "1"}}}))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "initialize: {answer:?}");
+        self.session = answer.headers.get("mcp-session-id").map(|v| v.to_str().unwrap().to_owned());
+        let initialized = self.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+        assert_eq!(initialized.status, StatusCode::ACCEPTED);
+        answer
+    }
+
+    pub async fn list_tools(&mut self) -> Answer {
+        let id = self.id();
+        self.post(json!({"jsonrpc": "2.0", "id": id, "method": "tools/list", "params": {}})).await
+    }
+
+    pub async fn call(&mut self, name: &str, arguments: Value) -> Answer {
+        let id = self.id();
+        self.post(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": arguments}}))
+            .await
+    }
+
+    /// Calls a tool and expects success; returns the structured content, checked against
+    /// the tool's published output schema (as the TypeScript SDK client checks it).
+    pub async fn ok(&mut self, name: &str, arguments: Value) -> Value {
+        let answer = self.call(name, arguments).await;
+        assert_eq!(answer.status, StatusCode::OK, "{name}: {answer:?}");
+        assert!(!answer.is_tool_error(), "{name} failed: {}", answer.result());
+        assert_conforms(name, answer.structured());
+        answer.structured().clone()
+    }
+
+    /// Calls a tool and expects a tool error; returns the structured content (which must
+    /// also satisfy the output schema: clients validate error results too).
+    pub async fn fails(&mut self, name: &str, arguments: Value) -> Value {
+        let answer = self.call(name, arguments).await;
+        assert_eq!(answer.status, StatusCode::OK, "{name}: {answer:?}");
+        assert!(answer.is_tool_error(), "{name} should fail: {}", answer.result());
+        assert_conforms(name, answer.structured());
+        answer.structured().clone()
+    }
+}
+
+/// Reads a response: JSON, or SSE until the first JSON-RPC response (the stream may stay
+/// open after it).
+pub async fn read(response: reqwest::Response) -> Answer {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    if content_type.starts_with("text/event-stream") {
+        let mut stream = response.bytes_stream();
+        let mut buffer = String::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            while let Some(end) = buffer.find("\n\n") {
+                let event: String = buffer[..end].to_owned();
+                buffer = buffer[end + 2..].to_owned();
+                let data: Vec<&str> = event.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
+                let data = data.join("\n");
+                if let Ok(v) = serde_json::from_str::<Value>(&data)
+                    && v.get("id").is_some()
+                    && (v.get("result").is_some() || v.get("error").is_some())
+                {
+                    return Answer { status, headers, content_type, message: Some(v), text: event };
+                }
+            }
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(Some(Ok(chunk))) => buffer.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n")),
+                _ => return Answer { status, headers, content_type, message: None, text: buffer },
+            }
+        }
+    }
+    let text = response.text().await.unwrap_or_default();
+    let message = serde_json::from_str(&text).ok();
+    Answer { status, headers, content_type, message, text }
+}
+
+/// Polls `get_forge_run` until terminal.
+pub async fn wait_forge(client: &mut Raw, workspace: &str, inference: &str) -> Answer {
+    for _ in 0..100 {
+        let answer = client.call("get_forge_run", json!({"workspace_id": workspace, "inference_id": inference})).await;
+        let status = answer.structured()["status"].as_str().unwrap_or("").to_owned();
+        assert_conforms("get_forge_run", answer.structured());
+        if ["complete", "failed", "cancelled", "deleted"].contains(&status.as_str()) {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("run {inference} did not finish");
+}
+
+/// Checks structured content against the tool's output schema, with formats (uuid,
+/// date-time) validated as ajv-formats does.
+pub fn assert_conforms(tool: &str, value: &Value) {
+    let catalogue = gateway::tools::Catalogue::new();
+    let Some(spec) = catalogue.tool(tool) else { return };
+    let schema = Value::Object(spec.output_schema.as_ref().expect("an output schema").as_ref().clone());
+    let validator = jsonschema::options().should_validate_formats(true).build(&schema).expect("a valid schema");
+    let errors: Vec<String> = validator.iter_errors(value).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "{tool}: structured content does not match the output schema: {errors:?}\n{value}");
+}
