@@ -50,6 +50,10 @@ pub struct SimConfig {
     pub extra_redirect_uris: Vec<String>,
 }
 
+/// Longest run, token lifetime or poll interval accepted: ten years. Longer ones would overflow
+/// clock arithmetic, so `validate` refuses them.
+pub const MAX_SPAN: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 impl Default for SimConfig {
     fn default() -> Self {
         Self {
@@ -80,9 +84,11 @@ impl SimConfig {
         }
     }
 
-    /// How long a run takes once `speed` is applied.
+    /// How long a run takes once `speed` is applied (at most `MAX_SPAN`).
     pub fn effective_run_duration(&self) -> Duration {
-        self.run_duration.div_f64(self.speed)
+        Duration::try_from_secs_f64(self.run_duration.as_secs_f64() / self.speed)
+            .unwrap_or(MAX_SPAN)
+            .min(MAX_SPAN)
     }
 
     pub fn poll_interval(&self) -> u64 {
@@ -96,6 +102,26 @@ impl SimConfig {
         if !(self.speed.is_finite() && self.speed > 0.0) {
             return Err(crate::SimError::InvalidConfig(
                 "speed must be a positive number".into(),
+            ));
+        }
+        for (name, span) in [
+            ("run duration", self.effective_run_duration()),
+            ("access token TTL", self.access_token_ttl),
+            ("refresh token TTL", self.refresh_token_ttl),
+            (
+                "poll interval",
+                Duration::from_secs(self.poll_interval_seconds.unwrap_or(0)),
+            ),
+        ] {
+            if span > MAX_SPAN {
+                return Err(crate::SimError::InvalidConfig(format!(
+                    "{name} is longer than ten years"
+                )));
+            }
+        }
+        if self.access_token_ttl.is_zero() {
+            return Err(crate::SimError::InvalidConfig(
+                "access token TTL must be at least one second".into(),
             ));
         }
         if self.max_concurrent_runs == 0 {

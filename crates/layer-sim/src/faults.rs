@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
+use http::{HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -28,6 +28,11 @@ pub enum FaultKind {
     Drop,
     /// Hold the answer for `stall_ms` (default: until shutdown), `before` or `after` handling.
     Stall,
+    /// Answer an HTML page with `status` (default 200) instead of handling, as a captive
+    /// proxy or a misrouted load balancer would.
+    Html,
+    /// Handle normally, then add `Deprecation` (RFC 9745) and `Sunset` (RFC 8594) headers.
+    Deprecation,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,10 +87,14 @@ impl FaultSpec {
         if !(0.0..=1.0).contains(&self.probability) {
             return Err("probability must be between 0 and 1".into());
         }
-        if let Some(status) = self.status
-            && !(500..=599).contains(&status)
-        {
-            return Err("status must be a 5xx code".into());
+        match (self.kind, self.status) {
+            (FaultKind::Error, Some(s)) if !(500..=599).contains(&s) => {
+                return Err("an error fault's status must be a 5xx code".into());
+            }
+            (_, Some(s)) if !(200..=599).contains(&s) => {
+                return Err("status must be between 200 and 599".into());
+            }
+            _ => {}
         }
         if self.kind == FaultKind::Latency && self.latency_ms.is_none() {
             return Err("a latency fault needs latency_ms".into());
@@ -113,7 +122,8 @@ pub struct Faults {
 #[derive(Debug, Default)]
 struct Plan {
     latency: Duration,
-    terminal: Option<(FaultKind, When, Option<u16>, Option<u64>)>,
+    deprecation: bool,
+    terminal: Terminal,
 }
 
 impl Faults {
@@ -173,6 +183,7 @@ impl Faults {
                 FaultKind::Latency => {
                     plan.latency += Duration::from_millis(rule.latency_ms.unwrap_or(0));
                 }
+                FaultKind::Deprecation => plan.deprecation = true,
                 kind => {
                     if plan.terminal.is_none() {
                         plan.terminal = Some((kind, rule.when, rule.status, rule.stall_ms));
@@ -203,18 +214,40 @@ pub async fn layer(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Res
         return next.run(req).await;
     }
     let plan = sim.faults.plan(req.method().as_str(), &path);
-    if plan.latency.is_zero() && plan.terminal.is_none() {
+    if plan.latency.is_zero() && plan.terminal.is_none() && !plan.deprecation {
         return next.run(req).await;
     }
+    let mut response = faulted(&sim, plan.latency, plan.terminal, req, next).await;
+    if plan.deprecation {
+        let h = response.headers_mut();
+        // Fixed dates keep the headers the same in every run.
+        h.insert("deprecation", HeaderValue::from_static("@1767225600"));
+        h.insert(
+            "sunset",
+            HeaderValue::from_static("Fri, 01 Jan 2027 00:00:00 GMT"),
+        );
+    }
+    response
+}
+
+type Terminal = Option<(FaultKind, When, Option<u16>, Option<u64>)>;
+
+async fn faulted(
+    sim: &Arc<Sim>,
+    latency: Duration,
+    terminal: Terminal,
+    req: Request,
+    next: Next,
+) -> Response {
     sim.lock().counters.faults_applied += 1;
     let conn = req
         .extensions()
         .get::<ConnectInfo<ConnHandle>>()
         .map(|c| c.0.clone());
-    if !plan.latency.is_zero() {
-        stall(&sim, Some(plan.latency.as_millis() as u64)).await;
+    if !latency.is_zero() {
+        stall(sim, Some(latency.as_millis() as u64)).await;
     }
-    let Some((kind, when, status, stall_ms)) = plan.terminal else {
+    let Some((kind, when, status, stall_ms)) = terminal else {
         return next.run(req).await;
     };
     match (kind, when) {
@@ -238,15 +271,26 @@ pub async fn layer(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Res
             response
         }
         (FaultKind::Stall, When::Before) => {
-            stall(&sim, stall_ms).await;
+            stall(sim, stall_ms).await;
             next.run(req).await
         }
         (FaultKind::Stall, When::After) => {
             let response = next.run(req).await;
-            stall(&sim, stall_ms).await;
+            stall(sim, stall_ms).await;
             response
         }
-        (FaultKind::Latency, _) => next.run(req).await,
+        (FaultKind::Html, _) => {
+            let status = status
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::OK);
+            (
+                status,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                "<!doctype html><html><head><title>Gateway</title></head><body><h1>Please sign in to the network</h1></body></html>",
+            )
+                .into_response()
+        }
+        (FaultKind::Latency | FaultKind::Deprecation, _) => next.run(req).await,
     }
 }
 

@@ -76,9 +76,8 @@ struct Args {
 }
 
 fn config(args: &Args) -> Result<SimConfig, String> {
-    if !(args.run_duration.is_finite() && args.run_duration >= 0.0) {
-        return Err("--run-duration must be a non-negative number of seconds".into());
-    }
+    let run_duration = Duration::try_from_secs_f64(args.run_duration)
+        .map_err(|_| "--run-duration must be a non-negative number of seconds".to_owned())?;
     Ok(SimConfig {
         listen: args.listen,
         fixtures: args
@@ -86,7 +85,7 @@ fn config(args: &Args) -> Result<SimConfig, String> {
             .clone()
             .map_or(FixtureSource::Builtin, FixtureSource::Path),
         speed: args.speed,
-        run_duration: Duration::from_secs_f64(args.run_duration),
+        run_duration,
         poll_interval_seconds: args.poll_interval,
         enable_admin: args.enable_admin,
         public_url: args.public_url.clone(),

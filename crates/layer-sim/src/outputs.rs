@@ -269,7 +269,7 @@ fn render_glb(seed: u64) -> Vec<u8> {
         ]
     });
     let mut json_bytes = gltf.to_string().into_bytes();
-    while json_bytes.len() % 4 != 0 {
+    while !json_bytes.len().is_multiple_of(4) {
         json_bytes.push(b' ');
     }
     let total = 12 + 8 + json_bytes.len() + 8 + bin.len();

@@ -82,6 +82,7 @@ pub enum ApiError {
         limit: usize,
     },
     IdempotencyKeyReused,
+    PayloadTooLarge,
     RunNotCancellable {
         status: String,
     },
@@ -178,6 +179,12 @@ impl ApiError {
                 format!(
                     "At most {limit} runs may be unfinished at once per user and workspace. Retry in {retry_after_secs} s."
                 ),
+            ),
+            PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                "Payload too large",
+                "The request body is larger than the API accepts (2 MiB).".into(),
             ),
             IdempotencyKeyReused => (
                 StatusCode::CONFLICT,

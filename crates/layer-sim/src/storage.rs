@@ -258,10 +258,9 @@ pub async fn put_upload(
         (file_id, *declared_size, received.len() as u64)
     };
     let remaining = declared.saturating_sub(received_len);
-    let bytes = match axum::body::to_bytes(body, (remaining as usize).saturating_add(1)).await {
-        Ok(b) => Some(b),
-        Err(_) => None,
-    };
+    let bytes = axum::body::to_bytes(body, (remaining as usize).saturating_add(1))
+        .await
+        .ok();
     let mut inner = sim.lock();
     let Some(rec) = inner.files.get_mut(&file_id) else {
         return xml_error(

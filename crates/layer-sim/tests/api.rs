@@ -1,5 +1,6 @@
 //! The v1 API over real HTTP: auth, workspaces, models, validation, the ledger through a run's
 //! life, cancel, the concurrency limit, idempotency, failure triggers, workflows, outputs.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns panic on purpose
 
 mod common;
 
@@ -260,7 +261,12 @@ async fn bad_bodies_get_every_problem_in_one_422_and_create_nothing() {
 
 #[tokio::test]
 async fn a_run_reserves_its_estimate_then_charges_the_actual_price() {
-    let h = Harness::start().await;
+    // Long enough that the reservation is still there when we look, whatever the machine's load.
+    let h = Harness::with(layer_sim::SimConfig {
+        run_duration: std::time::Duration::from_millis(1500),
+        ..layer_sim::SimConfig::for_tests()
+    })
+    .await;
     let alice = h.pat("alice");
     let before = h.workspace(&alice, ACME).await;
     assert_eq!(before["balance_creative_units"], 1000.0);
@@ -602,12 +608,12 @@ async fn idempotency_key_replays_the_same_run_and_refuses_a_different_body() {
     let h = Harness::start().await;
     let alice = h.pat("alice");
     let path = format!("/workspaces/{ACME}/inferences");
-    let body = json!({"model_id": FLUX, "prompt": "a fox", "batch_size": 2});
+    let body = json!({"model_id": FLUX, "prompt": "a fox SIM_HOLD", "batch_size": 2});
     let first = h.post(&alice, &path, &body, Some("key-1")).await;
     assert_eq!(first.status(), StatusCode::OK);
     let first: Value = first.json().await.unwrap();
     // Same body with keys in another order is the same request.
-    let reordered = json!({"batch_size": 2, "prompt": "a fox", "model_id": FLUX});
+    let reordered = json!({"batch_size": 2, "prompt": "a fox SIM_HOLD", "model_id": FLUX});
     let second = h.post(&alice, &path, &reordered, Some("key-1")).await;
     assert_eq!(second.headers()["idempotent-replayed"], "true");
     let second: Value = second.json().await.unwrap();
@@ -789,6 +795,20 @@ async fn a_refused_generation_fails_the_workflow_with_refusals() {
         )
         .await;
     let rid = held["run_id"].as_str().unwrap();
+    // Past the first tenth of its time a run is `running`, with a step under way.
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    let live = h.get_json(&alice, &format!("{base}/runs/{rid}")).await;
+    assert_eq!(live["status"], "running");
+    assert!(live["poll_interval_seconds"].as_u64().unwrap() >= 1);
+    assert!(
+        live["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["status"] == "running"),
+        "{live}"
+    );
+    assert!(live["outputs"].is_null());
     let cancelled = h
         .post_ok(&alice, &format!("{base}/runs/{rid}/cancel"), &json!({}))
         .await;
@@ -806,4 +826,97 @@ async fn a_refused_generation_fails_the_workflow_with_refusals() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_a_413_problem() {
+    let h = Harness::start().await;
+    let body = json!({"model_id": FLUX, "prompt": "x".repeat(3 * 1024 * 1024)});
+    let r = h
+        .post(
+            &h.pat("alice"),
+            &format!("/workspaces/{ACME}/inferences"),
+            &body,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    assert_eq!(code(&r.json().await.unwrap()), "PAYLOAD_TOO_LARGE");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems() {
+    let h = Harness::start().await;
+    let alice = h.pat("alice");
+    let r = h.get(&alice, "/nothing-here").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(code(&r.json().await.unwrap()), "NOT_FOUND");
+    let r = h
+        .http
+        .delete(h.api("/workspaces"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(r.headers().contains_key("x-request-id"));
+}
+
+#[tokio::test]
+async fn concurrent_executes_never_exceed_five_and_share_one_keyed_run() {
+    let h = std::sync::Arc::new(Harness::start().await);
+    let alice = h.pat("alice");
+    let path = format!("/workspaces/{ACME}/inferences");
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let (h, alice, path) = (h.clone(), alice.clone(), path.clone());
+            tokio::spawn(async move {
+                let body =
+                    json!({"model_id": FLUX, "prompt": format!("SIM_HOLD {i}"), "batch_size": 1});
+                h.post(&alice, &path, &body, None).await.status()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count(),
+        7
+    );
+    let state = h.state().await;
+    assert_eq!(state["concurrency"][0]["max_unfinished_runs"], 5);
+
+    // Bob fires the same keyed request eight times at once: one run, one reservation.
+    let bob = h.pat("bob");
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (h, bob, path) = (h.clone(), bob.clone(), path.clone());
+            tokio::spawn(async move {
+                let body = json!({"model_id": FLUX, "prompt": "SIM_HOLD same", "batch_size": 1});
+                let r = h.post(&bob, &path, &body, Some("same-key")).await;
+                assert_eq!(r.status(), StatusCode::OK);
+                r.json::<Value>().await.unwrap()["inference_id"].clone()
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1);
+    let state = h.state().await;
+    assert_eq!(state["counters"]["runs_created"], 6);
+    assert_eq!(state["workspaces"][0]["reserved_creative_units"], 6.0);
 }

@@ -1,4 +1,5 @@
 //! Fault injection: 5xx fractions, latency, dropped connections, stalls; admin off by default.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns panic on purpose
 
 mod common;
 
@@ -159,4 +160,30 @@ async fn bad_fault_specs_are_refused() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{spec}");
     }
+}
+
+#[tokio::test]
+async fn html_pages_and_deprecation_headers_can_be_injected() {
+    let h = Harness::start().await;
+    let alice = h.pat("alice");
+    h.add_fault(json!({"kind": "html", "path_prefix": "/api/v1/workspaces", "count": 1}))
+        .await;
+    let r = h.get(&alice, "/workspaces").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(r.text().await.unwrap().starts_with("<!doctype html>"));
+
+    h.add_fault(json!({"kind": "deprecation", "path_prefix": "/api/v1/workspaces"}))
+        .await;
+    let r = h.get(&alice, "/workspaces").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["deprecation"], "@1767225600");
+    assert!(r.headers().contains_key("sunset"));
+    let body: Value = r.json().await.unwrap();
+    assert!(body["workspaces"].is_array(), "still handled");
 }

@@ -1,4 +1,5 @@
 //! The GCS-style resumable upload protocol and how uploaded files are used.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns panic on purpose
 
 mod common;
 

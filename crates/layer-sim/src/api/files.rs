@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
 use chrono::Utc;
@@ -11,8 +10,8 @@ use http::HeaderMap;
 use serde_json::{Value, json};
 
 use super::{
-    RawPath, fingerprint, idempotency_key, idempotent_replay, idempotent_store, member_workspace,
-    ok_json, path_uuids,
+    JsonBytes, RawPath, fingerprint, idempotency_key, idempotent_replay, idempotent_store,
+    member_workspace, ok_json, path_uuids,
 };
 use crate::auth::Caller;
 use crate::ids::{FileId, WorkspaceId};
@@ -42,7 +41,7 @@ pub async fn request_upload_url(
     Caller(user): Caller,
     path: RawPath,
     headers: HeaderMap,
-    bytes: Bytes,
+    JsonBytes(bytes): JsonBytes,
 ) -> Result<Response, ApiError> {
     let [ws_raw] = path_uuids(&path.0, ["workspace_id"])?;
     let ws_id = WorkspaceId(ws_raw);

@@ -11,8 +11,8 @@ use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use super::{
-    RawPath, fingerprint, idempotency_key, idempotent_replay, idempotent_store, member_workspace,
-    ok_json, path_uuids,
+    JsonBytes, RawPath, check_balance, check_rate_limit, fingerprint, idempotency_key,
+    idempotent_replay, idempotent_store, member_workspace, ok_json, path_uuids,
 };
 use crate::auth::Caller;
 use crate::catalogue::{Modality, ModelDef, model_in_workspace};
@@ -21,7 +21,7 @@ use crate::ids::{FileId, ModelId, RunId, WorkspaceId, derive_uuid};
 use crate::outputs::Generated;
 use crate::pricing::{PricedInference, estimate_inference};
 use crate::problem::{ApiError, ValidationItem, loc};
-use crate::state::{Failure, Inner, PlannedOutput, Run, RunKind, RunState, Sim, UserIdx, rfc3339};
+use crate::state::{Failure, Inner, PlannedOutput, Run, RunKind, RunState, Sim, rfc3339};
 use crate::validation::{
     finish, get, get_bool, get_float, get_int, get_str, parse_json_body, validate_object,
 };
@@ -336,48 +336,11 @@ fn planned_outputs(r: &Resolved, run_seed: u64) -> Vec<PlannedOutput> {
         .collect()
 }
 
-/// Refuses a 6th unfinished run; `Retry-After` is when the earliest is expected to finish.
-pub fn check_rate_limit(
-    sim: &Sim,
-    inner: &mut Inner,
-    user: UserIdx,
-    ws: WorkspaceId,
-) -> Result<(), ApiError> {
-    let unfinished = inner.unfinished(user, ws);
-    if unfinished.len() < sim.config.max_concurrent_runs {
-        return Ok(());
-    }
-    let now = Instant::now();
-    let soonest = unfinished
-        .iter()
-        .map(|r| r.expected_end().saturating_duration_since(now))
-        .min()
-        .unwrap_or_default();
-    inner.counters.rate_limited += 1;
-    Err(ApiError::RateLimited {
-        retry_after_secs: soonest.as_secs_f64().ceil().max(1.0) as u64,
-        limit: sim.config.max_concurrent_runs,
-    })
-}
-
-/// Refuses a run whose estimate exceeds what the workspace has available.
-pub fn check_balance(inner: &mut Inner, ws: WorkspaceId, estimate: f64) -> Result<(), ApiError> {
-    let available = inner.workspace(ws).map_or(0.0, |w| w.available());
-    if estimate > available + 1e-9 {
-        inner.counters.insufficient_balance += 1;
-        return Err(ApiError::InsufficientBalance {
-            needed: estimate,
-            available,
-        });
-    }
-    Ok(())
-}
-
 pub async fn estimate(
     State(sim): State<Arc<Sim>>,
     Caller(user): Caller,
     path: RawPath,
-    bytes: Bytes,
+    JsonBytes(bytes): JsonBytes,
 ) -> Result<Response, ApiError> {
     let [ws_id] = path_uuids(&path.0, ["workspace_id"])?;
     let ws_id = WorkspaceId(ws_id);
@@ -401,7 +364,7 @@ pub async fn execute(
     Caller(user): Caller,
     path: RawPath,
     headers: HeaderMap,
-    bytes: Bytes,
+    JsonBytes(bytes): JsonBytes,
 ) -> Result<Response, ApiError> {
     let [ws_raw] = path_uuids(&path.0, ["workspace_id"])?;
     let ws_id = WorkspaceId(ws_raw);
@@ -470,7 +433,7 @@ pub async fn execute(
     Ok(ok_json(response))
 }
 
-fn find_inference<'a>(inner: &'a Inner, ws: WorkspaceId, id: RunId) -> Result<&'a Run, ApiError> {
+fn find_inference(inner: &Inner, ws: WorkspaceId, id: RunId) -> Result<&Run, ApiError> {
     inner
         .runs
         .get(&id)

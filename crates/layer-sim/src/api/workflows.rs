@@ -10,10 +10,10 @@ use chrono::Utc;
 use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
-use super::inferences::{check_balance, check_rate_limit};
 use super::{
-    RawPath, fingerprint, idempotency_key, idempotent_replay, idempotent_store, member_workspace,
-    ok_json, page_params, paginate, path_uuids, query_one, query_pairs,
+    JsonBytes, RawPath, check_balance, check_rate_limit, fingerprint, idempotency_key,
+    idempotent_replay, idempotent_store, member_workspace, ok_json, page_params, paginate,
+    path_uuids, query_one, query_pairs,
 };
 use crate::auth::Caller;
 use crate::catalogue::{WorkflowDef, workflow_in_workspace, workflows};
@@ -203,7 +203,7 @@ pub async fn estimate(
     State(sim): State<Arc<Sim>>,
     Caller(user): Caller,
     path: RawPath,
-    bytes: Bytes,
+    JsonBytes(bytes): JsonBytes,
 ) -> Result<Response, ApiError> {
     let [ws_id, wf_id] = path_uuids(&path.0, ["workspace_id", "workflow_id"])?;
     let ws_id = WorkspaceId(ws_id);
@@ -229,7 +229,7 @@ pub async fn execute(
     Caller(user): Caller,
     path: RawPath,
     headers: HeaderMap,
-    bytes: Bytes,
+    JsonBytes(bytes): JsonBytes,
 ) -> Result<Response, ApiError> {
     let [ws_raw, wf_raw] = path_uuids(&path.0, ["workspace_id", "workflow_id"])?;
     let ws_id = WorkspaceId(ws_raw);
@@ -323,12 +323,7 @@ pub async fn execute(
     Ok(ok_json(response))
 }
 
-fn find_run<'a>(
-    inner: &'a Inner,
-    ws: WorkspaceId,
-    wf: WorkflowId,
-    id: RunId,
-) -> Result<&'a Run, ApiError> {
+fn find_run(inner: &Inner, ws: WorkspaceId, wf: WorkflowId, id: RunId) -> Result<&Run, ApiError> {
     inner
         .runs
         .get(&id)

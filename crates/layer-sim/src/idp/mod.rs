@@ -252,6 +252,10 @@ async fn authorize(State(sim): State<Arc<Sim>>, raw: RawQuery) -> Response {
     if audience != sim.fixtures.api_audience {
         return fail("access_denied", &format!("Service not found: {audience}"));
     }
+    // The simulator keeps no browser session, so a silent authorization can never succeed.
+    if q("prompt").as_deref() == Some("none") {
+        return fail("login_required", "The user is not signed in.");
+    }
     let scope = q("scope").unwrap_or_else(|| "openid".into());
     let tx_id = sim.ids.token("login");
     let request = Pending {
@@ -383,13 +387,13 @@ fn client_auth(
     sim: &Sim,
     headers: &HeaderMap,
     p: &HashMap<String, String>,
-) -> Result<OAuthClientFixture, Response> {
+) -> Result<OAuthClientFixture, Box<Response>> {
     let invalid = || {
-        oauth_error(
+        Box::new(oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             "Client authentication failed.",
-        )
+        ))
     };
     let basic = headers
         .get(header::AUTHORIZATION)
@@ -445,16 +449,26 @@ fn pkce_ok(challenge: &str, verifier: &str) -> bool {
 }
 
 /// Mints an access token (and id and refresh tokens as the scope asks) for a user.
-fn issue(
-    sim: &Sim,
-    inner: &mut Inner,
+/// What a token response is issued for.
+struct Grant<'a> {
     user: UserIdx,
-    client_id: &str,
-    scope: &str,
-    audience: &str,
-    nonce: Option<&str>,
+    client_id: &'a str,
+    scope: &'a str,
+    audience: &'a str,
+    nonce: Option<&'a str>,
+    /// The refresh-token family to continue (a refresh), or `None` to start one.
     family: Option<String>,
-) -> (Value, Option<String>) {
+}
+
+fn issue(sim: &Sim, inner: &mut Inner, grant: Grant<'_>) -> (Value, Option<String>) {
+    let Grant {
+        user,
+        client_id,
+        scope,
+        audience,
+        nonce,
+        family,
+    } = grant;
     let now = Utc::now().timestamp();
     let ttl = sim.config.access_token_ttl.as_secs() as i64;
     let Some(u) = sim.fixtures.users.get(user.0) else {
@@ -538,7 +552,7 @@ async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> 
     let p = params(&headers, &body);
     let client = match client_auth(&sim, &headers, &p) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let get = |k: &str| p.get(k).map(String::as_str).unwrap_or_default();
     let bad_grant = |d: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", d);
@@ -577,12 +591,14 @@ async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> 
             let (body, family) = issue(
                 &sim,
                 &mut inner,
-                user,
-                &client.client_id,
-                &request.scope,
-                &request.audience,
-                request.nonce.as_deref(),
-                None,
+                Grant {
+                    user,
+                    client_id: &client.client_id,
+                    scope: &request.scope,
+                    audience: &request.audience,
+                    nonce: request.nonce.as_deref(),
+                    family: None,
+                },
             );
             if let Some(rec) = inner.idp.codes.get_mut(code) {
                 rec.family = family;
@@ -617,7 +633,10 @@ async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> 
             }
             let ttl = chrono::Duration::from_std(sim.config.refresh_token_ttl)
                 .unwrap_or(chrono::Duration::MAX);
-            if created + ttl < Utc::now() {
+            if created
+                .checked_add_signed(ttl)
+                .is_some_and(|end| end < Utc::now())
+            {
                 return bad_grant("Refresh token expired.");
             }
             if let Some(rec) = inner.idp.refresh.get_mut(presented) {
@@ -631,12 +650,14 @@ async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> 
             let (body, _) = issue(
                 &sim,
                 &mut inner,
-                user,
-                &rec_client,
-                &scope,
-                &audience,
-                None,
-                Some(family),
+                Grant {
+                    user,
+                    client_id: &rec_client,
+                    scope: &scope,
+                    audience: &audience,
+                    nonce: None,
+                    family: Some(family),
+                },
             );
             token_ok(body)
         }
@@ -657,7 +678,7 @@ async fn revoke(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) ->
     let p = params(&headers, &body);
     let client = match client_auth(&sim, &headers, &p) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(token) = p.get("token").filter(|t| !t.is_empty()) else {
         return oauth_error(

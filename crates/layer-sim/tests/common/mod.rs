@@ -1,5 +1,5 @@
 //! Shared test harness: a simulator on port 0 and a plain HTTP client.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
