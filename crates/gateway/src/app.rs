@@ -1,4 +1,5 @@
-//! The axum application: `/mcp` (rmcp's streamable HTTP service behind our layers),
+//! The axum application: `/mcp` (rmcp's streamable HTTP service behind our layers, and the
+//! older HTTP+SSE transport's stream), `/sse` and `/messages` (the older transport),
 //! `/healthz` and `/readyz`; and [`start`], which binds and serves it until shut down.
 
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use axum::http::StatusCode;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use legacy_sse::{Closable, ConnectionCloser};
 use layer_api::{BearerToken, ClientConfig, LayerClient, ListWorkspacesQuery, PageLimit, RetryPolicy};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -23,6 +25,7 @@ use crate::auth::challenge::Challenge;
 use crate::auth::{MemoryCredentialCache, PatAuthenticator, PatVerifier, SharedAuthenticator, VerifyError};
 use crate::config::{Config, origin_of};
 use crate::http::{self, accept, auth, guard, protocol, session};
+use crate::legacy;
 use crate::mcp::{LayerMcp, Shared};
 use crate::sessions::{MemorySessionRegistry, SessionRegistry};
 use crate::tools::{Catalogue, FileFetcher};
@@ -122,7 +125,7 @@ async fn readyz(State(readiness): State<Arc<Readiness>>) -> impl IntoResponse {
 }
 
 /// Builds the router. `shutdown` ends SSE streams and the idle-session sweeper.
-pub fn router(config: &Config, services: Services, shutdown: CancellationToken) -> Router {
+pub fn router(config: &Config, services: Services, shutdown: CancellationToken) -> anyhow::Result<Router> {
     let upstream = Upstream::new(services.layer.clone(), services.authenticator.clone());
     let shared = Arc::new(Shared {
         catalogue: Catalogue::new(),
@@ -157,18 +160,29 @@ pub fn router(config: &Config, services: Services, shutdown: CancellationToken) 
     session::spawn_idle_sweeper(session_state.clone(), Duration::from_secs(30).min(config.session_idle_timeout), shutdown.clone());
     let protocol_state = protocol::ProtocolState { max_body_bytes: config.max_request_body_bytes };
 
+    let old_sse = legacy::build(config, shared.clone(), shutdown.child_token())?;
+    // The older transport's own routes, behind the same guard and authentication.
+    let old_routes = old_sse.router(legacy::SSE_PATH, legacy::MESSAGES_PATH).layer(
+        ServiceBuilder::new()
+            .layer(guard.cors())
+            .layer(from_fn_with_state(guard.clone(), guard::check))
+            .layer(from_fn_with_state(auth_state.clone(), auth::require_caller)),
+    );
+
     let mcp = ServiceBuilder::new()
         .layer(guard.cors())
         .layer(from_fn_with_state(guard, guard::check))
         .layer(from_fn_with_state(auth_state, auth::require_caller))
+        .layer(from_fn_with_state(old_sse, legacy::dispatch))
         .layer(from_fn_with_state(session_state, session::bind_sessions))
         .layer(from_fn_with_state(protocol_state, protocol::normalise))
         .layer(from_fn(accept::negotiate))
         .service(mcp_service);
 
     let readiness = Arc::new(Readiness { layer: services.layer.clone(), last: Mutex::new(None) });
-    Router::new()
+    Ok(Router::new()
         .route_service("/mcp", mcp)
+        .merge(old_routes)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(readiness))
         .layer(
@@ -176,7 +190,7 @@ pub fn router(config: &Config, services: Services, shutdown: CancellationToken) 
                 .layer(SetRequestIdLayer::new(http::trace::REQUEST_ID, http::trace::MakeUuid))
                 .layer(http::trace::layer())
                 .layer(PropagateRequestIdLayer::new(http::trace::REQUEST_ID)),
-        )
+        ))
 }
 
 /// A gateway serving on a socket.
@@ -227,7 +241,7 @@ pub async fn start(mut config: Config, services: Services) -> anyhow::Result<Run
     config.listen = addr;
     config.validate()?;
     let shutdown = CancellationToken::new();
-    let app = router(&config, services, shutdown.clone());
+    let app = router(&config, services, shutdown.clone())?;
     let stop = shutdown.clone();
     // Small SSE frames must not wait for Nagle's algorithm (it costs ~40 ms per call).
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
@@ -235,6 +249,9 @@ pub async fn start(mut config: Config, services: Services) -> anyhow::Result<Run
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
     });
+    // Lets the old transport close the connection of a stream whose client stopped reading.
+    let listener = Closable::new(listener);
+    let app = app.into_make_service_with_connect_info::<ConnectionCloser>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })

@@ -8,6 +8,8 @@
 //! - [`sessions`]: which user owns which MCP session, with a per-user cap;
 //! - [`mcp`]: the rmcp server handler; [`tools`]: the 18 tools; [`errors`]: the one
 //!   failure-to-result mapping; [`upstream`]: the way to Layer and its choke point;
+//! - [`legacy`]: the older HTTP+SSE transport (`GET /mcp` or `/sse`, `POST /messages`) on
+//!   the same handler;
 //! - [`fetch`]: the SSRF-guarded downloader `upload_file` uses; [`demo`]: `demo`.
 
 pub mod app;
@@ -17,6 +19,7 @@ pub mod demo;
 pub mod errors;
 pub mod fetch;
 pub mod http;
+pub mod legacy;
 pub mod mcp;
 pub mod sessions;
 pub mod tools;

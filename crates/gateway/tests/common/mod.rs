@@ -35,18 +35,41 @@ impl Env {
 
     /// Starts both, letting the test adjust the gateway's configuration first.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Env {
-        let sim = layer_sim::start(SimConfig::for_tests()).await.expect("simulator starts");
-        let mut config = Config::for_local(SocketAddr::from(([127, 0, 0, 1], 0)), sim.api_url().clone());
+        let sim = layer_sim::start(SimConfig::for_tests())
+            .await
+            .expect("simulator starts");
+        let mut config =
+            Config::for_local(SocketAddr::from(([127, 0, 0, 1], 0)), sim.api_url().clone());
         config.upload_allow_hosts = vec![sim.local_addr().to_string()];
         config.upstream_request_timeout = Duration::from_secs(5);
         adjust(&mut config);
         let services = Services::from_config(&config).expect("services");
-        let gateway = gateway::start(config, services).await.expect("gateway starts");
-        let pat = |login: &str| sim.fixtures().active_pat(login).unwrap().expose().to_owned();
+        let gateway = gateway::start(config, services)
+            .await
+            .expect("gateway starts");
+        let pat = |login: &str| {
+            sim.fixtures()
+                .active_pat(login)
+                .unwrap()
+                .expose()
+                .to_owned()
+        };
         let alice = pat("alice");
         let bob = pat("bob");
-        let alice_revoked = sim.fixtures().revoked_pat("alice").unwrap().expose().to_owned();
-        Env { sim, gateway, http: reqwest::Client::new(), alice, bob, alice_revoked }
+        let alice_revoked = sim
+            .fixtures()
+            .revoked_pat("alice")
+            .unwrap()
+            .expose()
+            .to_owned();
+        Env {
+            sim,
+            gateway,
+            http: reqwest::Client::new(),
+            alice,
+            bob,
+            alice_revoked,
+        }
     }
 
     pub fn mcp_url(&self) -> String {
@@ -54,11 +77,22 @@ impl Env {
     }
 
     pub fn sim_url(&self, path: &str) -> String {
-        format!("{}{}", self.sim.base_url().as_str().trim_end_matches('/'), path)
+        format!(
+            "{}{}",
+            self.sim.base_url().as_str().trim_end_matches('/'),
+            path
+        )
     }
 
     pub async fn sim_state(&self) -> Value {
-        self.http.get(self.sim_url("/_sim/state")).send().await.unwrap().json().await.unwrap()
+        self.http
+            .get(self.sim_url("/_sim/state"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     /// Requests the simulator's API (not its admin endpoints) has served.
@@ -66,12 +100,19 @@ impl Env {
         let state = self.sim_state().await;
         state["counters"]["requests"]
             .as_object()
-            .map(|m| m.iter().filter(|(k, _)| k.contains("/api/v1")).filter_map(|(_, v)| v.as_u64()).sum())
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| k.contains("/api/v1"))
+                    .filter_map(|(_, v)| v.as_u64())
+                    .sum()
+            })
             .unwrap_or(0)
     }
 
     pub async fn runs_created(&self) -> u64 {
-        self.sim_state().await["counters"]["runs_created"].as_u64().unwrap()
+        self.sim_state().await["counters"]["runs_created"]
+            .as_u64()
+            .unwrap()
     }
 
     pub async fn available(&self, workspace: &str) -> f64 {
@@ -87,12 +128,26 @@ impl Env {
     }
 
     pub async fn add_fault(&self, fault: Value) {
-        let r = self.http.post(self.sim_url("/_sim/faults")).json(&fault).send().await.unwrap();
-        assert!(r.status().is_success(), "fault accepted: {}", r.text().await.unwrap());
+        let r = self
+            .http
+            .post(self.sim_url("/_sim/faults"))
+            .json(&fault)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "fault accepted: {}",
+            r.text().await.unwrap()
+        );
     }
 
     pub async fn clear_faults(&self) {
-        self.http.delete(self.sim_url("/_sim/faults")).send().await.unwrap();
+        self.http
+            .delete(self.sim_url("/_sim/faults"))
+            .send()
+            .await
+            .unwrap();
     }
 
     /// A raw client for `pat`.
@@ -132,13 +187,21 @@ pub struct Answer {
 
 impl Answer {
     pub fn result(&self) -> &Value {
-        let m = self.message.as_ref().unwrap_or_else(|| panic!("no message: {self:?}"));
-        m.get("result").unwrap_or_else(|| panic!("not a result: {m}"))
+        let m = self
+            .message
+            .as_ref()
+            .unwrap_or_else(|| panic!("no message: {self:?}"));
+        m.get("result")
+            .unwrap_or_else(|| panic!("not a result: {m}"))
     }
 
     pub fn error(&self) -> &Value {
-        let m = self.message.as_ref().unwrap_or_else(|| panic!("no message: {self:?}"));
-        m.get("error").unwrap_or_else(|| panic!("not an error: {m}"))
+        let m = self
+            .message
+            .as_ref()
+            .unwrap_or_else(|| panic!("no message: {self:?}"));
+        m.get("error")
+            .unwrap_or_else(|| panic!("not an error: {m}"))
     }
 
     /// The structured content of a tool result.
@@ -193,20 +256,28 @@ impl Raw {
         let id = self.id();
         let version = self.version.clone();
         let answer = self
-            .post(json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
+            .post(
+                json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
                 "protocolVersion": version, "capabilities": {},
-                "clientInfo": {"name": "gateway-tests", "version": "1"}}}))
+                "clientInfo": {"name": "gateway-tests", "version": "1"}}}),
+            )
             .await;
         assert_eq!(answer.status, StatusCode::OK, "initialize: {answer:?}");
-        self.session = answer.headers.get("mcp-session-id").map(|v| v.to_str().unwrap().to_owned());
-        let initialized = self.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+        self.session = answer
+            .headers
+            .get("mcp-session-id")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let initialized = self
+            .post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
         assert_eq!(initialized.status, StatusCode::ACCEPTED);
         answer
     }
 
     pub async fn list_tools(&mut self) -> Answer {
         let id = self.id();
-        self.post(json!({"jsonrpc": "2.0", "id": id, "method": "tools/list", "params": {}})).await
+        self.post(json!({"jsonrpc": "2.0", "id": id, "method": "tools/list", "params": {}}))
+            .await
     }
 
     pub async fn call(&mut self, name: &str, arguments: Value) -> Answer {
@@ -220,7 +291,11 @@ impl Raw {
     pub async fn ok(&mut self, name: &str, arguments: Value) -> Value {
         let answer = self.call(name, arguments).await;
         assert_eq!(answer.status, StatusCode::OK, "{name}: {answer:?}");
-        assert!(!answer.is_tool_error(), "{name} failed: {}", answer.result());
+        assert!(
+            !answer.is_tool_error(),
+            "{name} failed: {}",
+            answer.result()
+        );
         assert_conforms(name, answer.structured());
         answer.structured().clone()
     }
@@ -230,7 +305,11 @@ impl Raw {
     pub async fn fails(&mut self, name: &str, arguments: Value) -> Value {
         let answer = self.call(name, arguments).await;
         assert_eq!(answer.status, StatusCode::OK, "{name}: {answer:?}");
-        assert!(answer.is_tool_error(), "{name} should fail: {}", answer.result());
+        assert!(
+            answer.is_tool_error(),
+            "{name} should fail: {}",
+            answer.result()
+        );
         assert_conforms(name, answer.structured());
         answer.structured().clone()
     }
@@ -241,7 +320,11 @@ impl Raw {
 pub async fn read(response: reqwest::Response) -> Answer {
     let status = response.status();
     let headers = response.headers().clone();
-    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     if content_type.starts_with("text/event-stream") {
         let mut stream = response.bytes_stream();
         let mut buffer = String::new();
@@ -250,31 +333,65 @@ pub async fn read(response: reqwest::Response) -> Answer {
             while let Some(end) = buffer.find("\n\n") {
                 let event: String = buffer[..end].to_owned();
                 buffer = buffer[end + 2..].to_owned();
-                let data: Vec<&str> = event.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
+                let data: Vec<&str> = event
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
                 let data = data.join("\n");
                 if let Ok(v) = serde_json::from_str::<Value>(&data)
                     && v.get("id").is_some()
                     && (v.get("result").is_some() || v.get("error").is_some())
                 {
-                    return Answer { status, headers, content_type, message: Some(v), text: event };
+                    return Answer {
+                        status,
+                        headers,
+                        content_type,
+                        message: Some(v),
+                        text: event,
+                    };
                 }
             }
             match tokio::time::timeout_at(deadline, stream.next()).await {
-                Ok(Some(Ok(chunk))) => buffer.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n")),
-                _ => return Answer { status, headers, content_type, message: None, text: buffer },
+                Ok(Some(Ok(chunk))) => {
+                    buffer.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"))
+                }
+                _ => {
+                    return Answer {
+                        status,
+                        headers,
+                        content_type,
+                        message: None,
+                        text: buffer,
+                    };
+                }
             }
         }
     }
     let text = response.text().await.unwrap_or_default();
     let message = serde_json::from_str(&text).ok();
-    Answer { status, headers, content_type, message, text }
+    Answer {
+        status,
+        headers,
+        content_type,
+        message,
+        text,
+    }
 }
 
 /// Polls `get_forge_run` until terminal.
 pub async fn wait_forge(client: &mut Raw, workspace: &str, inference: &str) -> Answer {
     for _ in 0..100 {
-        let answer = client.call("get_forge_run", json!({"workspace_id": workspace, "inference_id": inference})).await;
-        let status = answer.structured()["status"].as_str().unwrap_or("").to_owned();
+        let answer = client
+            .call(
+                "get_forge_run",
+                json!({"workspace_id": workspace, "inference_id": inference}),
+            )
+            .await;
+        let status = answer.structured()["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
         assert_conforms("get_forge_run", answer.structured());
         if ["complete", "failed", "cancelled", "deleted"].contains(&status.as_str()) {
             return answer;
@@ -288,9 +405,26 @@ pub async fn wait_forge(client: &mut Raw, workspace: &str, inference: &str) -> A
 /// date-time) validated as ajv-formats does.
 pub fn assert_conforms(tool: &str, value: &Value) {
     let catalogue = gateway::tools::Catalogue::new();
-    let Some(spec) = catalogue.tool(tool) else { return };
-    let schema = Value::Object(spec.output_schema.as_ref().expect("an output schema").as_ref().clone());
-    let validator = jsonschema::options().should_validate_formats(true).build(&schema).expect("a valid schema");
-    let errors: Vec<String> = validator.iter_errors(value).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-    assert!(errors.is_empty(), "{tool}: structured content does not match the output schema: {errors:?}\n{value}");
+    let Some(spec) = catalogue.tool(tool) else {
+        return;
+    };
+    let schema = Value::Object(
+        spec.output_schema
+            .as_ref()
+            .expect("an output schema")
+            .as_ref()
+            .clone(),
+    );
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("a valid schema");
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{tool}: structured content does not match the output schema: {errors:?}\n{value}"
+    );
 }
