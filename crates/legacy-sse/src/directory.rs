@@ -71,7 +71,9 @@ pub trait SessionDirectory: Send + Sync + 'static {
 /// The input side of one session: messages pushed here are what its service receives.
 #[derive(Clone)]
 pub struct Inbox {
-    tx: mpsc::Sender<ClientJsonRpcMessage>,
+    // Boxed: a channel allocates room for 32 messages up front, and a message is ~360
+    // bytes inline; with thousands of idle streams that adds up.
+    tx: mpsc::Sender<Box<ClientJsonRpcMessage>>,
     /// Cancelled when the server starts shutting down: new messages are refused.
     draining: CancellationToken,
     /// Cancelled when the session ends.
@@ -80,7 +82,7 @@ pub struct Inbox {
 
 impl Inbox {
     pub(crate) fn new(
-        tx: mpsc::Sender<ClientJsonRpcMessage>,
+        tx: mpsc::Sender<Box<ClientJsonRpcMessage>>,
         draining: CancellationToken,
         stop: CancellationToken,
     ) -> Self {
@@ -112,7 +114,7 @@ impl Inbox {
                 JsonRpcMessage::Response(_) | JsonRpcMessage::Error(_) => {}
             }
             tokio::select! {
-                sent = self.tx.send(message) => sent.map_err(|_| DeliveryError::NotFound)?,
+                sent = self.tx.send(Box::new(message)) => sent.map_err(|_| DeliveryError::NotFound)?,
                 () = self.stop.cancelled() => return Err(DeliveryError::NotFound),
             }
         }

@@ -351,8 +351,8 @@ where
 }
 
 fn tokio_stream_from(
-    mut rx: mpsc::Receiver<ServerJsonRpcMessage>,
-) -> impl futures::Stream<Item = ServerJsonRpcMessage> {
+    mut rx: mpsc::Receiver<Box<ServerJsonRpcMessage>>,
+) -> impl futures::Stream<Item = Box<ServerJsonRpcMessage>> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 

@@ -24,10 +24,10 @@ pub(crate) enum TransportError {
 
 pub(crate) struct SessionTransport {
     session: SessionId,
-    inbound: mpsc::Receiver<ClientJsonRpcMessage>,
+    inbound: mpsc::Receiver<Box<ClientJsonRpcMessage>>,
     /// Cancelled to end the input (graceful shutdown, once requests in flight are done).
     input_closed: CancellationToken,
-    outbound: mpsc::Sender<ServerJsonRpcMessage>,
+    outbound: mpsc::Sender<Box<ServerJsonRpcMessage>>,
     /// How long a message may wait for room in the backlog.
     slow_reader_timeout: Duration,
     /// Cancelled to close the stream at once (here: when the client stopped reading).
@@ -37,9 +37,9 @@ pub(crate) struct SessionTransport {
 impl SessionTransport {
     pub(crate) fn new(
         session: SessionId,
-        inbound: mpsc::Receiver<ClientJsonRpcMessage>,
+        inbound: mpsc::Receiver<Box<ClientJsonRpcMessage>>,
         input_closed: CancellationToken,
-        outbound: mpsc::Sender<ServerJsonRpcMessage>,
+        outbound: mpsc::Sender<Box<ServerJsonRpcMessage>>,
         slow_reader_timeout: Duration,
         stop: CancellationToken,
     ) -> Self {
@@ -64,7 +64,7 @@ impl Transport<RoleServer> for SessionTransport {
         // Queued at once while there is room, so messages keep their order. A full backlog
         // gets a bounded wait: a client that reads slowly catches up, one that stopped
         // reading is disconnected rather than buffered without bound.
-        let waiting = match self.outbound.try_send(item) {
+        let waiting = match self.outbound.try_send(Box::new(item)) {
             Ok(()) => None,
             Err(TrySendError::Closed(_)) => Some(Err(TransportError::Closed)),
             Err(TrySendError::Full(item)) => Some(Ok((
@@ -99,13 +99,13 @@ impl Transport<RoleServer> for SessionTransport {
     async fn receive(&mut self) -> Option<ClientJsonRpcMessage> {
         if !self.input_closed.is_cancelled() {
             tokio::select! {
-                message = self.inbound.recv() => return message,
+                message = self.inbound.recv() => return message.map(|m| *m),
                 () = self.input_closed.cancelled() => {}
             }
         }
         // Input closed: what was already accepted is still handled, then the input ends.
         self.inbound.close();
-        self.inbound.recv().await
+        self.inbound.recv().await.map(|m| *m)
     }
 
     async fn close(&mut self) -> Result<(), Self::Error> {
