@@ -11,6 +11,7 @@ pub mod clients;
 pub mod gateway;
 pub mod legacy_sse;
 pub mod mcp;
+pub mod oauth;
 pub mod paths;
 pub mod process;
 pub mod redis;

@@ -45,9 +45,9 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 /// The folder holding the npm `node_modules` and the Python `.venv` of the real clients.
-/// `LAYER_MCP_TEST_CLIENTS` overrides it (a worktree can share the main checkout's install).
+/// `E2E_CLIENTS_DIR` overrides it (a worktree can share the main checkout's install).
 pub fn clients_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("LAYER_MCP_TEST_CLIENTS") {
+    if let Ok(dir) = std::env::var("E2E_CLIENTS_DIR") {
         return PathBuf::from(dir);
     }
     workspace_root().join("tests").join("clients")

@@ -42,7 +42,11 @@ impl Scenario for Direct {
     fn call(self: Arc<Self>, _worker: usize) -> CallFuture {
         Box::pin(async move {
             let ws: WorkspaceId = WORKSPACE.parse().unwrap();
-            self.client.with_token(&self.token).get_workspace(ws).await.unwrap();
+            self.client
+                .with_token(&self.token)
+                .get_workspace(ws)
+                .await
+                .unwrap();
         })
     }
 }
@@ -59,7 +63,10 @@ struct ThroughGateway {
 
 impl ThroughGateway {
     async fn new(label: &str, url: String, pat: String, workers: usize) -> Self {
-        let http = reqwest::Client::builder().pool_max_idle_per_host(workers * 2).build().unwrap();
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(workers * 2)
+            .build()
+            .unwrap();
         let mut sessions = Vec::new();
         for _ in 0..workers {
             let r = http
@@ -84,7 +91,13 @@ impl ThroughGateway {
                 .unwrap();
             sessions.push(session);
         }
-        Self { http, url, pat, sessions, label: label.to_owned() }
+        Self {
+            http,
+            url,
+            pat,
+            sessions,
+            label: label.to_owned(),
+        }
     }
 }
 
@@ -117,7 +130,11 @@ impl Scenario for ThroughGateway {
                     break;
                 }
             }
-            let data = seen.lines().filter_map(|l| l.strip_prefix("data:")).find(|d| d.contains("\"result\"")).unwrap();
+            let data = seen
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .find(|d| d.contains("\"result\""))
+                .unwrap();
             let v: Value = serde_json::from_str(data.trim()).unwrap();
             assert_eq!(v["result"]["isError"], false, "{v}");
         })
@@ -165,11 +182,19 @@ async fn measure(scenario: Arc<dyn Scenario>, calls: usize, concurrency: usize) 
     let elapsed = started.elapsed();
     latencies.sort_unstable();
     let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
-    Stats { calls: latencies.len(), elapsed, p50: pct(0.50), p99: pct(0.99) }
+    Stats {
+        calls: latencies.len(),
+        elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+    }
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[tokio::main]
@@ -178,11 +203,20 @@ async fn main() {
     let calls = env_usize("BENCH_CALLS", 2000);
     let concurrency = env_usize("BENCH_CONCURRENCY", 16);
 
-    let sim = layer_sim::start(layer_sim::SimConfig { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..Default::default() })
-        .await
-        .unwrap();
-    let pat = sim.fixtures().active_pat("alice").unwrap().expose().to_owned();
-    let config = gateway::Config::for_local(SocketAddr::from(([127, 0, 0, 1], 0)), sim.api_url().clone());
+    let sim = layer_sim::start(layer_sim::SimConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let pat = sim
+        .fixtures()
+        .active_pat("alice")
+        .unwrap()
+        .expose()
+        .to_owned();
+    let config =
+        gateway::Config::for_local(SocketAddr::from(([127, 0, 0, 1], 0)), sim.api_url().clone());
     let services = gateway::Services::from_config(&config).unwrap();
     let gw = gateway::start(config, services).await.unwrap();
 
@@ -192,11 +226,24 @@ async fn main() {
     });
     let scenarios: Vec<Arc<dyn Scenario>> = vec![
         direct,
-        Arc::new(ThroughGateway::new("through the gateway (MCP tools/call, SSE)", gw.mcp_url(), pat.clone(), concurrency).await),
+        Arc::new(
+            ThroughGateway::new(
+                "through the gateway (MCP tools/call, SSE)",
+                gw.mcp_url(),
+                pat.clone(),
+                concurrency,
+            )
+            .await,
+        ),
     ];
 
-    println!("tool call: get_workspace; {calls} calls, {concurrency} concurrent; loopback; one process");
-    println!("{:<44} {:>10} {:>10} {:>10} {:>14}", "scenario", "calls/s", "p50 ms", "p99 ms", "vs direct");
+    println!(
+        "tool call: get_workspace; {calls} calls, {concurrency} concurrent; loopback; one process"
+    );
+    println!(
+        "{:<44} {:>10} {:>10} {:>10} {:>14}",
+        "scenario", "calls/s", "p50 ms", "p99 ms", "vs direct"
+    );
     let mut baseline: Option<Stats> = None;
     for scenario in scenarios {
         let stats = measure(scenario.clone(), calls, concurrency).await;

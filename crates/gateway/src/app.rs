@@ -12,8 +12,10 @@ use axum::http::StatusCode;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use legacy_sse::{Closable, ConnectionCloser};
-use layer_api::{BearerToken, ClientConfig, LayerClient, ListWorkspacesQuery, PageLimit, RetryPolicy};
+use layer_api::{
+    BearerToken, ClientConfig, LayerClient, ListWorkspacesQuery, PageLimit, RetryPolicy,
+};
+use legacy_sse::{Closable, ClosableConnection};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::sync::Mutex;
@@ -22,7 +24,12 @@ use tower::ServiceBuilder;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::auth::challenge::Challenge;
-use crate::auth::{MemoryCredentialCache, PatAuthenticator, PatVerifier, SharedAuthenticator, VerifyError};
+use auth_server::AuthServer;
+
+use crate::auth::{
+    MemoryCredentialCache, OAuthAuthenticator, PatAuthenticator, PatVerifier, SharedAuthenticator,
+    VerifyError,
+};
 use crate::config::{Config, origin_of};
 use crate::http::{self, accept, auth, guard, protocol, session};
 use crate::legacy;
@@ -39,18 +46,39 @@ pub struct Services {
     pub authenticator: SharedAuthenticator,
     pub sessions: Arc<dyn SessionRegistry>,
     pub fetcher: Arc<dyn FileFetcher>,
+    /// The OAuth authorization server (issue 4), when configured: its routes are mounted
+    /// and its tokens are accepted beside PATs.
+    pub oauth: Option<AuthServer>,
 }
 
 impl Services {
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
         let layer = layer_client(config)?;
         let verifier: Arc<dyn PatVerifier> = Arc::new(LayerVerifier(layer.clone()));
-        let authenticator: SharedAuthenticator =
-            Arc::new(PatAuthenticator::new(verifier, Arc::new(MemoryCredentialCache::default()), config.pat_cache_ttl));
-        let sessions: Arc<dyn SessionRegistry> =
-            Arc::new(MemorySessionRegistry::new(config.max_sessions_per_user, config.session_idle_timeout));
+        let authenticator: SharedAuthenticator = Arc::new(PatAuthenticator::new(
+            verifier,
+            Arc::new(MemoryCredentialCache::default()),
+            config.pat_cache_ttl,
+        ));
+        let sessions: Arc<dyn SessionRegistry> = Arc::new(MemorySessionRegistry::new(
+            config.max_sessions_per_user,
+            config.session_idle_timeout,
+        ));
         let fetcher = crate::fetch::fetcher_from_config(config)?;
-        Ok(Self { layer, authenticator, sessions, fetcher })
+        Ok(Self {
+            layer,
+            authenticator,
+            sessions,
+            fetcher,
+            oauth: None,
+        })
+    }
+
+    /// Turns on OAuth: `server`'s tokens are accepted first, PATs still work.
+    pub fn with_oauth(mut self, server: AuthServer) -> Self {
+        self.authenticator = Arc::new(OAuthAuthenticator::new(server.clone(), self.authenticator));
+        self.oauth = Some(server);
+        self
     }
 }
 
@@ -60,7 +88,10 @@ pub fn layer_client(config: &Config) -> anyhow::Result<LayerClient> {
     client_config.user_agent = concat!("layer-mcp-gateway/", env!("CARGO_PKG_VERSION")).to_owned();
     client_config.connect_timeout = config.upstream_connect_timeout;
     client_config.request_timeout = config.upstream_request_timeout;
-    client_config.retry = RetryPolicy { max_attempts: config.upstream_max_attempts, ..RetryPolicy::default() };
+    client_config.retry = RetryPolicy {
+        max_attempts: config.upstream_max_attempts,
+        ..RetryPolicy::default()
+    };
     Ok(LayerClient::new(client_config)?)
 }
 
@@ -71,7 +102,10 @@ struct LayerVerifier(LayerClient);
 #[async_trait::async_trait]
 impl PatVerifier for LayerVerifier {
     async fn verify(&self, token: &BearerToken) -> Result<(), VerifyError> {
-        let query = ListWorkspacesQuery { limit: PageLimit::new(1).ok(), cursor: None };
+        let query = ListWorkspacesQuery {
+            limit: PageLimit::new(1).ok(),
+            cursor: None,
+        };
         match self.0.with_token(token).list_workspaces(&query).await {
             Ok(_) => Ok(()),
             Err(error) => match error.status().map(|s| s.as_u16()) {
@@ -99,7 +133,10 @@ impl Readiness {
         // Any HTTP answer (a 401 for this made-up token) means Layer is there.
         let ok = match BearerToken::new("readiness-probe") {
             Ok(token) => {
-                let query = ListWorkspacesQuery { limit: PageLimit::new(1).ok(), cursor: None };
+                let query = ListWorkspacesQuery {
+                    limit: PageLimit::new(1).ok(),
+                    cursor: None,
+                };
                 match self.layer.with_token(&token).list_workspaces(&query).await {
                     Ok(_) => true,
                     Err(e) => e.status().is_some_and(|s| !s.is_server_error()),
@@ -154,11 +191,33 @@ pub fn router(config: &Config, services: Services, shutdown: CancellationToken) 
         mcp_config,
     );
 
-    let guard = Arc::new(guard::Guard::new(&config.allowed_hosts(), &config.allowed_origins));
-    let auth_state = auth::AuthState { authenticator: services.authenticator.clone(), challenge: Arc::new(Challenge::new()) };
-    let session_state = session::SessionState { registry: services.sessions.clone(), closer: session_manager };
-    session::spawn_idle_sweeper(session_state.clone(), Duration::from_secs(30).min(config.session_idle_timeout), shutdown.clone());
-    let protocol_state = protocol::ProtocolState { max_body_bytes: config.max_request_body_bytes };
+    let guard = Arc::new(guard::Guard::new(
+        &config.allowed_hosts(),
+        &config.allowed_origins,
+    ));
+    let challenge = match &services.oauth {
+        Some(server) => Challenge::new().with_oauth(
+            server.resource_metadata_url(),
+            auth_server::SCOPE.to_owned(),
+        ),
+        None => Challenge::new(),
+    };
+    let auth_state = auth::AuthState {
+        authenticator: services.authenticator.clone(),
+        challenge: Arc::new(challenge),
+    };
+    let session_state = session::SessionState {
+        registry: services.sessions.clone(),
+        closer: session_manager,
+    };
+    session::spawn_idle_sweeper(
+        session_state.clone(),
+        Duration::from_secs(30).min(config.session_idle_timeout),
+        shutdown.clone(),
+    );
+    let protocol_state = protocol::ProtocolState {
+        max_body_bytes: config.max_request_body_bytes,
+    };
 
     let old_sse = legacy::build(config, shared.clone(), shutdown.child_token())?;
     // The older transport's own routes, behind the same guard and authentication.
@@ -179,18 +238,28 @@ pub fn router(config: &Config, services: Services, shutdown: CancellationToken) 
         .layer(from_fn(accept::negotiate))
         .service(mcp_service);
 
-    let readiness = Arc::new(Readiness { layer: services.layer.clone(), last: Mutex::new(None) });
-    Ok(Router::new()
+    let readiness = Arc::new(Readiness {
+        layer: services.layer.clone(),
+        last: Mutex::new(None),
+    });
+    let mut app = Router::new()
         .route_service("/mcp", mcp)
         .merge(old_routes)
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz).with_state(readiness))
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(http::trace::REQUEST_ID, http::trace::MakeUuid))
-                .layer(http::trace::layer())
-                .layer(PropagateRequestIdLayer::new(http::trace::REQUEST_ID)),
-        ))
+        .route("/readyz", get(readyz).with_state(readiness));
+    if let Some(server) = &services.oauth {
+        // Discovery documents, /authorize, /token, /register, /revoke and the login pages.
+        app = app.merge(server.router());
+    }
+    Ok(app.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(
+                http::trace::REQUEST_ID,
+                http::trace::MakeUuid,
+            ))
+            .layer(http::trace::layer())
+            .layer(PropagateRequestIdLayer::new(http::trace::REQUEST_ID)),
+    ))
 }
 
 /// A gateway serving on a socket.
@@ -215,7 +284,9 @@ impl RunningGateway {
 
     /// Resolves when the server stops on its own (an I/O error) or is shut down.
     pub async fn wait(self) -> std::io::Result<()> {
-        self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        self.task
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
 
     /// A token that shuts this gateway down when cancelled.
@@ -229,7 +300,9 @@ impl RunningGateway {
 pub async fn start(mut config: Config, services: Services) -> anyhow::Result<RunningGateway> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {} (setting `listen`): {e}", config.listen))?;
+        .map_err(|e| {
+            anyhow::anyhow!("cannot listen on {} (setting `listen`): {e}", config.listen)
+        })?;
     let addr = listener.local_addr()?;
     if config.public_url.port() == Some(0) {
         let derived = config.allowed_origins == vec![origin_of(&config.public_url)];
@@ -249,14 +322,41 @@ pub async fn start(mut config: Config, services: Services) -> anyhow::Result<Run
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
     });
-    // Lets the old transport close the connection of a stream whose client stopped reading.
+    // Connect info: the authorization server rate-limits registrations per address, and the
+    // old transport closes the connection of a stream whose client stopped reading.
     let listener = Closable::new(listener);
-    let app = app.into_make_service_with_connect_info::<ConnectionCloser>();
+    let app = app.layer(axum::middleware::from_fn(
+        legacy_sse::split_connect_info::<SocketAddr>,
+    ));
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<ClosableConnection<SocketAddr>>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
     });
     tracing::info!(%addr, mcp_url = %config.mcp_url(), upstream = %config.layer_api_url, "gateway listening");
-    Ok(RunningGateway { addr, config, shutdown, task })
+    Ok(RunningGateway {
+        addr,
+        config,
+        shutdown,
+        task,
+    })
+}
+
+/// Resolves on SIGTERM (orchestrators) or Ctrl-C.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

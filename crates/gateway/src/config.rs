@@ -92,6 +92,9 @@ pub struct Config {
     pub upload_allow_hosts: Vec<String>,
     /// Log line format.
     pub log_format: LogFormat,
+    /// Things worth a warning at start that do not stop it (e.g. an unknown `LAYER_MCP_*`
+    /// variable: the prefix is shared with tooling, so it cannot be an error).
+    pub warnings: Vec<String>,
 }
 
 impl Config {
@@ -121,6 +124,7 @@ impl Config {
             upload_max_redirects: 3,
             upload_allow_hosts: Vec::new(),
             log_format: LogFormat::Text,
+            warnings: Vec::new(),
         }
     }
 
@@ -145,17 +149,24 @@ impl Config {
 
     /// Reads the file (if any), the environment and the flags, in that order of precedence
     /// (flags win), and validates the result.
-    pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>, flags: &Flags) -> Result<Self, ConfigError> {
+    pub fn load(
+        file: Option<&Path>,
+        env: &BTreeMap<String, String>,
+        flags: &Flags,
+    ) -> Result<Self, ConfigError> {
         let layers = Layers::read(file, env)?;
         layers.build(flags)
     }
 
     /// Checks the cross-field rules. [`Config::load`] calls it; call it after editing fields.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_public_url(&self.public_url).map_err(|m| ConfigError::invalid("public_url", Origin::Built, m))?;
-        check_api_url(&self.layer_api_url).map_err(|m| ConfigError::invalid("layer_api_url", Origin::Built, m))?;
+        check_public_url(&self.public_url)
+            .map_err(|m| ConfigError::invalid("public_url", Origin::Built, m))?;
+        check_api_url(&self.layer_api_url)
+            .map_err(|m| ConfigError::invalid("layer_api_url", Origin::Built, m))?;
         for origin in &self.allowed_origins {
-            check_origin(origin).map_err(|m| ConfigError::invalid("allowed_origins", Origin::Built, m))?;
+            check_origin(origin)
+                .map_err(|m| ConfigError::invalid("allowed_origins", Origin::Built, m))?;
         }
         let positive = [
             ("upstream_max_attempts", self.upstream_max_attempts as u64),
@@ -167,19 +178,33 @@ impl Config {
         ];
         for (name, value) in positive {
             if value == 0 {
-                return Err(ConfigError::invalid(name, Origin::Built, "must be at least 1".into()));
+                return Err(ConfigError::invalid(
+                    name,
+                    Origin::Built,
+                    "must be at least 1".into(),
+                ));
             }
         }
         let durations = [
-            ("upstream_connect_timeout_secs", self.upstream_connect_timeout),
-            ("upstream_request_timeout_secs", self.upstream_request_timeout),
+            (
+                "upstream_connect_timeout_secs",
+                self.upstream_connect_timeout,
+            ),
+            (
+                "upstream_request_timeout_secs",
+                self.upstream_request_timeout,
+            ),
             ("session_idle_timeout_secs", self.session_idle_timeout),
             ("sse_keep_alive_secs", self.sse_keep_alive),
             ("upload_timeout_secs", self.upload_timeout),
         ];
         for (name, value) in durations {
             if value.is_zero() {
-                return Err(ConfigError::invalid(name, Origin::Built, "must be more than 0 seconds".into()));
+                return Err(ConfigError::invalid(
+                    name,
+                    Origin::Built,
+                    "must be more than 0 seconds".into(),
+                ));
             }
         }
         Ok(())
@@ -221,22 +246,36 @@ impl fmt::Display for Origin {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("invalid setting `{setting}` (from {origin}): {message}")]
-    Invalid { setting: String, origin: Origin, message: String },
+    Invalid {
+        setting: String,
+        origin: Origin,
+        message: String,
+    },
     #[error("unknown setting `{setting}` in {origin}; known settings: {known}")]
-    Unknown { setting: String, origin: Origin, known: String },
+    Unknown {
+        setting: String,
+        origin: Origin,
+        known: String,
+    },
     #[error("cannot read config file {path}: {message}")]
     File { path: PathBuf, message: String },
 }
 
 impl ConfigError {
     fn invalid(setting: &str, origin: Origin, message: String) -> Self {
-        Self::Invalid { setting: setting.to_owned(), origin, message }
+        Self::Invalid {
+            setting: setting.to_owned(),
+            origin,
+            message,
+        }
     }
 
     /// The setting at fault, when there is one.
     pub fn setting(&self) -> Option<&str> {
         match self {
-            ConfigError::Invalid { setting, .. } | ConfigError::Unknown { setting, .. } => Some(setting),
+            ConfigError::Invalid { setting, .. } | ConfigError::Unknown { setting, .. } => {
+                Some(setting)
+            }
             ConfigError::File { .. } => None,
         }
     }
@@ -277,6 +316,8 @@ enum Raw {
 struct Layers {
     file: BTreeMap<String, (Raw, Origin)>,
     env: BTreeMap<String, (Raw, Origin)>,
+    /// `LAYER_MCP_*` variables that name no setting.
+    unknown_env: Vec<String>,
 }
 
 impl Layers {
@@ -294,26 +335,39 @@ impl Layers {
             for (key, value) in table {
                 let origin = Origin::File(path.to_owned());
                 if !KEYS.contains(&key.as_str()) {
-                    return Err(ConfigError::Unknown { setting: key, origin, known: KEYS.join(", ") });
+                    return Err(ConfigError::Unknown {
+                        setting: key,
+                        origin,
+                        known: KEYS.join(", "),
+                    });
                 }
                 let raw = match value {
-                    toml::Value::Array(items) => Raw::Many(items.into_iter().map(toml_scalar).collect()),
+                    toml::Value::Array(items) => {
+                        Raw::Many(items.into_iter().map(toml_scalar).collect())
+                    }
                     other => Raw::One(toml_scalar(other)),
                 };
                 file_values.insert(key, (raw, origin));
             }
         }
         let mut env_values = BTreeMap::new();
+        let mut unknown_env = Vec::new();
         for (name, value) in env {
-            let Some(key) = name.strip_prefix(ENV_PREFIX) else { continue };
+            let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
             let key = key.to_ascii_lowercase();
-            let origin = Origin::Env(name.clone());
             if !KEYS.contains(&key.as_str()) {
-                return Err(ConfigError::Unknown { setting: name.clone(), origin, known: env_names() });
+                unknown_env.push(name.clone());
+                continue;
             }
-            env_values.insert(key, (Raw::One(value.clone()), origin));
+            env_values.insert(key, (Raw::One(value.clone()), Origin::Env(name.clone())));
         }
-        Ok(Self { file: file_values, env: env_values })
+        Ok(Self {
+            file: file_values,
+            env: env_values,
+            unknown_env,
+        })
     }
 
     /// The winning raw value of `key`: flag, then env, then file.
@@ -324,18 +378,34 @@ impl Layers {
         self.env.get(key).or_else(|| self.file.get(key)).cloned()
     }
 
-    fn scalar<T: FromStr>(&self, key: &str, flag: Option<(&'static str, &String)>) -> Result<Option<(T, Origin)>, ConfigError>
+    fn scalar<T: FromStr>(
+        &self,
+        key: &str,
+        flag: Option<(&'static str, &String)>,
+    ) -> Result<Option<(T, Origin)>, ConfigError>
     where
         T::Err: fmt::Display,
     {
-        let Some((raw, origin)) = self.raw(key, flag) else { return Ok(None) };
+        let Some((raw, origin)) = self.raw(key, flag) else {
+            return Ok(None);
+        };
         let text = match raw {
             Raw::One(text) => text,
-            Raw::Many(_) => return Err(ConfigError::invalid(key, origin, "must be a single value, not a list".into())),
+            Raw::Many(_) => {
+                return Err(ConfigError::invalid(
+                    key,
+                    origin,
+                    "must be a single value, not a list".into(),
+                ));
+            }
         };
         match text.trim().parse::<T>() {
             Ok(value) => Ok(Some((value, origin))),
-            Err(e) => Err(ConfigError::invalid(key, origin, format!("{e} (got {:?})", shorten(&text)))),
+            Err(e) => Err(ConfigError::invalid(
+                key,
+                origin,
+                format!("{e} (got {:?})", shorten(&text)),
+            )),
         }
     }
 
@@ -345,28 +415,47 @@ impl Layers {
             Raw::Many(items) => items,
             Raw::One(text) => text.split(',').map(str::to_owned).collect(),
         };
-        let items = items.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+        let items = items
+            .into_iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
         Some((items, origin))
     }
 
     fn secs(&self, key: &str, default: Duration) -> Result<Duration, ConfigError> {
-        Ok(self.scalar::<u64>(key, None)?.map_or(default, |(s, _)| Duration::from_secs(s)))
+        Ok(self
+            .scalar::<u64>(key, None)?
+            .map_or(default, |(s, _)| Duration::from_secs(s)))
     }
 
     fn build(&self, flags: &Flags) -> Result<Config, ConfigError> {
-        let listen = match self.scalar::<SocketAddr>("listen", flags.listen.as_ref().map(|v| ("--listen", v)))? {
+        let listen = match self
+            .scalar::<SocketAddr>("listen", flags.listen.as_ref().map(|v| ("--listen", v)))?
+        {
             Some((addr, _)) => addr,
-            None => DEFAULT_LISTEN.parse().map_err(|e| ConfigError::invalid("listen", Origin::Default, format!("{e}")))?,
+            None => DEFAULT_LISTEN
+                .parse()
+                .map_err(|e| ConfigError::invalid("listen", Origin::Default, format!("{e}")))?,
         };
-        let layer_api_url = match self.scalar::<Url>("layer_api_url", flags.layer_api_url.as_ref().map(|v| ("--layer-api-url", v)))? {
+        let layer_api_url = match self.scalar::<Url>(
+            "layer_api_url",
+            flags.layer_api_url.as_ref().map(|v| ("--layer-api-url", v)),
+        )? {
             Some((url, origin)) => {
-                check_api_url(&url).map_err(|m| ConfigError::invalid("layer_api_url", origin, m))?;
+                check_api_url(&url)
+                    .map_err(|m| ConfigError::invalid("layer_api_url", origin, m))?;
                 url
             }
-            None => Url::parse(DEFAULT_LAYER_API_URL).map_err(|e| ConfigError::invalid("layer_api_url", Origin::Default, e.to_string()))?,
+            None => Url::parse(DEFAULT_LAYER_API_URL).map_err(|e| {
+                ConfigError::invalid("layer_api_url", Origin::Default, e.to_string())
+            })?,
         };
         let mut config = Config::for_local(listen, layer_api_url);
-        if let Some((url, origin)) = self.scalar::<Url>("public_url", flags.public_url.as_ref().map(|v| ("--public-url", v)))? {
+        if let Some((url, origin)) = self.scalar::<Url>(
+            "public_url",
+            flags.public_url.as_ref().map(|v| ("--public-url", v)),
+        )? {
             check_public_url(&url).map_err(|m| ConfigError::invalid("public_url", origin, m))?;
             config.public_url = url;
             config.allowed_origins = vec![origin_of(&config.public_url)];
@@ -376,17 +465,25 @@ impl Layers {
         }
         if let Some((origins, origin)) = self.list("allowed_origins") {
             for o in &origins {
-                check_origin(o).map_err(|m| ConfigError::invalid("allowed_origins", origin.clone(), m))?;
+                check_origin(o)
+                    .map_err(|m| ConfigError::invalid("allowed_origins", origin.clone(), m))?;
             }
             config.allowed_origins = origins;
         }
-        config.upstream_connect_timeout = self.secs("upstream_connect_timeout_secs", config.upstream_connect_timeout)?;
-        config.upstream_request_timeout = self.secs("upstream_request_timeout_secs", config.upstream_request_timeout)?;
+        config.upstream_connect_timeout = self.secs(
+            "upstream_connect_timeout_secs",
+            config.upstream_connect_timeout,
+        )?;
+        config.upstream_request_timeout = self.secs(
+            "upstream_request_timeout_secs",
+            config.upstream_request_timeout,
+        )?;
         if let Some((n, _)) = self.scalar::<u32>("upstream_max_attempts", None)? {
             config.upstream_max_attempts = n;
         }
         config.pat_cache_ttl = self.secs("pat_cache_ttl_secs", config.pat_cache_ttl)?;
-        config.session_idle_timeout = self.secs("session_idle_timeout_secs", config.session_idle_timeout)?;
+        config.session_idle_timeout =
+            self.secs("session_idle_timeout_secs", config.session_idle_timeout)?;
         if let Some((n, _)) = self.scalar::<usize>("max_sessions_per_user", None)? {
             config.max_sessions_per_user = n;
         }
@@ -414,6 +511,12 @@ impl Layers {
         if let Some((format, _)) = self.scalar::<LogFormat>("log_format", None)? {
             config.log_format = format;
         }
+        for name in &self.unknown_env {
+            config.warnings.push(format!(
+                "ignoring environment variable {name}: it names no setting (known: {})",
+                env_names()
+            ));
+        }
         // Re-run the checks with the origin of each value, so the message names its source.
         config.validate().map_err(|e| self.attribute(e))?;
         Ok(config)
@@ -423,13 +526,21 @@ impl Layers {
     /// really came from.
     fn attribute(&self, error: ConfigError) -> ConfigError {
         match error {
-            ConfigError::Invalid { setting, origin: Origin::Built, message } => {
+            ConfigError::Invalid {
+                setting,
+                origin: Origin::Built,
+                message,
+            } => {
                 let origin = self
                     .env
                     .get(&setting)
                     .or_else(|| self.file.get(&setting))
                     .map_or(Origin::Default, |(_, o)| o.clone());
-                ConfigError::Invalid { setting, origin, message }
+                ConfigError::Invalid {
+                    setting,
+                    origin,
+                    message,
+                }
             }
             other => other,
         }
@@ -437,7 +548,10 @@ impl Layers {
 }
 
 fn env_names() -> String {
-    KEYS.iter().map(|k| format!("{ENV_PREFIX}{}", k.to_ascii_uppercase())).collect::<Vec<_>>().join(", ")
+    KEYS.iter()
+        .map(|k| format!("{ENV_PREFIX}{}", k.to_ascii_uppercase()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn toml_scalar(value: toml::Value) -> String {
@@ -468,7 +582,10 @@ pub fn origin_of(url: &Url) -> String {
 
 fn check_public_url(url: &Url) -> Result<(), String> {
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("must be an http or https URL, got scheme `{}`", url.scheme()));
+        return Err(format!(
+            "must be an http or https URL, got scheme `{}`",
+            url.scheme()
+        ));
     }
     if url.host_str().is_none() {
         return Err("must name a host".into());
@@ -479,7 +596,11 @@ fn check_public_url(url: &Url) -> Result<(), String> {
             url.path()
         ));
     }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return Err("must not carry credentials, a query or a fragment".into());
     }
     Ok(())
@@ -487,7 +608,10 @@ fn check_public_url(url: &Url) -> Result<(), String> {
 
 fn check_api_url(url: &Url) -> Result<(), String> {
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("must be an http or https URL, got scheme `{}`", url.scheme()));
+        return Err(format!(
+            "must be an http or https URL, got scheme `{}`",
+            url.scheme()
+        ));
     }
     if url.host_str().is_none() {
         return Err("must name a host".into());
@@ -518,7 +642,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     fn write(contents: &str) -> tempfile_path::TempPath {
@@ -531,7 +658,8 @@ mod tests {
         pub struct TempPath(PathBuf);
         impl TempPath {
             pub fn with_contents(contents: &str) -> Self {
-                let path = std::env::temp_dir().join(format!("gateway-config-{}.toml", uuid::Uuid::new_v4()));
+                let path = std::env::temp_dir()
+                    .join(format!("gateway-config-{}.toml", uuid::Uuid::new_v4()));
                 std::fs::write(&path, contents).unwrap();
                 Self(path)
             }
@@ -552,21 +680,35 @@ mod tests {
         assert_eq!(config.layer_api_url.as_str(), DEFAULT_LAYER_API_URL);
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(config.mcp_url(), "http://127.0.0.1:8080/mcp");
-        assert_eq!(config.allowed_origins, vec!["http://127.0.0.1:8080".to_owned()]);
+        assert_eq!(
+            config.allowed_origins,
+            vec!["http://127.0.0.1:8080".to_owned()]
+        );
     }
 
     #[test]
     fn flags_beat_env_beat_file() {
-        let file = write("listen = \"127.0.0.1:1111\"\npublic_url = \"https://file.example\"\nmax_sessions_per_user = 3\n");
-        let e = env(&[("LAYER_MCP_PUBLIC_URL", "https://env.example"), ("LAYER_MCP_LISTEN", "127.0.0.1:2222")]);
-        let flags = Flags { listen: Some("127.0.0.1:3333".into()), ..Flags::default() };
+        let file = write(
+            "listen = \"127.0.0.1:1111\"\npublic_url = \"https://file.example\"\nmax_sessions_per_user = 3\n",
+        );
+        let e = env(&[
+            ("LAYER_MCP_PUBLIC_URL", "https://env.example"),
+            ("LAYER_MCP_LISTEN", "127.0.0.1:2222"),
+        ]);
+        let flags = Flags {
+            listen: Some("127.0.0.1:3333".into()),
+            ..Flags::default()
+        };
         let config = Config::load(Some(file.path()), &e, &flags).unwrap();
         assert_eq!(config.listen.port(), 3333);
         assert_eq!(config.public_url.as_str(), "https://env.example/");
         assert_eq!(config.max_sessions_per_user, 3);
         assert_eq!(config.mcp_url(), "https://env.example/mcp");
         assert_eq!(config.allowed_hosts(), vec!["env.example".to_owned()]);
-        assert_eq!(config.allowed_origins, vec!["https://env.example".to_owned()]);
+        assert_eq!(
+            config.allowed_origins,
+            vec!["https://env.example".to_owned()]
+        );
     }
 
     #[test]
@@ -574,24 +716,44 @@ mod tests {
         let file = write("upload_allow_hosts = [\"127.0.0.1:9\", \"sim.local\"]\n");
         let config = Config::load(Some(file.path()), &env(&[]), &Flags::default()).unwrap();
         assert_eq!(config.upload_allow_hosts, vec!["127.0.0.1:9", "sim.local"]);
-        let e = env(&[("LAYER_MCP_ALLOWED_ORIGINS", "https://a.example, https://b.example:8443")]);
+        let e = env(&[(
+            "LAYER_MCP_ALLOWED_ORIGINS",
+            "https://a.example, https://b.example:8443",
+        )]);
         let config = Config::load(None, &e, &Flags::default()).unwrap();
-        assert_eq!(config.allowed_origins, vec!["https://a.example", "https://b.example:8443"]);
+        assert_eq!(
+            config.allowed_origins,
+            vec!["https://a.example", "https://b.example:8443"]
+        );
     }
 
     #[test]
     fn bad_values_name_the_setting_and_the_source() {
-        let err = Config::load(None, &env(&[("LAYER_MCP_PUBLIC_URL", "ftp://x")]), &Flags::default()).unwrap_err();
+        let err = Config::load(
+            None,
+            &env(&[("LAYER_MCP_PUBLIC_URL", "ftp://x")]),
+            &Flags::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.setting(), Some("public_url"));
         let text = err.to_string();
-        assert!(text.contains("LAYER_MCP_PUBLIC_URL") && text.contains("http or https"), "{text}");
+        assert!(
+            text.contains("LAYER_MCP_PUBLIC_URL") && text.contains("http or https"),
+            "{text}"
+        );
 
-        let flags = Flags { listen: Some("not-an-address".into()), ..Flags::default() };
+        let flags = Flags {
+            listen: Some("not-an-address".into()),
+            ..Flags::default()
+        };
         let err = Config::load(None, &env(&[]), &flags).unwrap_err();
         assert_eq!(err.setting(), Some("listen"));
         assert!(err.to_string().contains("--listen"), "{err}");
 
-        let flags = Flags { public_url: Some("https://mcp.example.com/mcp".into()), ..Flags::default() };
+        let flags = Flags {
+            public_url: Some("https://mcp.example.com/mcp".into()),
+            ..Flags::default()
+        };
         let err = Config::load(None, &env(&[]), &flags).unwrap_err();
         assert!(err.to_string().contains("without a path"), "{err}");
 
@@ -606,10 +768,14 @@ mod tests {
     }
 
     #[test]
-    fn unknown_settings_are_refused() {
-        let err = Config::load(None, &env(&[("LAYER_MCP_LISTNE", "x")]), &Flags::default()).unwrap_err();
-        assert!(matches!(err, ConfigError::Unknown { .. }));
-        assert!(err.to_string().contains("LAYER_MCP_LISTEN"), "lists the known names: {err}");
+    fn unknown_settings_are_refused_in_the_file_and_warned_about_in_the_environment() {
+        let config =
+            Config::load(None, &env(&[("LAYER_MCP_LISTNE", "x")]), &Flags::default()).unwrap();
+        assert_eq!(config.warnings.len(), 1);
+        assert!(
+            config.warnings[0].contains("LAYER_MCP_LISTNE")
+                && config.warnings[0].contains("LAYER_MCP_LISTEN")
+        );
         let file = write("lisen = \"x\"\n");
         let err = Config::load(Some(file.path()), &env(&[]), &Flags::default()).unwrap_err();
         assert_eq!(err.setting(), Some("lisen"));
@@ -619,7 +785,12 @@ mod tests {
 
     #[test]
     fn unreadable_or_malformed_file() {
-        let err = Config::load(Some(Path::new("/nonexistent/gateway.toml")), &env(&[]), &Flags::default()).unwrap_err();
+        let err = Config::load(
+            Some(Path::new("/nonexistent/gateway.toml")),
+            &env(&[]),
+            &Flags::default(),
+        )
+        .unwrap_err();
         assert!(matches!(err, ConfigError::File { .. }));
         let file = write("listen = [\n");
         assert!(matches!(
@@ -630,7 +801,10 @@ mod tests {
 
     #[test]
     fn public_url_with_port_allows_both_host_forms() {
-        let flags = Flags { public_url: Some("http://localhost:9000".into()), ..Flags::default() };
+        let flags = Flags {
+            public_url: Some("http://localhost:9000".into()),
+            ..Flags::default()
+        };
         let config = Config::load(None, &env(&[]), &flags).unwrap();
         assert_eq!(config.allowed_hosts(), vec!["localhost", "localhost:9000"]);
     }

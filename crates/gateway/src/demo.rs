@@ -24,7 +24,10 @@ const DEMO_USER: &str = "alice";
 impl Demo {
     /// Starts the simulator on a free loopback port and the gateway on `listen`.
     pub async fn start(listen: SocketAddr) -> anyhow::Result<Self> {
-        let sim_config = SimConfig { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..SimConfig::default() };
+        let sim_config = SimConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..SimConfig::default()
+        };
         let sim = layer_sim::start(sim_config).await?;
         let user = sim
             .fixtures()
@@ -37,12 +40,25 @@ impl Demo {
             .ok_or_else(|| anyhow::anyhow!("the simulator has no PAT for {DEMO_USER}"))?
             .expose()
             .to_owned();
+        // The authorization server must know its public URL before the gateway binds, so a
+        // port 0 is resolved to a free port here.
+        let listen = if listen.port() == 0 {
+            free_port(listen.ip())?
+        } else {
+            listen
+        };
         let mut config = Config::for_local(listen, sim.api_url().clone());
         // upload_file may fetch the simulator's own files (it serves on loopback).
         config.upload_allow_hosts = vec![sim.local_addr().to_string()];
-        let services = Services::from_config(&config)?;
+        let oauth = crate::oauth::demo_auth_server(&sim, &config.public_url).await?;
+        let services = Services::from_config(&config)?.with_oauth(oauth);
         let gateway = start(config, services).await?;
-        Ok(Self { sim, gateway, pat, login })
+        Ok(Self {
+            sim,
+            gateway,
+            pat,
+            login,
+        })
     }
 
     /// The lines printed at start: the URL, the PAT, the login, then client setup.
@@ -61,7 +77,13 @@ Everything below talks to the simulator only; no real Layer account is used.
 
 Connect a client (each line is copy-paste ready):
 
-Claude Code:
+OAuth (no token to paste): add the URL alone; the client opens a browser, you allow it on
+the gateway's page, then log in at the simulated Layer with the demo login above.
+  claude mcp add --transport http layer {url}         # then /mcp in Claude Code, Authenticate
+  npx -y mcp-remote {url}                             # opens the browser by itself
+  Claude.ai / Claude Desktop need a public https URL (see docs/clients/claude-ai.md).
+
+Claude Code (with the PAT):
   claude mcp add --transport http layer {url} --header \"Authorization: Bearer {pat}\"
   claude mcp list
 
@@ -96,14 +118,19 @@ Press Ctrl-C to stop.
     }
 }
 
+fn free_port(ip: std::net::IpAddr) -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind(SocketAddr::new(ip, 0))?;
+    Ok(listener.local_addr()?)
+}
+
 /// Runs the demo until Ctrl-C.
 pub async fn run(listen: &str) -> anyhow::Result<()> {
-    let listen: SocketAddr = listen
-        .parse()
-        .map_err(|e| anyhow::anyhow!("invalid setting `listen`: {listen:?} is not a socket address ({e})"))?;
+    let listen: SocketAddr = listen.parse().map_err(|e| {
+        anyhow::anyhow!("invalid setting `listen`: {listen:?} is not a socket address ({e})")
+    })?;
     let demo = Demo::start(listen).await?;
     println!("{}", demo.banner());
-    tokio::signal::ctrl_c().await?;
+    crate::app::shutdown_signal().await;
     demo.shutdown().await;
     Ok(())
 }

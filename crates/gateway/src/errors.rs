@@ -74,7 +74,10 @@ impl Code {
             Code::Forbidden => 403,
             Code::InsufficientBalance => 402,
             Code::RateLimited => 429,
-            Code::WorkspaceNotFound | Code::ModelNotFound | Code::WorkflowNotFound | Code::RunNotFound => 404,
+            Code::WorkspaceNotFound
+            | Code::ModelNotFound
+            | Code::WorkflowNotFound
+            | Code::RunNotFound => 404,
             Code::InvalidInputs | Code::UploadFailed => 400,
             Code::RunNotCancellable => 409,
             Code::UpstreamUnavailable => 503,
@@ -85,19 +88,45 @@ impl Code {
     /// What an agent should do about it, for the instructions and the tool descriptions.
     pub fn advice(self) -> &'static str {
         match self {
-            Code::Unauthenticated => "the Layer token is missing, expired or revoked: ask the user to reconnect with a valid Personal Access Token; do not retry",
-            Code::Forbidden => "the user may not use this workspace or resource (or reached their usage limit): pick another workspace from list_workspaces or ask a workspace admin",
-            Code::InsufficientBalance => "the workspace lacks Creative Units for this run: tell the user the price and balance, suggest a smaller batch/resolution/duration or topping up; do not retry as is",
-            Code::RateLimited => "at most 5 runs may be in progress per user per workspace: poll or cancel running runs, or wait retry_after_seconds, then retry",
-            Code::WorkspaceNotFound => "no such workspace: call list_workspaces and use one of its workspace_id values",
-            Code::ModelNotFound => "no such model in this workspace: call list_models (or get_model_recommendations) and use one of its model_id values",
-            Code::WorkflowNotFound => "no such workflow in this workspace: call list_workflows and use one of its workflow_id values",
-            Code::RunNotFound => "no such run in this workspace: use the inference_id / run_id returned by execute_forge / execute_workflow, with the same workspace_id",
-            Code::InvalidInputs => "an argument is malformed or out of range: fix the arguments named in the message (see the tool's input schema) and call again",
-            Code::UploadFailed => "the file could not be uploaded: check the URL is public and serves a PNG, JPEG, WebP or MP4 within the size limit, or use request_file_upload_url",
-            Code::RunNotCancellable => "the run already finished: call get_forge_run / get_workflow_run to see its outcome",
-            Code::UpstreamUnavailable => "Layer is temporarily unavailable: wait retry_after_seconds and call again (for execute_* pass the same idempotency_key so no second run starts)",
-            Code::Internal => "an unexpected gateway error: retry once; if it persists, report the request_id",
+            Code::Unauthenticated => {
+                "the Layer token is missing, expired or revoked: ask the user to reconnect with a valid Personal Access Token; do not retry"
+            }
+            Code::Forbidden => {
+                "the user may not use this workspace or resource (or reached their usage limit): pick another workspace from list_workspaces or ask a workspace admin"
+            }
+            Code::InsufficientBalance => {
+                "the workspace lacks Creative Units for this run: tell the user the price and balance, suggest a smaller batch/resolution/duration or topping up; do not retry as is"
+            }
+            Code::RateLimited => {
+                "at most 5 runs may be in progress per user per workspace: poll or cancel running runs, or wait retry_after_seconds, then retry"
+            }
+            Code::WorkspaceNotFound => {
+                "no such workspace: call list_workspaces and use one of its workspace_id values"
+            }
+            Code::ModelNotFound => {
+                "no such model in this workspace: call list_models (or get_model_recommendations) and use one of its model_id values"
+            }
+            Code::WorkflowNotFound => {
+                "no such workflow in this workspace: call list_workflows and use one of its workflow_id values"
+            }
+            Code::RunNotFound => {
+                "no such run in this workspace: use the inference_id / run_id returned by execute_forge / execute_workflow, with the same workspace_id"
+            }
+            Code::InvalidInputs => {
+                "an argument is malformed or out of range: fix the arguments named in the message (see the tool's input schema) and call again"
+            }
+            Code::UploadFailed => {
+                "the file could not be uploaded: check the URL is public and serves a PNG, JPEG, WebP or MP4 within the size limit, or use request_file_upload_url"
+            }
+            Code::RunNotCancellable => {
+                "the run already finished: call get_forge_run / get_workflow_run to see its outcome"
+            }
+            Code::UpstreamUnavailable => {
+                "Layer is temporarily unavailable: wait retry_after_seconds and call again (for execute_* pass the same idempotency_key so no second run starts)"
+            }
+            Code::Internal => {
+                "an unexpected gateway error: retry once; if it persists, report the request_id"
+            }
         }
     }
 }
@@ -276,7 +305,11 @@ impl ToolError {
         };
         let mut message = api.message().trim_end_matches('.').to_owned();
         if !api.validation_errors().is_empty() {
-            let issues: Vec<String> = api.validation_errors().iter().map(|i| i.to_string()).collect();
+            let issues: Vec<String> = api
+                .validation_errors()
+                .iter()
+                .map(|i| i.to_string())
+                .collect();
             message = format!("Layer refused the arguments: {}", issues.join("; "));
         }
         let advice = match (code, upstream) {
@@ -297,7 +330,9 @@ impl ToolError {
             Code::UpstreamUnavailable => Some(Duration::from_secs(5)),
             _ => None,
         });
-        out.upstream_code = upstream.map(|c| c.to_string()).filter(|c| c != code.as_str());
+        out.upstream_code = upstream
+            .map(|c| c.to_string())
+            .filter(|c| c != code.as_str());
         if !api.validation_errors().is_empty() {
             out.details = serde_json::to_value(api.validation_errors()).ok();
         }
@@ -310,7 +345,10 @@ impl ToolError {
         map.insert("code".into(), json!(self.code.as_str()));
         map.insert("status".into(), json!(self.code.status()));
         map.insert("message".into(), json!(self.message));
-        map.insert("request_id".into(), self.request_id.as_ref().map_or(Value::Null, |id| json!(id)));
+        map.insert(
+            "request_id".into(),
+            self.request_id.as_ref().map_or(Value::Null, |id| json!(id)),
+        );
         if let Some(after) = self.retry_after {
             map.insert("retry_after_seconds".into(), json!(after.as_secs().max(1)));
         }
@@ -361,10 +399,10 @@ pub fn error_schema() -> Value {
             "code": {"type": "string", "enum": Code::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>()},
             "status": {"type": "integer"},
             "message": {"type": "string"},
-            "request_id": {"type": ["string", "null"]},
+            "request_id": {"anyOf": [{"type": "string"}, {"type": "null"}], "description": "Quote it when reporting a problem."},
             "retry_after_seconds": {"type": "integer", "minimum": 1},
             "upstream_code": {"type": "string"},
-            "details": {}
+            "details": {"type": "array", "items": {"type": "object"}, "description": "The validation issues, when Layer listed them."}
         },
         "required": ["code", "status", "message", "request_id"]
     })
@@ -385,7 +423,10 @@ mod tests {
         assert_eq!(s["request_id"], "gw-1");
         assert!(s.get("retry_after_seconds").is_none());
         let text = result.content[0].as_text().unwrap().text.clone();
-        assert!(text.starts_with("INVALID_INPUTS (400): workspace_id must be a UUID"), "{text}");
+        assert!(
+            text.starts_with("INVALID_INPUTS (400): workspace_id must be a UUID"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -398,7 +439,12 @@ mod tests {
 
     #[test]
     fn transport_failures_are_retryable_unavailability() {
-        let e = ToolError::from_layer(&layer_api::Error::Timeout { endpoint: "GET /workspaces" }, Subject::Other);
+        let e = ToolError::from_layer(
+            &layer_api::Error::Timeout {
+                endpoint: "GET /workspaces",
+            },
+            Subject::Other,
+        );
         assert_eq!(e.code, Code::UpstreamUnavailable);
         assert_eq!(e.to_structured()["status"], 503);
         assert!(e.to_structured()["retry_after_seconds"].as_u64().unwrap() >= 1);

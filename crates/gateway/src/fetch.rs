@@ -33,7 +33,9 @@ pub fn policy_from_config(config: &Config) -> anyhow::Result<FetchPolicy> {
 }
 
 pub fn fetcher_from_config(config: &Config) -> anyhow::Result<Arc<dyn FileFetcher>> {
-    Ok(Arc::new(GuardedFetcher(SafeFetcher::new(policy_from_config(config)?))))
+    Ok(Arc::new(GuardedFetcher(SafeFetcher::new(
+        policy_from_config(config)?,
+    ))))
 }
 
 #[async_trait::async_trait]
@@ -48,7 +50,9 @@ impl FileFetcher for GuardedFetcher {
                     sniffed: fetched.sniffed.mime(),
                     sniffed_description: match fetched.sniffed {
                         safe_fetch::SniffedType::Html => "an HTML page".to_owned(),
-                        safe_fetch::SniffedType::Unknown => "a file of an unrecognised type".to_owned(),
+                        safe_fetch::SniffedType::Unknown => {
+                            "a file of an unrecognised type".to_owned()
+                        }
                         other => format!("a {other}"),
                     },
                     bytes: fetched.bytes,

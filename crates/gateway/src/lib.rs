@@ -10,7 +10,8 @@
 //!   failure-to-result mapping; [`upstream`]: the way to Layer and its choke point;
 //! - [`legacy`]: the older HTTP+SSE transport (`GET /mcp` or `/sse`, `POST /messages`) on
 //!   the same handler;
-//! - [`fetch`]: the SSRF-guarded downloader `upload_file` uses; [`demo`]: `demo`.
+//! - [`fetch`]: the SSRF-guarded downloader `upload_file` uses; [`demo`]: `demo`;
+//! - [`oauth`]: the OAuth authorization server (crate `auth-server`) wired in.
 
 pub mod app;
 pub mod auth;
@@ -21,6 +22,7 @@ pub mod fetch;
 pub mod http;
 pub mod legacy;
 pub mod mcp;
+pub mod oauth;
 pub mod sessions;
 pub mod tools;
 pub mod upstream;

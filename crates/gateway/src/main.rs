@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use gateway::config::{Config, Flags, LogFormat};
 
 #[derive(Parser)]
-#[command(name = "layer-mcp-gateway", version, about = "The hosted MCP gateway for Layer")]
+#[command(
+    name = "layer-mcp-gateway",
+    version,
+    about = "The hosted MCP gateway for Layer"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,6 +39,9 @@ enum Command {
         /// Base URL of Layer's v1 API [default: https://api.app.layer.ai/api/v1].
         #[arg(long, value_name = "URL")]
         layer_api_url: Option<String>,
+        /// OAuth login (issue 4): on when --oauth-idp-client-id is given.
+        #[command(flatten)]
+        oauth: Box<auth_server::OAuthArgs>,
     },
     /// Start a Layer simulator in-process and the gateway in front of it, then print the MCP
     /// URL, a demo PAT, a demo login and how to connect each client.
@@ -48,7 +55,9 @@ enum Command {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -59,9 +68,22 @@ fn init_tracing(format: LogFormat) {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, listen, public_url, layer_api_url } => {
-            let env: BTreeMap<String, String> = std::env::vars().collect();
-            let flags = Flags { listen, public_url, layer_api_url };
+        Command::Serve {
+            config,
+            listen,
+            public_url,
+            layer_api_url,
+            oauth,
+        } => {
+            // The OAuth settings (LAYER_MCP_OAUTH_*, LAYER_MCP_STORE…) are read by their flags.
+            let env: BTreeMap<String, String> = std::env::vars()
+                .filter(|(k, _)| !auth_server::config::ENV_VARS.contains(&k.as_str()))
+                .collect();
+            let flags = Flags {
+                listen,
+                public_url,
+                layer_api_url,
+            };
             let config = match Config::load(config.as_deref(), &env, &flags) {
                 Ok(config) => config,
                 Err(error) => {
@@ -70,7 +92,10 @@ async fn main() -> ExitCode {
                 }
             };
             init_tracing(config.log_format);
-            match serve(config).await {
+            for warning in &config.warnings {
+                tracing::warn!("{warning}");
+            }
+            match serve(config, *oauth).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("layer-mcp-gateway: {error:#}");
@@ -91,30 +116,18 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let services = gateway::Services::from_config(&config)?;
+async fn serve(config: Config, oauth: auth_server::OAuthArgs) -> anyhow::Result<()> {
+    let mut services = gateway::Services::from_config(&config)?;
+    if let Some(server) = gateway::oauth::start_auth_server(&config, &oauth).await? {
+        services = services.with_oauth(server);
+    }
     let running = gateway::start(config, services).await?;
     let token = running.shutdown_token();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        gateway::app::shutdown_signal().await;
         tracing::info!("shutting down");
         token.cancel();
     });
     running.wait().await?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, InitializeResult, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, Implementation, InitializeResult, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler};
@@ -40,7 +40,8 @@ impl LayerMcp {
     fn server_info() -> Implementation {
         let mut info = Implementation::new("layer-mcp-gateway", env!("CARGO_PKG_VERSION"));
         info.title = Some("Layer".to_owned());
-        info.description = Some("Layer's image, video, 3D and audio generation for AI agents.".to_owned());
+        info.description =
+            Some("Layer's image, video, 3D and audio generation for AI agents.".to_owned());
         info.website_url = Some("https://layer.ai".to_owned());
         info
     }
@@ -59,7 +60,9 @@ impl ServerHandler for LayerMcp {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.shared.catalogue.tools().to_vec()))
+        Ok(ListToolsResult::with_all_items(
+            self.shared.catalogue.tools().to_vec(),
+        ))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -112,7 +115,10 @@ impl ServerHandler for LayerMcp {
                 error.or_request_id(request_id.as_deref()).into_result()
             }
             None => {
-                return Err(McpError::invalid_params(format!("Unknown tool {name:?}"), None));
+                return Err(McpError::invalid_params(
+                    format!("Unknown tool {name:?}"),
+                    None,
+                ));
             }
         };
         Ok(result.into())

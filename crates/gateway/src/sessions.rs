@@ -52,17 +52,26 @@ pub struct MemorySessionRegistry {
 
 impl MemorySessionRegistry {
     pub fn new(max_per_user: usize, idle_timeout: Duration) -> Self {
-        Self { sessions: Mutex::new(HashMap::new()), max_per_user: max_per_user.max(1), idle_timeout }
+        Self {
+            sessions: Mutex::new(HashMap::new()),
+            max_per_user: max_per_user.max(1),
+            idle_timeout,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionKey, Entry>> {
-        self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.sessions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Open sessions of `user` (for tests and metrics).
     pub fn count_for(&self, user: &UserId) -> usize {
         let now = Instant::now();
-        self.lock().values().filter(|e| &e.user == user && now.duration_since(e.last_used) <= self.idle_timeout).count()
+        self.lock()
+            .values()
+            .filter(|e| &e.user == user && now.duration_since(e.last_used) <= self.idle_timeout)
+            .count()
     }
 }
 
@@ -71,7 +80,13 @@ impl SessionRegistry for MemorySessionRegistry {
     async fn bind(&self, session: SessionKey, user: &UserId) -> Vec<SessionKey> {
         let now = Instant::now();
         let mut sessions = self.lock();
-        sessions.insert(session.clone(), Entry { user: user.clone(), last_used: now });
+        sessions.insert(
+            session.clone(),
+            Entry {
+                user: user.clone(),
+                last_used: now,
+            },
+        );
         let mut mine: Vec<(SessionKey, Instant)> = sessions
             .iter()
             .filter(|(id, e)| &e.user == user && **id != session)

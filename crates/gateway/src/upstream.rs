@@ -6,7 +6,6 @@
 //! puts the per-(user, workspace) limiter here: `admit` waits for (or refuses) a place, and
 //! [`Admission::settle`] tells it how the call ended (a run started, a run seen finished…).
 
-
 use layer_api::{AuthedClient, IdempotencyKey, LayerClient, WorkspaceId};
 
 use crate::auth::{Caller, SharedAuthenticator};
@@ -49,7 +48,10 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(client: LayerClient, authenticator: SharedAuthenticator) -> Self {
-        Self { client, authenticator }
+        Self {
+            client,
+            authenticator,
+        }
     }
 
     pub fn client(&self) -> &LayerClient {
@@ -64,7 +66,13 @@ impl Upstream {
         kind: CallKind,
     ) -> Result<Admission<'a>, ToolError> {
         tracing::debug!(user = %caller.user(), %workspace, ?kind, "upstream call admitted");
-        Ok(Admission { upstream: self, caller, workspace, kind, idempotency_key: None })
+        Ok(Admission {
+            upstream: self,
+            caller,
+            workspace,
+            kind,
+            idempotency_key: None,
+        })
     }
 
     /// A call that names no workspace (listing the caller's workspaces).
@@ -76,7 +84,9 @@ impl Upstream {
     /// cache so the next HTTP request gets its 401.
     pub async fn observe_failure(&self, caller: &Caller, error: &ToolError) {
         if error.code == Code::Unauthenticated {
-            self.authenticator.forget(caller.upstream_credential()).await;
+            self.authenticator
+                .forget(caller.upstream_credential())
+                .await;
         }
     }
 }
@@ -99,7 +109,10 @@ impl<'a> Admission<'a> {
 
     /// The client for this call, with the caller's credential.
     pub fn client(&self) -> AuthedClient<'a> {
-        let client = self.upstream.client.with_token(self.caller.upstream_credential());
+        let client = self
+            .upstream
+            .client
+            .with_token(self.caller.upstream_credential());
         match &self.idempotency_key {
             Some(key) => client.with_idempotency_key(key.clone()),
             None => client,

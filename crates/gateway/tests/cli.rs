@@ -13,7 +13,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_layer-mcp-gateway");
 
 async fn serve_fails(args: &[&str], env: &[(&str, &str)], config: Option<&str>) -> String {
     let mut command = Command::new(BIN);
-    command.arg("serve").args(args).envs(env.iter().copied()).kill_on_drop(true);
+    command
+        .arg("serve")
+        .args(args)
+        .envs(env.iter().copied())
+        .kill_on_drop(true);
     let path = config.map(|text| {
         let path = std::env::temp_dir().join(format!("gateway-cli-{}.toml", uuid::Uuid::new_v4()));
         std::fs::write(&path, text).unwrap();
@@ -22,7 +26,10 @@ async fn serve_fails(args: &[&str], env: &[(&str, &str)], config: Option<&str>) 
     if let Some(path) = &path {
         command.arg("--config").arg(path);
     }
-    let output = tokio::time::timeout(Duration::from_secs(20), command.output()).await.expect("exits").unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(20), command.output())
+        .await
+        .expect("exits")
+        .unwrap();
     if let Some(path) = path {
         let _ = std::fs::remove_file(path);
     }
@@ -33,37 +40,98 @@ async fn serve_fails(args: &[&str], env: &[(&str, &str)], config: Option<&str>) 
 #[tokio::test]
 async fn bad_settings_stop_serve_with_a_message_naming_them() {
     let text = serve_fails(&["--public-url", "mcp.example.com"], &[], None).await;
-    assert!(text.contains("`public_url`") && text.contains("--public-url"), "{text}");
-    let text = serve_fails(&["--listen", "127.0.0.1:0"], &[("LAYER_MCP_PAT_CACHE_TTL_SECS", "soon")], None).await;
-    assert!(text.contains("`pat_cache_ttl_secs`") && text.contains("LAYER_MCP_PAT_CACHE_TTL_SECS"), "{text}");
-    let text = serve_fails(&["--listen", "127.0.0.1:0"], &[("LAYER_MCP_UPLOAD_MAX_BYTEZ", "1")], None).await;
-    assert!(text.contains("LAYER_MCP_UPLOAD_MAX_BYTEZ"), "{text}");
-    let text = serve_fails(&["--listen", "127.0.0.1:0"], &[], Some("layer_api_url = \"ftp://layer\"\n")).await;
-    assert!(text.contains("`layer_api_url`") && text.contains("config file"), "{text}");
+    assert!(
+        text.contains("`public_url`") && text.contains("--public-url"),
+        "{text}"
+    );
+    let text = serve_fails(
+        &["--listen", "127.0.0.1:0"],
+        &[("LAYER_MCP_PAT_CACHE_TTL_SECS", "soon")],
+        None,
+    )
+    .await;
+    assert!(
+        text.contains("`pat_cache_ttl_secs`") && text.contains("LAYER_MCP_PAT_CACHE_TTL_SECS"),
+        "{text}"
+    );
+    let text = serve_fails(
+        &["--listen", "127.0.0.1:0"],
+        &[("LAYER_MCP_MAX_SESSIONS_PER_USER", "0")],
+        None,
+    )
+    .await;
+    assert!(
+        text.contains("`max_sessions_per_user`")
+            && text.contains("LAYER_MCP_MAX_SESSIONS_PER_USER"),
+        "{text}"
+    );
+    let text = serve_fails(
+        &["--listen", "127.0.0.1:0"],
+        &[],
+        Some("lisen = \"127.0.0.1:1\"\n"),
+    )
+    .await;
+    assert!(text.contains("unknown setting `lisen`"), "{text}");
+    let text = serve_fails(
+        &["--listen", "127.0.0.1:0"],
+        &[],
+        Some("layer_api_url = \"ftp://layer\"\n"),
+    )
+    .await;
+    assert!(
+        text.contains("`layer_api_url`") && text.contains("config file"),
+        "{text}"
+    );
     let text = serve_fails(&["--layer-api-url", "not a url"], &[], None).await;
     assert!(text.contains("`layer_api_url`"), "{text}");
 }
 
 #[tokio::test]
 async fn serve_reads_flags_and_serves_mcp() {
-    let sim = layer_sim::start(layer_sim::SimConfig::for_tests()).await.unwrap();
+    let sim = layer_sim::start(layer_sim::SimConfig::for_tests())
+        .await
+        .unwrap();
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--layer-api-url", sim.api_url().as_str()])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--layer-api-url",
+            sim.api_url().as_str(),
+        ])
         .env("LAYER_MCP_MAX_SESSIONS_PER_USER", "4")
+        .env("LAYER_MCP_NOT_A_SETTING", "1")
+        .env("RUST_LOG", "trace")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    // Drain the logs while the gateway runs (a full pipe would stall it).
+    let stderr = child.stderr.take().unwrap();
+    let reader = tokio::spawn(async move {
+        let mut logs = String::new();
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            logs.push_str(&line);
+            logs.push('\n');
+        }
+        logs
+    });
     let http = reqwest::Client::new();
     let health = format!("http://127.0.0.1:{port}/healthz");
     let mut up = false;
     for _ in 0..100 {
-        if http.get(&health).send().await.is_ok_and(|r| r.status().is_success()) {
+        if http
+            .get(&health)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             up = true;
             break;
         }
@@ -73,26 +141,38 @@ async fn serve_reads_flags_and_serves_mcp() {
     let mut client = common::Raw {
         http,
         url: format!("http://127.0.0.1:{port}/mcp"),
-        pat: Some(sim.fixtures().active_pat("alice").unwrap().expose().to_owned()),
+        pat: Some(
+            sim.fixtures()
+                .active_pat("alice")
+                .unwrap()
+                .expose()
+                .to_owned(),
+        ),
         session: None,
         version: "2025-06-18".into(),
         next_id: 1,
     };
     client.initialize().await;
-    assert_eq!(client.list_tools().await.result()["tools"].as_array().unwrap().len(), 18);
+    assert_eq!(
+        client.list_tools().await.result()["tools"]
+            .as_array()
+            .unwrap()
+            .len(),
+        18
+    );
     child.start_kill().unwrap();
     let _ = child.wait().await;
-    // The PAT never appears in the logs.
-    let mut logs = String::new();
-    if let Some(stderr) = child.stderr.take() {
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            logs.push_str(&line);
-            logs.push('\n');
-        }
-    }
+    // The PAT never appears in the logs, even at trace level.
+    let logs = reader.await.unwrap();
     assert!(logs.contains("gateway listening"), "{logs}");
-    assert!(!logs.contains(client.pat.as_deref().unwrap()), "the PAT leaked into the logs");
+    assert!(
+        logs.contains("ignoring environment variable LAYER_MCP_NOT_A_SETTING"),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains(client.pat.as_deref().unwrap()),
+        "the PAT leaked into the logs"
+    );
     sim.shutdown().await;
 }
 
@@ -126,9 +206,17 @@ async fn demo_prints_the_url_the_pat_and_the_login_then_serves() {
     let text = banner.join("\n");
     let url = format!("http://127.0.0.1:{port}/mcp");
     assert_eq!(banner[0], format!("MCP URL: {url}"), "{text}");
-    let pat = banner[1].strip_prefix("Demo PAT: ").expect("a PAT line").to_owned();
+    let pat = banner[1]
+        .strip_prefix("Demo PAT: ")
+        .expect("a PAT line")
+        .to_owned();
     assert!(banner[2].starts_with("Demo login: alice "), "{text}");
-    for client in ["claude mcp add --transport http", "gemini mcp add", "mcp-remote", "streamableHttp"] {
+    for client in [
+        "claude mcp add --transport http",
+        "gemini mcp add",
+        "mcp-remote",
+        "streamableHttp",
+    ] {
         assert!(text.contains(client), "setup for {client}: {text}");
     }
     let mut client = common::Raw {

@@ -6,7 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ACME, ALICE_PERSONAL, BOB_SANDBOX, CHARACTER_TURNAROUND, Env, FLUX_2_PRO, MISSING, wait_forge};
+use common::{
+    ACME, ALICE_PERSONAL, BOB_SANDBOX, CHARACTER_TURNAROUND, Env, FLUX_2_PRO, MISSING, wait_forge,
+};
 use serde_json::{Value, json};
 
 const TOOLS: [&str; 18] = [
@@ -44,13 +46,21 @@ async fn the_catalogue_has_exactly_the_18_tools_with_schemas_and_annotations() {
     for tool in &tools {
         let name = tool["name"].as_str().unwrap();
         assert!(name.len() <= 63 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-        assert!(tool["description"].as_str().unwrap().len() > 80, "{name} has an actionable description");
+        assert!(
+            tool["description"].as_str().unwrap().len() > 80,
+            "{name} has an actionable description"
+        );
         assert_eq!(tool["inputSchema"]["type"], "object", "{name}");
         assert_eq!(tool["outputSchema"]["type"], "object", "{name}");
         let a = &tool["annotations"];
-        let read_only = name.starts_with("get_") || name.starts_with("list_") || name.starts_with("estimate_");
+        let read_only =
+            name.starts_with("get_") || name.starts_with("list_") || name.starts_with("estimate_");
         assert_eq!(a["readOnlyHint"], read_only, "{name}");
-        assert_eq!(a["destructiveHint"], name == "cancel_workflow_run", "{name}");
+        assert_eq!(
+            a["destructiveHint"],
+            name == "cancel_workflow_run",
+            "{name}"
+        );
         assert_eq!(a["openWorldHint"], name == "upload_file", "{name}");
         if read_only || name == "cancel_workflow_run" {
             assert_eq!(a["idempotentHint"], true, "{name}");
@@ -63,24 +73,42 @@ async fn the_catalogue_has_exactly_the_18_tools_with_schemas_and_annotations() {
         }
     }
     let forge = tools.iter().find(|t| t["name"] == "execute_forge").unwrap();
-    assert_eq!(forge["inputSchema"]["properties"]["batch_size"]["maximum"], 16);
-    assert_eq!(forge["inputSchema"]["properties"]["batch_size"]["default"], 4);
-    assert_eq!(forge["inputSchema"]["properties"]["guidance_files"]["maxItems"], 20);
-    assert_eq!(forge["inputSchema"]["required"], json!(["workspace_id", "model_id"]));
+    assert_eq!(
+        forge["inputSchema"]["properties"]["batch_size"]["maximum"],
+        16
+    );
+    assert_eq!(
+        forge["inputSchema"]["properties"]["batch_size"]["default"],
+        4
+    );
+    assert_eq!(
+        forge["inputSchema"]["properties"]["guidance_files"]["maxItems"],
+        20
+    );
+    assert_eq!(
+        forge["inputSchema"]["required"],
+        json!(["workspace_id", "model_id"])
+    );
     env.shutdown().await;
 }
 
 #[test]
 #[should_panic(expected = "does not match the output schema")]
 fn the_output_schema_check_catches_a_wrong_shape() {
-    common::assert_conforms("list_workspaces", &json!({"workspaces": "not a list", "has_more_results": true}));
+    common::assert_conforms(
+        "list_workspaces",
+        &json!({"workspaces": "not a list", "has_more_results": true}),
+    );
 }
 
 #[test]
 #[should_panic(expected = "does not match the output schema")]
 fn the_output_schema_check_validates_formats() {
-    common::assert_conforms("get_workspace", &json!({"workspace_id": "nope", "name": "x", "balance_creative_units": 1,
-        "reserved_creative_units": 0, "available_creative_units": 1}));
+    common::assert_conforms(
+        "get_workspace",
+        &json!({"workspace_id": "nope", "name": "x", "balance_creative_units": 1,
+        "reserved_creative_units": 0, "available_creative_units": 1}),
+    );
 }
 
 #[tokio::test]
@@ -93,7 +121,10 @@ async fn instructions_tools_return_the_guides() {
         ("get_forge_instructions", "guidance_files"),
     ] {
         let s = client.ok(tool, json!({})).await;
-        assert!(s["instructions"].as_str().unwrap().contains(needle), "{tool}");
+        assert!(
+            s["instructions"].as_str().unwrap().contains(needle),
+            "{tool}"
+        );
     }
     env.shutdown().await;
 }
@@ -103,15 +134,43 @@ async fn forge_lifecycle_from_discovery_to_a_png() {
     let env = Env::start().await;
     let mut client = env.session(&env.alice.clone()).await;
     let workspaces = client.ok("list_workspaces", json!({})).await;
-    let names: Vec<&str> = workspaces["workspaces"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = workspaces["workspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names.len(), 2, "{names:?}");
-    let models = client.ok("list_models", json!({"workspace_id": ACME, "modality": "image"})).await;
-    assert!(models["models"].as_array().unwrap().iter().any(|m| m["model_id"] == FLUX_2_PRO));
-    let detail = client.ok("get_model", json!({"workspace_id": ACME, "model_id": FLUX_2_PRO})).await;
+    let models = client
+        .ok(
+            "list_models",
+            json!({"workspace_id": ACME, "modality": "image"}),
+        )
+        .await;
+    assert!(
+        models["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["model_id"] == FLUX_2_PRO)
+    );
+    let detail = client
+        .ok(
+            "get_model",
+            json!({"workspace_id": ACME, "model_id": FLUX_2_PRO}),
+        )
+        .await;
     assert!(detail["capabilities"].is_object());
-    let recs = client.ok("get_model_recommendations", json!({"workspace_id": ACME})).await;
+    let recs = client
+        .ok("get_model_recommendations", json!({"workspace_id": ACME}))
+        .await;
     let categories = recs["categories"].as_array().unwrap();
-    assert!(categories.iter().any(|c| c["use_case"] == "inpainting" && c["recommended"].is_object()), "{recs}");
+    assert!(
+        categories
+            .iter()
+            .any(|c| c["use_case"] == "inpainting" && c["recommended"].is_object()),
+        "{recs}"
+    );
     assert!(categories.iter().any(|c| c["modality"] == "three_d"));
 
     let before = env.available(ACME).await;
@@ -131,17 +190,36 @@ async fn forge_lifecycle_from_discovery_to_a_png() {
     let charged = run["actual_price_creative_units"].as_f64().unwrap();
     // Content blocks: the summary and a resource link per output.
     let content = done.result()["content"].as_array().unwrap();
-    let links: Vec<&Value> = content.iter().filter(|c| c["type"] == "resource_link").collect();
+    let links: Vec<&Value> = content
+        .iter()
+        .filter(|c| c["type"] == "resource_link")
+        .collect();
     assert_eq!(links.len(), 2);
     assert_eq!(links[0]["mimeType"], "image/png");
     assert!(links[0]["size"].as_u64().unwrap() > 0);
     let summary = content[0]["text"].as_str().unwrap();
-    assert!(summary.contains("made 2 images") && summary.contains("Charged") && summary.contains("available"), "{summary}");
+    assert!(
+        summary.contains("made 2 images")
+            && summary.contains("Charged")
+            && summary.contains("available"),
+        "{summary}"
+    );
     // The output really is a PNG.
-    let bytes = env.http.get(outputs[0]["url"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+    let bytes = env
+        .http
+        .get(outputs[0]["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"));
     let after = env.available(ACME).await;
-    assert!((before - after - charged).abs() < 1e-6, "charged {charged}: {before} -> {after}");
+    assert!(
+        (before - after - charged).abs() < 1e-6,
+        "charged {charged}: {before} -> {after}"
+    );
     env.shutdown().await;
 }
 
@@ -149,33 +227,67 @@ async fn forge_lifecycle_from_discovery_to_a_png() {
 async fn workflow_lifecycle_with_cancel_restores_the_balance() {
     let env = Env::start().await;
     let mut client = env.session(&env.alice.clone()).await;
-    let workflows = client.ok("list_workflows", json!({"workspace_id": ACME})).await;
-    assert!(workflows["workflows"].as_array().unwrap().iter().any(|w| w["workflow_id"] == CHARACTER_TURNAROUND));
+    let workflows = client
+        .ok("list_workflows", json!({"workspace_id": ACME}))
+        .await;
+    assert!(
+        workflows["workflows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["workflow_id"] == CHARACTER_TURNAROUND)
+    );
     let inputs = json!({"character_prompt": "a knight in green armour SIM_HOLD"});
     let estimate = client
-        .ok("estimate_workflow_price", json!({"workspace_id": ACME, "workflow_id": CHARACTER_TURNAROUND, "inputs": inputs}))
+        .ok(
+            "estimate_workflow_price",
+            json!({"workspace_id": ACME, "workflow_id": CHARACTER_TURNAROUND, "inputs": inputs}),
+        )
         .await;
     assert!(estimate["estimated_price_creative_units"].as_f64().unwrap() > 0.0);
     let before = env.available(ACME).await;
     let started = client
-        .ok("execute_workflow", json!({"workspace_id": ACME, "workflow_id": CHARACTER_TURNAROUND, "inputs": inputs}))
+        .ok(
+            "execute_workflow",
+            json!({"workspace_id": ACME, "workflow_id": CHARACTER_TURNAROUND, "inputs": inputs}),
+        )
         .await;
     let run_id = started["run_id"].as_str().unwrap().to_owned();
-    assert!(env.available(ACME).await < before, "the estimate is reserved");
+    assert!(
+        env.available(ACME).await < before,
+        "the estimate is reserved"
+    );
     let ids = json!({"workspace_id": ACME, "workflow_id": CHARACTER_TURNAROUND, "run_id": run_id});
     let polled = client.ok("get_workflow_run", ids.clone()).await;
-    assert!(["pending", "running"].contains(&polled["status"].as_str().unwrap()), "{polled}");
+    assert!(
+        ["pending", "running"].contains(&polled["status"].as_str().unwrap()),
+        "{polled}"
+    );
     let cancelled = client.ok("cancel_workflow_run", ids.clone()).await;
     assert_eq!(cancelled["status"], "cancelled");
-    assert!(cancelled["summary"].as_str().unwrap().contains("Nothing was charged"));
-    assert!((env.available(ACME).await - before).abs() < 1e-6, "balance restored");
+    assert!(
+        cancelled["summary"]
+            .as_str()
+            .unwrap()
+            .contains("Nothing was charged")
+    );
+    assert!(
+        (env.available(ACME).await - before).abs() < 1e-6,
+        "balance restored"
+    );
     // Cancelling again is harmless.
-    assert_eq!(client.ok("cancel_workflow_run", ids).await["status"], "cancelled");
+    assert_eq!(
+        client.ok("cancel_workflow_run", ids).await["status"],
+        "cancelled"
+    );
 
     // A run that finished cannot be cancelled; its result shows the outputs.
     let inputs = json!({"character_prompt": "a knight in green armour"});
     let started = client
-        .ok("execute_workflow", json!({"workspace_id": ACME, "workflow_id": CHARACTER_TURNAROUND, "inputs": inputs}))
+        .ok(
+            "execute_workflow",
+            json!({"workspace_id": ACME, "workflow_id": CHARACTER_TURNAROUND, "inputs": inputs}),
+        )
         .await;
     let ids = json!({"workspace_id": ACME, "workflow_id": CHARACTER_TURNAROUND, "run_id": started["run_id"]});
     let mut finished = None;
@@ -190,7 +302,10 @@ async fn workflow_lifecycle_with_cancel_restores_the_balance() {
     let finished = finished.expect("the run succeeds");
     common::assert_conforms("get_workflow_run", finished.structured());
     let content = finished.result()["content"].as_array().unwrap();
-    assert!(content.iter().any(|c| c["type"] == "resource_link"), "{content:?}");
+    assert!(
+        content.iter().any(|c| c["type"] == "resource_link"),
+        "{content:?}"
+    );
     assert!(content[0]["text"].as_str().unwrap().contains("Charged"));
     let again = client.fails("cancel_workflow_run", ids).await;
     assert_eq!(again["code"], "RUN_NOT_CANCELLABLE");
@@ -207,23 +322,98 @@ async fn bad_input_is_refused_with_the_documented_codes_and_creates_nothing() {
     // Unknown tool: a JSON-RPC error, not a tool result.
     let answer = client.call("make_me_a_sandwich", json!({})).await;
     assert_eq!(answer.error()["code"], -32602);
-    assert!(answer.error()["message"].as_str().unwrap().contains("execute_forge"));
+    assert!(
+        answer.error()["message"]
+            .as_str()
+            .unwrap()
+            .contains("execute_forge")
+    );
 
     let cases = [
-        ("get_workspace", json!({"workspace_id": "not-a-uuid"}), "INVALID_INPUTS", 400),
-        ("execute_forge", json!({"workspace_id": ACME, "model_id": "123"}), "INVALID_INPUTS", 400),
-        ("execute_forge", json!({"workspace_id": ACME}), "INVALID_INPUTS", 400),
-        ("execute_forge", json!({"workspace_id": ACME, "model_id": FLUX_2_PRO, "batch_size": 99}), "INVALID_INPUTS", 400),
-        ("execute_forge", json!({"workspace_id": ACME, "model_id": FLUX_2_PRO, "colour": "red"}), "INVALID_INPUTS", 400),
-        ("execute_forge", json!({"workspace_id": ACME, "model_id": FLUX_2_PRO, "options": {"quality": "ultra"}}), "INVALID_INPUTS", 400),
-        ("execute_workflow", json!({"workspace_id": ACME, "workflow_id": CHARACTER_TURNAROUND}), "INVALID_INPUTS", 400),
-        ("get_forge_run", json!({"workspace_id": ACME, "inference_id": "x"}), "INVALID_INPUTS", 400),
-        ("get_workspace", json!({"workspace_id": MISSING}), "WORKSPACE_NOT_FOUND", 404),
-        ("execute_forge", json!({"workspace_id": ACME, "model_id": MISSING, "prompt": "x"}), "MODEL_NOT_FOUND", 404),
-        ("get_model", json!({"workspace_id": ACME, "model_id": MISSING}), "MODEL_NOT_FOUND", 404),
-        ("execute_workflow", json!({"workspace_id": ACME, "workflow_id": MISSING, "inputs": {}}), "WORKFLOW_NOT_FOUND", 404),
-        ("get_forge_run", json!({"workspace_id": ACME, "inference_id": MISSING}), "RUN_NOT_FOUND", 404),
-        ("get_workflow_run", json!({"workspace_id": ACME, "workflow_id": CHARACTER_TURNAROUND, "run_id": MISSING}), "RUN_NOT_FOUND", 404),
+        (
+            "get_workspace",
+            json!({"workspace_id": "not-a-uuid"}),
+            "INVALID_INPUTS",
+            400,
+        ),
+        (
+            "execute_forge",
+            json!({"workspace_id": ACME, "model_id": "123"}),
+            "INVALID_INPUTS",
+            400,
+        ),
+        (
+            "execute_forge",
+            json!({"workspace_id": ACME}),
+            "INVALID_INPUTS",
+            400,
+        ),
+        (
+            "execute_forge",
+            json!({"workspace_id": ACME, "model_id": FLUX_2_PRO, "batch_size": 99}),
+            "INVALID_INPUTS",
+            400,
+        ),
+        (
+            "execute_forge",
+            json!({"workspace_id": ACME, "model_id": FLUX_2_PRO, "colour": "red"}),
+            "INVALID_INPUTS",
+            400,
+        ),
+        (
+            "execute_forge",
+            json!({"workspace_id": ACME, "model_id": FLUX_2_PRO, "options": {"quality": "ultra"}}),
+            "INVALID_INPUTS",
+            400,
+        ),
+        (
+            "execute_workflow",
+            json!({"workspace_id": ACME, "workflow_id": CHARACTER_TURNAROUND}),
+            "INVALID_INPUTS",
+            400,
+        ),
+        (
+            "get_forge_run",
+            json!({"workspace_id": ACME, "inference_id": "x"}),
+            "INVALID_INPUTS",
+            400,
+        ),
+        (
+            "get_workspace",
+            json!({"workspace_id": MISSING}),
+            "WORKSPACE_NOT_FOUND",
+            404,
+        ),
+        (
+            "execute_forge",
+            json!({"workspace_id": ACME, "model_id": MISSING, "prompt": "x"}),
+            "MODEL_NOT_FOUND",
+            404,
+        ),
+        (
+            "get_model",
+            json!({"workspace_id": ACME, "model_id": MISSING}),
+            "MODEL_NOT_FOUND",
+            404,
+        ),
+        (
+            "execute_workflow",
+            json!({"workspace_id": ACME, "workflow_id": MISSING, "inputs": {}}),
+            "WORKFLOW_NOT_FOUND",
+            404,
+        ),
+        (
+            "get_forge_run",
+            json!({"workspace_id": ACME, "inference_id": MISSING}),
+            "RUN_NOT_FOUND",
+            404,
+        ),
+        (
+            "get_workflow_run",
+            json!({"workspace_id": ACME, "workflow_id": CHARACTER_TURNAROUND, "run_id": MISSING}),
+            "RUN_NOT_FOUND",
+            404,
+        ),
     ];
     for (tool, args, code, status) in cases {
         let s = client.fails(tool, args.clone()).await;
@@ -232,11 +422,17 @@ async fn bad_input_is_refused_with_the_documented_codes_and_creates_nothing() {
         assert!(s["message"].as_str().unwrap().len() > 20, "{s}");
         assert!(s.get("request_id").is_some(), "{s}");
     }
-    assert_eq!(env.runs_created().await, runs, "nothing was created upstream");
+    assert_eq!(
+        env.runs_created().await,
+        runs,
+        "nothing was created upstream"
+    );
 
     // Bob is not a member of Alice's personal workspace.
     let mut bob = env.session(&env.bob.clone()).await;
-    let s = bob.fails("get_workspace", json!({"workspace_id": ALICE_PERSONAL})).await;
+    let s = bob
+        .fails("get_workspace", json!({"workspace_id": ALICE_PERSONAL}))
+        .await;
     assert_eq!(s["code"], "FORBIDDEN");
     // Bob's sandbox has 3 Creative Units.
     let s = bob
@@ -244,7 +440,10 @@ async fn bad_input_is_refused_with_the_documented_codes_and_creates_nothing() {
         .await;
     assert_eq!(s["code"], "INSUFFICIENT_BALANCE", "{s}");
     assert_eq!(s["status"], 402);
-    assert!(s["request_id"].is_string(), "the upstream request id is kept: {s}");
+    assert!(
+        s["request_id"].is_string(),
+        "the upstream request id is kept: {s}"
+    );
     assert_eq!(env.runs_created().await, runs);
     env.shutdown().await;
 }
@@ -257,18 +456,32 @@ async fn upstream_failures_are_retryable_upstream_unavailable() {
     })
     .await;
     let mut client = env.session(&env.alice.clone()).await;
-    env.add_fault(json!({"kind": "error", "status": 503, "path_prefix": "/api/v1/workspaces/"})).await;
-    let s = client.fails("get_workspace", json!({"workspace_id": ACME})).await;
+    env.add_fault(json!({"kind": "error", "status": 503, "path_prefix": "/api/v1/workspaces/"}))
+        .await;
+    let s = client
+        .fails("get_workspace", json!({"workspace_id": ACME}))
+        .await;
     assert_eq!(s["code"], "UPSTREAM_UNAVAILABLE");
     assert_eq!(s["status"], 503);
     assert!(s["retry_after_seconds"].as_u64().unwrap() >= 1);
-    assert!(s["message"].as_str().unwrap().to_lowercase().contains("retry"));
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("retry")
+    );
     env.clear_faults().await;
-    env.add_fault(json!({"kind": "stall", "path_prefix": "/api/v1/workspaces/"})).await;
-    let s = client.fails("get_workspace", json!({"workspace_id": ACME})).await;
+    env.add_fault(json!({"kind": "stall", "path_prefix": "/api/v1/workspaces/"}))
+        .await;
+    let s = client
+        .fails("get_workspace", json!({"workspace_id": ACME}))
+        .await;
     assert_eq!(s["code"], "UPSTREAM_UNAVAILABLE", "a timeout: {s}");
     env.clear_faults().await;
-    client.ok("get_workspace", json!({"workspace_id": ACME})).await;
+    client
+        .ok("get_workspace", json!({"workspace_id": ACME}))
+        .await;
     env.shutdown().await;
 }
 
@@ -291,11 +504,58 @@ async fn request_file_upload_url_explains_the_upload() {
     let env = Env::start().await;
     let mut client = env.session(&env.alice.clone()).await;
     let s = client
-        .ok("request_file_upload_url", json!({"workspace_id": ACME, "content_type": "image/png", "file_size_bytes": 68}))
+        .ok(
+            "request_file_upload_url",
+            json!({"workspace_id": ACME, "content_type": "image/png", "file_size_bytes": 68}),
+        )
         .await;
     assert!(s["upload_url"].as_str().unwrap().starts_with("http"));
-    assert!(s["curl"].as_str().unwrap().contains("x-goog-resumable: start"));
+    assert!(
+        s["curl"]
+            .as_str()
+            .unwrap()
+            .contains("x-goog-resumable: start")
+    );
     assert_eq!(s["steps"].as_array().unwrap().len(), 3);
+    // The curl lines work as written.
+    let png = b"\x89PNG\r\n\x1a\n"
+        .iter()
+        .copied()
+        .chain(std::iter::repeat_n(7u8, 60))
+        .collect::<Vec<u8>>();
+    let path = std::env::temp_dir().join(format!("upload-{}.png", uuid::Uuid::new_v4()));
+    std::fs::write(&path, &png).unwrap();
+    let script = s["curl"]
+        .as_str()
+        .unwrap()
+        .replace("@FILE", &format!("@{}", path.display()));
+    let output = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .await
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stored = env
+        .http
+        .get(env.sim_url(&format!("/_sim/files/{}", s["file_id"].as_str().unwrap())))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.as_ref(),
+        png.as_slice(),
+        "the simulator holds the uploaded bytes"
+    );
+
     let s = client
         .fails("request_file_upload_url", json!({"workspace_id": ACME, "content_type": "image/png", "file_size_bytes": 200_000_000}))
         .await;
@@ -315,11 +575,19 @@ async fn a_real_rmcp_client_lists_and_calls_tools() {
     config.auth_header = Some(env.alice.clone());
     let client = ().serve(StreamableHttpClientTransport::from_config(config)).await.unwrap();
     let info = client.peer_info().unwrap();
-    assert!(info.instructions.as_deref().unwrap_or("").contains("estimate"));
+    assert!(
+        info.instructions
+            .as_deref()
+            .unwrap_or("")
+            .contains("estimate")
+    );
     let tools = client.list_all_tools().await.unwrap();
     assert_eq!(tools.len(), 18);
     let result = client
-        .call_tool(CallToolRequestParams::new("get_workspace").with_arguments(json!({"workspace_id": ACME}).as_object().cloned().unwrap()))
+        .call_tool(
+            CallToolRequestParams::new("get_workspace")
+                .with_arguments(json!({"workspace_id": ACME}).as_object().cloned().unwrap()),
+        )
         .await
         .unwrap();
     assert_eq!(result.is_error, Some(false));
@@ -333,7 +601,10 @@ struct Permissive(std::sync::Mutex<Vec<String>>);
 
 #[async_trait::async_trait]
 impl gateway::auth::Authenticator for Permissive {
-    async fn authenticate(&self, token: &gateway::auth::PresentedToken) -> Result<gateway::auth::Caller, gateway::auth::AuthError> {
+    async fn authenticate(
+        &self,
+        token: &gateway::auth::PresentedToken,
+    ) -> Result<gateway::auth::Caller, gateway::auth::AuthError> {
         Ok(gateway::auth::Caller::new(
             gateway::auth::UserId::for_pat(token),
             gateway::auth::CredentialKind::Pat,
@@ -341,7 +612,10 @@ impl gateway::auth::Authenticator for Permissive {
         ))
     }
     async fn forget(&self, token: &layer_api::BearerToken) {
-        self.0.lock().unwrap().push(token.expose_secret().to_owned());
+        self.0
+            .lock()
+            .unwrap()
+            .push(token.expose_secret().to_owned());
     }
 }
 
@@ -349,7 +623,9 @@ impl gateway::auth::Authenticator for Permissive {
 async fn a_token_layer_refuses_during_a_tool_call_is_unauthenticated_and_forgotten() {
     // A cached PAT that Layer stops accepting: the tool says UNAUTHENTICATED and the
     // authenticator drops the token, so the next request is checked afresh (and gets 401).
-    let sim = layer_sim::start(layer_sim::SimConfig::for_tests()).await.unwrap();
+    let sim = layer_sim::start(layer_sim::SimConfig::for_tests())
+        .await
+        .unwrap();
     let config = gateway::Config::for_local(([127, 0, 0, 1], 0).into(), sim.api_url().clone());
     let mut services = gateway::Services::from_config(&config).unwrap();
     let permissive = std::sync::Arc::new(Permissive(Default::default()));
@@ -367,7 +643,10 @@ async fn a_token_layer_refuses_during_a_tool_call_is_unauthenticated_and_forgott
     let s = client.fails("list_workspaces", json!({})).await;
     assert_eq!(s["code"], "UNAUTHENTICATED");
     assert_eq!(s["status"], 401);
-    assert_eq!(*permissive.0.lock().unwrap(), vec!["layer_pat_no_longer_valid".to_owned()]);
+    assert_eq!(
+        *permissive.0.lock().unwrap(),
+        vec!["layer_pat_no_longer_valid".to_owned()]
+    );
     gw.shutdown().await;
     sim.shutdown().await;
 }

@@ -17,7 +17,12 @@ async fn requests_without_a_usable_bearer_get_401_with_a_challenge_on_every_meth
     let env = Env::start().await;
     let url = env.mcp_url();
     for method in [Method::GET, Method::POST, Method::DELETE] {
-        for auth in [None, Some("Basic dXNlcjpwYXNz"), Some("Bearer"), Some("Bearer a b")] {
+        for auth in [
+            None,
+            Some("Basic dXNlcjpwYXNz"),
+            Some("Bearer"),
+            Some("Bearer a b"),
+        ] {
             let mut r = env
                 .http
                 .request(method.clone(), &url)
@@ -31,11 +36,21 @@ async fn requests_without_a_usable_bearer_get_401_with_a_challenge_on_every_meth
                 r = r.body(INIT);
             }
             let response = r.send().await.unwrap();
-            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{method} {auth:?}");
-            let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_owned();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {auth:?}"
+            );
+            let challenge = response.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .to_owned();
             assert!(challenge.starts_with("Bearer"), "{challenge}");
             if auth.is_some() {
-                assert!(challenge.contains("error=\"invalid_request\""), "{challenge}");
+                assert!(
+                    challenge.contains("error=\"invalid_request\""),
+                    "{challenge}"
+                );
             }
         }
     }
@@ -84,14 +99,23 @@ async fn every_session_revision_initializes_and_lists_the_18_tools() {
         let mut client = env.client(&env.alice.clone());
         client.version = version.to_owned();
         let init = client.initialize().await;
-        assert!(client.session.is_some(), "{version}: a session id is issued");
+        assert!(
+            client.session.is_some(),
+            "{version}: a session id is issued"
+        );
         let result = init.result();
         assert_eq!(result["protocolVersion"], version);
         assert_eq!(result["serverInfo"]["name"], "layer-mcp-gateway");
         let instructions = result["instructions"].as_str().unwrap();
-        assert!(instructions.contains("20 Creative Units") && instructions.contains("RATE_LIMITED"));
+        assert!(
+            instructions.contains("20 Creative Units") && instructions.contains("RATE_LIMITED")
+        );
         let tools = client.list_tools().await;
-        assert_eq!(tools.result()["tools"].as_array().unwrap().len(), 18, "{version}");
+        assert_eq!(
+            tools.result()["tools"].as_array().unwrap().len(),
+            18,
+            "{version}"
+        );
     }
     env.shutdown().await;
 }
@@ -118,18 +142,43 @@ async fn revision_2026_07_28_is_stateless_with_server_discover() {
         }
         r
     };
-    let discover = read(post("server/discover", None, json!({"_meta": meta})).send().await.unwrap()).await;
-    assert_eq!(discover.status, StatusCode::OK, "{discover:?}");
-    assert!(discover.headers.get("mcp-session-id").is_none(), "no session in 2026-07-28");
-    let result = discover.result();
-    assert!(result["supportedVersions"].as_array().unwrap().iter().any(|v| v == "2026-07-28"), "{result}");
-    assert!(result["instructions"].as_str().unwrap().contains("estimate"));
-
-    let call = read(
-        post("tools/call", Some("list_workspaces"), json!({"name": "list_workspaces", "arguments": {}, "_meta": meta}))
+    let discover = read(
+        post("server/discover", None, json!({"_meta": meta}))
             .send()
             .await
             .unwrap(),
+    )
+    .await;
+    assert_eq!(discover.status, StatusCode::OK, "{discover:?}");
+    assert!(
+        discover.headers.get("mcp-session-id").is_none(),
+        "no session in 2026-07-28"
+    );
+    let result = discover.result();
+    assert!(
+        result["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "2026-07-28"),
+        "{result}"
+    );
+    assert!(
+        result["instructions"]
+            .as_str()
+            .unwrap()
+            .contains("estimate")
+    );
+
+    let call = read(
+        post(
+            "tools/call",
+            Some("list_workspaces"),
+            json!({"name": "list_workspaces", "arguments": {}, "_meta": meta}),
+        )
+        .send()
+        .await
+        .unwrap(),
     )
     .await;
     assert_eq!(call.status, StatusCode::OK, "{call:?}");
@@ -144,11 +193,13 @@ async fn meta_2026_with_an_older_header_is_served_as_the_header_revision() {
     let mut client = env.session(&env.alice.clone()).await;
     let id = client.id();
     let answer = client
-        .post(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        .post(
+            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
             "name": "list_workspaces", "arguments": {},
             "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
                       "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
-                      "io.modelcontextprotocol/clientCapabilities": {}}}}))
+                      "io.modelcontextprotocol/clientCapabilities": {}}}}),
+        )
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
     assert_eq!(answer.result()["isError"], false);
@@ -174,7 +225,11 @@ async fn accept_star_or_one_media_type_still_works_and_gets_plain_json() {
         }
         let response = r.send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{accept:?}");
-        assert_eq!(response.headers()["content-type"], "application/json", "{accept:?}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "{accept:?}"
+        );
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["id"], 3);
         assert_eq!(body["result"]["tools"].as_array().unwrap().len(), 18);
@@ -198,13 +253,29 @@ async fn accept_star_or_one_media_type_still_works_and_gets_plain_json() {
     assert!(answer.content_type.starts_with("text/event-stream"));
     assert_eq!(answer.headers["x-accel-buffering"], "no");
     // A GET with */* opens the session's event stream.
-    let response = client.request(Method::GET).header("accept", "*/*").send().await.unwrap();
+    let response = client
+        .request(Method::GET)
+        .header("accept", "*/*")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     assert_eq!(response.headers()["x-accel-buffering"], "no");
     drop(response);
     // Something no MCP server can produce.
-    let response = client.request(Method::POST).header("accept", "text/html").body(INIT).send().await.unwrap();
+    let response = client
+        .request(Method::POST)
+        .header("accept", "text/html")
+        .body(INIT)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_ACCEPTABLE);
     env.shutdown().await;
 }
@@ -213,7 +284,12 @@ async fn accept_star_or_one_media_type_still_works_and_gets_plain_json() {
 async fn sse_streams_carry_keep_alive_comments() {
     let env = Env::start_with(|c| c.sse_keep_alive = Duration::from_millis(200)).await;
     let client = env.session(&env.alice.clone()).await;
-    let mut response = client.request(Method::GET).header("accept", "text/event-stream").send().await.unwrap();
+    let mut response = client
+        .request(Method::GET)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
     let mut seen = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while !seen.contains(':') || !seen.lines().any(|l| l.starts_with(':')) {
@@ -222,7 +298,10 @@ async fn sse_streams_carry_keep_alive_comments() {
             _ => break,
         }
     }
-    assert!(seen.lines().any(|l| l.starts_with(':')), "a comment line arrived: {seen:?}");
+    assert!(
+        seen.lines().any(|l| l.starts_with(':')),
+        "a comment line arrived: {seen:?}"
+    );
     env.shutdown().await;
 }
 
@@ -247,12 +326,39 @@ async fn foreign_origins_and_hosts_are_refused_before_auth() {
         }
         r
     };
-    assert_eq!(post(Some("https://evil.example"), None).send().await.unwrap().status(), StatusCode::FORBIDDEN);
-    assert_eq!(post(None, Some("evil.example")).send().await.unwrap().status(), StatusCode::FORBIDDEN);
-    assert_eq!(post(Some(&origin), None).send().await.unwrap().status(), StatusCode::OK);
-    assert_eq!(post(None, None).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        post(Some("https://evil.example"), None)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post(None, Some("evil.example"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post(Some(&origin), None).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        post(None, None).send().await.unwrap().status(),
+        StatusCode::OK
+    );
     // A foreign Origin without credentials is still 403, not 401.
-    let r = env.http.post(&mcp).header("origin", "https://evil.example").body(INIT).send().await.unwrap();
+    let r = env
+        .http
+        .post(&mcp)
+        .header("origin", "https://evil.example")
+        .body(INIT)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     env.shutdown().await;
 }
@@ -264,12 +370,19 @@ async fn a_session_is_usable_only_by_its_owner_and_delete_ends_it() {
     let mut bob = env.client(&env.bob.clone());
     bob.session = alice.session.clone();
     let stolen = bob.list_tools().await;
-    assert_eq!(stolen.status, StatusCode::NOT_FOUND, "another user's session looks unknown");
+    assert_eq!(
+        stolen.status,
+        StatusCode::NOT_FOUND,
+        "another user's session looks unknown"
+    );
     let mut unknown = env.client(&env.alice.clone());
     unknown.session = Some("not-a-session".into());
     let unknown = unknown.list_tools().await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
-    assert_eq!(stolen.text, unknown.text, "the same answer as an unknown session");
+    assert_eq!(
+        stolen.text, unknown.text,
+        "the same answer as an unknown session"
+    );
     // Bob cannot DELETE it either.
     let r = bob.request(Method::DELETE).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
@@ -290,10 +403,18 @@ async fn the_per_user_session_cap_closes_the_least_recently_used_session() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(first.list_tools().await.status, StatusCode::OK); // first is now more recent than second
     let mut third = env.session(&env.alice.clone()).await;
-    assert_eq!(second.list_tools().await.status, StatusCode::NOT_FOUND, "evicted");
+    assert_eq!(
+        second.list_tools().await.status,
+        StatusCode::NOT_FOUND,
+        "evicted"
+    );
     assert_eq!(first.list_tools().await.status, StatusCode::OK);
     assert_eq!(third.list_tools().await.status, StatusCode::OK);
-    assert_eq!(bobs.list_tools().await.status, StatusCode::OK, "other users are unaffected");
+    assert_eq!(
+        bobs.list_tools().await.status,
+        StatusCode::OK,
+        "other users are unaffected"
+    );
     env.shutdown().await;
 }
 
@@ -323,13 +444,20 @@ async fn oversized_and_malformed_bodies_get_the_documented_errors() {
     let big = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "estimate_forge_price",
         "arguments": {"workspace_id": ACME, "model_id": common::FLUX_2_PRO, "prompt": prompt}}});
     let before = env.api_requests().await;
-    let r = send(serde_json::to_vec(&big).unwrap()).send().await.unwrap();
+    let r = send(serde_json::to_vec(&big).unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let r = send(b"{not json".to_vec()).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], -32700);
-    for bad in [r#"{"id":1,"method":42}"#, r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#, r#""hello""#] {
+    for bad in [
+        r#"{"id":1,"method":42}"#,
+        r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#,
+        r#""hello""#,
+    ] {
         let r = send(bad.as_bytes().to_vec()).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
         let body: serde_json::Value = r.json().await.unwrap();
@@ -343,9 +471,60 @@ async fn oversized_and_malformed_bodies_get_the_documented_errors() {
 async fn health_and_readiness() {
     let env = Env::start().await;
     let base = format!("http://{}", env.gateway.addr);
-    let r = env.http.get(format!("{base}/healthz")).send().await.unwrap();
+    let r = env
+        .http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers().get("x-request-id").is_some());
-    assert_eq!(env.http.get(format!("{base}/readyz")).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        env.http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_host_allow_list_follows_the_public_url() {
+    let env = Env::start_with(|c| {
+        c.public_url = "https://mcp.example.test".parse().unwrap();
+        c.allowed_origins = vec!["https://mcp.example.test".into()];
+    })
+    .await;
+    let url = format!("http://{}/mcp", env.gateway.addr);
+    let post = |host: Option<&str>| {
+        let mut r = env
+            .http
+            .post(&url)
+            .bearer_auth(&env.alice)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(INIT);
+        if let Some(h) = host {
+            r = r.header("host", h);
+        }
+        r
+    };
+    assert_eq!(
+        post(Some("mcp.example.test"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        post(None).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN,
+        "the bind address is not the public host"
+    );
+    assert_eq!(env.gateway.mcp_url(), "https://mcp.example.test/mcp");
     env.shutdown().await;
 }

@@ -19,12 +19,32 @@
 //! .await
 //! # }
 //! ```
+//!
+//! An app that needs the peer address as `ConnectInfo<SocketAddr>` too (axum allows one
+//! connect-info type) uses [`ClosableConnection`] and [`split_connect_info`]:
+//!
+//! ```no_run
+//! # async fn run(app: axum::Router) -> std::io::Result<()> {
+//! use std::net::SocketAddr;
+//! use legacy_sse::{Closable, ClosableConnection, split_connect_info};
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let app = app.layer(axum::middleware::from_fn(split_connect_info::<SocketAddr>));
+//! axum::serve(
+//!     Closable::new(listener),
+//!     app.into_make_service_with_connect_info::<ClosableConnection<SocketAddr>>(),
+//! )
+//! .await
+//! # }
+//! ```
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, Request};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::serve::{IncomingStream, Listener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -55,8 +75,9 @@ impl<L: Listener> Listener for Closable<L> {
 }
 
 /// Closes the connection a request arrived on: its reads and writes fail from then on, and
-/// the server drops it. Found in a request's extensions as
-/// `ConnectInfo<ConnectionCloser>` when the app is served on a [`Closable`] listener.
+/// the server drops it. Found in a request's extensions as `ConnectInfo<ConnectionCloser>`
+/// when the app is served on a [`Closable`] listener, or as a plain extension after
+/// [`split_connect_info`].
 #[derive(Clone, Debug)]
 pub struct ConnectionCloser(CancellationToken);
 
@@ -70,6 +91,46 @@ impl<L: Listener> Connected<IncomingStream<'_, Closable<L>>> for ConnectionClose
     fn connect_info(stream: IncomingStream<'_, Closable<L>>) -> Self {
         ConnectionCloser(stream.io().token.clone())
     }
+}
+
+/// The peer address and the [`ConnectionCloser`] of a connection accepted by a
+/// [`Closable`] listener, as one connect-info type.
+#[derive(Clone, Debug)]
+pub struct ClosableConnection<A> {
+    pub remote_addr: A,
+    pub closer: ConnectionCloser,
+}
+
+impl<L> Connected<IncomingStream<'_, Closable<L>>> for ClosableConnection<L::Addr>
+where
+    L: Listener,
+    L::Addr: Clone + Send + Sync + 'static,
+{
+    fn connect_info(stream: IncomingStream<'_, Closable<L>>) -> Self {
+        ClosableConnection {
+            remote_addr: stream.remote_addr().clone(),
+            closer: ConnectionCloser(stream.io().token.clone()),
+        }
+    }
+}
+
+/// Middleware: turns `ConnectInfo<ClosableConnection<A>>` into the `ConnectInfo<A>` the rest
+/// of the app expects, plus a [`ConnectionCloser`] extension for this transport.
+pub async fn split_connect_info<A>(mut request: Request, next: Next) -> Response
+where
+    A: Clone + Send + Sync + 'static,
+{
+    if let Some(ConnectInfo(connection)) = request
+        .extensions()
+        .get::<ConnectInfo<ClosableConnection<A>>>()
+        .cloned()
+    {
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(connection.remote_addr));
+        request.extensions_mut().insert(connection.closer);
+    }
+    next.run(request).await
 }
 
 /// A connection's I/O that fails once its [`ConnectionCloser`] is used.

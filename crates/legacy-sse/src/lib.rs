@@ -77,7 +77,9 @@ mod transport;
 pub mod client;
 
 pub use config::{Config, ConfigError};
-pub use connection::{Closable, ClosableIo, ConnectionCloser};
+pub use connection::{
+    Closable, ClosableConnection, ClosableIo, ConnectionCloser, split_connect_info,
+};
 pub use directory::{Delivery, DeliveryError, Inbox, LocalDirectory, SessionDirectory};
 pub use identity::{Identify, IdentityKey};
 pub use server::{Builder, LegacySse, Stats};

@@ -221,9 +221,15 @@ where
         // stream gets stuck behind a client that does not read.
         let connection = parts
             .extensions
-            .get::<ConnectInfo<ConnectionCloser>>()
-            .filter(|_| parts.version <= Version::HTTP_11)
-            .map(|info| info.0.clone());
+            .get::<ConnectionCloser>()
+            .cloned()
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<ConnectInfo<ConnectionCloser>>()
+                    .map(|info| info.0.clone())
+            })
+            .filter(|_| parts.version <= Version::HTTP_11);
         let shared = Arc::new(SessionShared {
             id: session.clone(),
             owner: owner.clone(),

@@ -321,12 +321,25 @@ async fn a_request_without_an_identity_is_refused() {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_disconnected() {
-    let server = TestServer::start(Config {
+    let server = TestServer::start(stuck_reader_config()).await;
+    stops_reading_and_is_disconnected(server).await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected_with_split_connect_info() {
+    let server = TestServer::start_split(stuck_reader_config()).await;
+    stops_reading_and_is_disconnected(server).await;
+}
+
+fn stuck_reader_config() -> Config {
+    Config {
         backlog: 4,
         slow_reader_timeout: Duration::from_millis(500),
         ..Config::default()
-    })
-    .await;
+    }
+}
+
+async fn stops_reading_and_is_disconnected(server: TestServer) {
     let mut connection = server.open_initialized("alice").await;
     let session = connection.session_id().unwrap();
     // 4000 notifications of 16 KiB (64 MiB) cannot all fit in socket buffers and the

@@ -13,7 +13,9 @@ pub struct PresentedToken(String);
 /// Why the `Authorization` header did not carry a usable bearer token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BearerError {
-    #[error("no Authorization header: send `Authorization: Bearer <your Layer Personal Access Token>`")]
+    #[error(
+        "no Authorization header: send `Authorization: Bearer <your Layer Personal Access Token>`"
+    )]
     Missing,
     #[error("more than one Authorization header")]
     Duplicate,
@@ -79,7 +81,10 @@ mod tests {
     fn headers(values: &[&str]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for v in values {
-            h.append(http::header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+            h.append(
+                http::header::AUTHORIZATION,
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         h
     }
@@ -94,13 +99,34 @@ mod tests {
 
     #[test]
     fn refuses_everything_else() {
-        assert_eq!(PresentedToken::from_headers(&headers(&[])), Err(BearerError::Missing));
-        assert_eq!(PresentedToken::from_headers(&headers(&["Bearer a", "Bearer b"])), Err(BearerError::Duplicate));
-        assert_eq!(PresentedToken::from_headers(&headers(&["Basic dXNlcjpwYXNz"])), Err(BearerError::NotBearer));
-        assert_eq!(PresentedToken::from_headers(&headers(&["Bearer"])), Err(BearerError::NotBearer));
-        assert_eq!(PresentedToken::from_headers(&headers(&["Bearer "])), Err(BearerError::NotBearer));
-        assert_eq!(PresentedToken::from_headers(&headers(&["Bearer a b"])), Err(BearerError::Malformed));
-        assert_eq!(PresentedToken::from_headers(&headers(&["token abc"])), Err(BearerError::NotBearer));
+        assert_eq!(
+            PresentedToken::from_headers(&headers(&[])),
+            Err(BearerError::Missing)
+        );
+        assert_eq!(
+            PresentedToken::from_headers(&headers(&["Bearer a", "Bearer b"])),
+            Err(BearerError::Duplicate)
+        );
+        assert_eq!(
+            PresentedToken::from_headers(&headers(&["Basic dXNlcjpwYXNz"])),
+            Err(BearerError::NotBearer)
+        );
+        assert_eq!(
+            PresentedToken::from_headers(&headers(&["Bearer"])),
+            Err(BearerError::NotBearer)
+        );
+        assert_eq!(
+            PresentedToken::from_headers(&headers(&["Bearer "])),
+            Err(BearerError::NotBearer)
+        );
+        assert_eq!(
+            PresentedToken::from_headers(&headers(&["Bearer a b"])),
+            Err(BearerError::Malformed)
+        );
+        assert_eq!(
+            PresentedToken::from_headers(&headers(&["token abc"])),
+            Err(BearerError::NotBearer)
+        );
     }
 
     #[test]

@@ -31,7 +31,10 @@ pub struct CacheKey(String);
 
 impl CacheKey {
     pub fn of_token(token: &str) -> Self {
-        Self(sha256_hex(&["layer-mcp-gateway/credential-cache/v1", token]))
+        Self(sha256_hex(&[
+            "layer-mcp-gateway/credential-cache/v1",
+            token,
+        ]))
     }
 
     pub fn as_str(&self) -> &str {
@@ -63,12 +66,17 @@ pub struct MemoryCredentialCache {
 
 impl MemoryCredentialCache {
     pub fn new(max_entries: usize) -> Self {
-        Self { entries: Mutex::new(HashMap::new()), max_entries: max_entries.max(1) }
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            max_entries: max_entries.max(1),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, (CachedIdentity, Instant)>> {
         // A panic while holding this lock cannot leave the map inconsistent; keep serving.
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -99,7 +107,11 @@ impl CredentialCache for MemoryCredentialCache {
             entries.retain(|_, (_, expires)| *expires > now);
             if entries.len() >= self.max_entries {
                 // Still full of live entries: drop the one closest to expiry.
-                if let Some(victim) = entries.iter().min_by_key(|(_, (_, e))| *e).map(|(k, _)| k.clone()) {
+                if let Some(victim) = entries
+                    .iter()
+                    .min_by_key(|(_, (_, e))| *e)
+                    .map(|(k, _)| k.clone())
+                {
                     entries.remove(&victim);
                 }
             }
@@ -117,7 +129,10 @@ mod tests {
     use super::*;
 
     fn identity(name: &str) -> CachedIdentity {
-        CachedIdentity { user: UserId::from_stored(name), kind: CredentialKind::Pat }
+        CachedIdentity {
+            user: UserId::from_stored(name),
+            kind: CredentialKind::Pat,
+        }
     }
 
     #[test]
@@ -133,11 +148,15 @@ mod tests {
     async fn entries_expire_and_can_be_removed() {
         let cache = MemoryCredentialCache::default();
         let key = CacheKey::of_token("a");
-        cache.put(key.clone(), identity("u"), Duration::from_millis(50)).await;
+        cache
+            .put(key.clone(), identity("u"), Duration::from_millis(50))
+            .await;
         assert_eq!(cache.get(&key).await, Some(identity("u")));
         tokio::time::sleep(Duration::from_millis(80)).await;
         assert_eq!(cache.get(&key).await, None);
-        cache.put(key.clone(), identity("u"), Duration::from_secs(60)).await;
+        cache
+            .put(key.clone(), identity("u"), Duration::from_secs(60))
+            .await;
         cache.remove(&key).await;
         assert_eq!(cache.get(&key).await, None);
     }
@@ -146,7 +165,13 @@ mod tests {
     async fn bounded() {
         let cache = MemoryCredentialCache::new(2);
         for name in ["a", "b", "c"] {
-            cache.put(CacheKey::of_token(name), identity(name), Duration::from_secs(60)).await;
+            cache
+                .put(
+                    CacheKey::of_token(name),
+                    identity(name),
+                    Duration::from_secs(60),
+                )
+                .await;
         }
         assert_eq!(cache.lock().len(), 2);
         assert!(cache.get(&CacheKey::of_token("c")).await.is_some());

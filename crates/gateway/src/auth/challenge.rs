@@ -22,11 +22,22 @@ pub enum ChallengeError {
 #[derive(Debug, Clone, Default)]
 pub struct Challenge {
     realm: Option<String>,
+    /// RFC 9728 `resource_metadata` and the scope to ask for, when OAuth is on (issue 4).
+    oauth: Option<(String, String)>,
 }
 
 impl Challenge {
     pub fn new() -> Self {
-        Self { realm: Some("layer-mcp-gateway".to_owned()) }
+        Self {
+            realm: Some("layer-mcp-gateway".to_owned()),
+            oauth: None,
+        }
+    }
+
+    /// Challenges that send clients to the protected resource metadata (OAuth discovery).
+    pub fn with_oauth(mut self, resource_metadata: String, scope: String) -> Self {
+        self.oauth = Some((resource_metadata, scope));
+        self
     }
 
     /// The `WWW-Authenticate` value.
@@ -34,6 +45,10 @@ impl Challenge {
         let mut params = Vec::new();
         if let Some(realm) = &self.realm {
             params.push(format!("realm=\"{}\"", quote(realm)));
+        }
+        if let Some((metadata, scope)) = &self.oauth {
+            params.push(format!("resource_metadata=\"{}\"", quote(metadata)));
+            params.push(format!("scope=\"{}\"", quote(scope)));
         }
         match error {
             ChallengeError::None => {}
@@ -43,7 +58,11 @@ impl Challenge {
         if error != ChallengeError::None && !description.is_empty() {
             params.push(format!("error_description=\"{}\"", quote(description)));
         }
-        let value = if params.is_empty() { "Bearer".to_owned() } else { format!("Bearer {}", params.join(", ")) };
+        let value = if params.is_empty() {
+            "Bearer".to_owned()
+        } else {
+            format!("Bearer {}", params.join(", "))
+        };
         HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
     }
 
@@ -56,7 +75,12 @@ impl Challenge {
             },
             "error_description": description,
         });
-        json_response(StatusCode::UNAUTHORIZED, &body, Some(self.header(error, description)), None)
+        json_response(
+            StatusCode::UNAUTHORIZED,
+            &body,
+            Some(self.header(error, description)),
+            None,
+        )
     }
 
     /// 503 when the credential could not be checked: clients keep their token and retry.
@@ -65,7 +89,12 @@ impl Challenge {
             "error": "temporarily_unavailable",
             "error_description": description,
         });
-        json_response(StatusCode::SERVICE_UNAVAILABLE, &body, None, Some(retry_after))
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &body,
+            None,
+            Some(retry_after),
+        )
     }
 }
 
@@ -85,13 +114,22 @@ fn json_response(
     let mut response = Response::new(Body::from(body.to_string()));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
     if let Some(challenge) = challenge {
         headers.insert(http::header::WWW_AUTHENTICATE, challenge);
     }
     if let Some(after) = retry_after {
-        headers.insert(http::header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
+        headers.insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from(after.as_secs().max(1)),
+        );
     }
     response
 }
@@ -103,12 +141,27 @@ mod tests {
     #[test]
     fn challenges_follow_rfc_6750() {
         let c = Challenge::new();
-        assert_eq!(c.header(ChallengeError::None, "ignored"), "Bearer realm=\"layer-mcp-gateway\"");
+        assert_eq!(
+            c.header(ChallengeError::None, "ignored"),
+            "Bearer realm=\"layer-mcp-gateway\""
+        );
         assert_eq!(
             c.header(ChallengeError::InvalidToken, "the \"token\" is bad"),
             "Bearer realm=\"layer-mcp-gateway\", error=\"invalid_token\", error_description=\"the token is bad\""
         );
-        assert_eq!(Challenge::default().header(ChallengeError::None, ""), "Bearer");
+        assert_eq!(
+            Challenge::default().header(ChallengeError::None, ""),
+            "Bearer"
+        );
+        let oauth = Challenge::new().with_oauth(
+            "https://gw.example/.well-known/oauth-protected-resource/mcp".into(),
+            "layer".into(),
+        );
+        assert_eq!(
+            oauth.header(ChallengeError::InvalidToken, "expired"),
+            "Bearer realm=\"layer-mcp-gateway\", resource_metadata=\"https://gw.example/.well-known/oauth-protected-resource/mcp\", \
+             scope=\"layer\", error=\"invalid_token\", error_description=\"expired\""
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 pub mod bearer;
 pub mod cache;
 pub mod challenge;
+pub mod oauth;
 pub mod pat;
 
 use std::fmt;
@@ -20,6 +21,7 @@ use rmcp::service::{RequestContext, RoleServer};
 
 pub use bearer::{BearerError, PresentedToken};
 pub use cache::{CredentialCache, MemoryCredentialCache};
+pub use oauth::OAuthAuthenticator;
 pub use pat::{PatAuthenticator, PatVerifier, VerifyError};
 
 /// The identity a caller acts as: the key for session ownership, per-user caps and logs.
@@ -33,7 +35,8 @@ pub struct UserId(Arc<str>);
 impl UserId {
     /// The id of a PAT's holder: a domain-separated SHA-256 of the token, truncated.
     pub fn for_pat(token: &PresentedToken) -> Self {
-        let digest = cache::sha256_hex(&["layer-mcp-gateway/user-id/pat/v1", token.expose_secret()]);
+        let digest =
+            cache::sha256_hex(&["layer-mcp-gateway/user-id/pat/v1", token.expose_secret()]);
         Self(format!("pat:{}", &digest[..32]).into())
     }
 
@@ -69,6 +72,8 @@ impl fmt::Display for UserId {
 pub enum CredentialKind {
     /// A Layer Personal Access Token, forwarded to Layer as is.
     Pat,
+    /// One of the gateway's own OAuth access tokens; Layer gets the token held for its grant.
+    OAuth,
 }
 
 /// An authenticated caller: who they are and the credential that goes to Layer on their
@@ -82,7 +87,11 @@ pub struct Caller {
 
 impl Caller {
     pub fn new(user: UserId, kind: CredentialKind, upstream: BearerToken) -> Self {
-        Self { user, kind, upstream }
+        Self {
+            user,
+            kind,
+            upstream,
+        }
     }
 
     pub fn user(&self) -> &UserId {
@@ -130,7 +139,10 @@ pub enum AuthError {
     /// It could not be checked right now (Layer unreachable or failing): HTTP 503. Never a
     /// 401, because clients drop credentials on 401.
     #[error("the token could not be checked right now: {reason}")]
-    Unavailable { reason: String, retry_after: Duration },
+    Unavailable {
+        reason: String,
+        retry_after: Duration,
+    },
 }
 
 /// Resolves a presented bearer token to a caller.
@@ -164,7 +176,11 @@ mod tests {
     #[test]
     fn caller_debug_redacts_the_credential() {
         let token = PresentedToken::parse_token("lyr_pat_secret_value").unwrap();
-        let caller = Caller::new(UserId::for_pat(&token), CredentialKind::Pat, token.to_upstream());
+        let caller = Caller::new(
+            UserId::for_pat(&token),
+            CredentialKind::Pat,
+            token.to_upstream(),
+        );
         let shown = format!("{caller:?}");
         assert!(!shown.contains("secret_value"), "{shown}");
         assert!(shown.contains("***"), "{shown}");

@@ -43,11 +43,25 @@ pub struct PatAuthenticator {
 }
 
 impl PatAuthenticator {
-    pub fn new(verifier: Arc<dyn PatVerifier>, cache: Arc<dyn CredentialCache>, ttl: Duration) -> Self {
-        Self { verifier, cache, ttl, in_flight: Mutex::new(HashMap::new()), retry_after: Duration::from_secs(5) }
+    pub fn new(
+        verifier: Arc<dyn PatVerifier>,
+        cache: Arc<dyn CredentialCache>,
+        ttl: Duration,
+    ) -> Self {
+        Self {
+            verifier,
+            cache,
+            ttl,
+            in_flight: Mutex::new(HashMap::new()),
+            retry_after: Duration::from_secs(5),
+        }
     }
 
-    async fn check(&self, key: &CacheKey, token: &PresentedToken) -> Result<CachedIdentity, AuthError> {
+    async fn check(
+        &self,
+        key: &CacheKey,
+        token: &PresentedToken,
+    ) -> Result<CachedIdentity, AuthError> {
         match self.verifier.verify(&token.to_upstream()).await {
             Ok(()) => {
                 let identity = CachedIdentity { user: UserId::for_pat(token), kind: CredentialKind::Pat };
@@ -70,7 +84,9 @@ impl PatAuthenticator {
     }
 
     fn flights(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, Flight>> {
-        self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -89,11 +105,17 @@ impl Authenticator for PatAuthenticator {
                 result?
             }
         };
-        Ok(Caller::new(identity.user, identity.kind, token.to_upstream()))
+        Ok(Caller::new(
+            identity.user,
+            identity.kind,
+            token.to_upstream(),
+        ))
     }
 
     async fn forget(&self, token: &BearerToken) {
-        self.cache.remove(&CacheKey::of_token(token.expose_secret())).await;
+        self.cache
+            .remove(&CacheKey::of_token(token.expose_secret()))
+            .await;
     }
 }
 
@@ -120,8 +142,16 @@ mod tests {
     }
 
     fn setup(answer: Result<(), VerifyError>, ttl: Duration) -> (Arc<FakeLayer>, PatAuthenticator) {
-        let fake = Arc::new(FakeLayer { calls: AtomicUsize::new(0), answer: Mutex::new(answer), delay: Duration::from_millis(20) });
-        let auth = PatAuthenticator::new(fake.clone(), Arc::new(MemoryCredentialCache::default()), ttl);
+        let fake = Arc::new(FakeLayer {
+            calls: AtomicUsize::new(0),
+            answer: Mutex::new(answer),
+            delay: Duration::from_millis(20),
+        });
+        let auth = PatAuthenticator::new(
+            fake.clone(),
+            Arc::new(MemoryCredentialCache::default()),
+            ttl,
+        );
         (fake, auth)
     }
 
@@ -136,10 +166,18 @@ mod tests {
         assert_eq!(caller.user(), &UserId::for_pat(&token("good")));
         assert_eq!(caller.upstream_credential().expose_secret(), "good");
         auth.authenticate(&token("good")).await.unwrap();
-        assert_eq!(fake.calls.load(Ordering::SeqCst), 1, "second use served from cache");
+        assert_eq!(
+            fake.calls.load(Ordering::SeqCst),
+            1,
+            "second use served from cache"
+        );
         tokio::time::sleep(Duration::from_millis(150)).await;
         auth.authenticate(&token("good")).await.unwrap();
-        assert_eq!(fake.calls.load(Ordering::SeqCst), 2, "checked again after the TTL");
+        assert_eq!(
+            fake.calls.load(Ordering::SeqCst),
+            2,
+            "checked again after the TTL"
+        );
     }
 
     #[tokio::test]
@@ -161,17 +199,26 @@ mod tests {
     #[tokio::test]
     async fn rejected_and_unavailable_are_distinct_and_not_cached() {
         let (fake, auth) = setup(Err(VerifyError::Rejected), Duration::from_secs(60));
-        assert!(matches!(auth.authenticate(&token("bad")).await, Err(AuthError::Rejected { .. })));
+        assert!(matches!(
+            auth.authenticate(&token("bad")).await,
+            Err(AuthError::Rejected { .. })
+        ));
         *fake.answer.lock().unwrap() = Err(VerifyError::Unavailable("connect refused".into()));
         match auth.authenticate(&token("bad")).await {
-            Err(AuthError::Unavailable { retry_after, reason }) => {
+            Err(AuthError::Unavailable {
+                retry_after,
+                reason,
+            }) => {
                 assert!(retry_after >= Duration::from_secs(1));
                 assert!(!reason.contains("bad"));
             }
             other => panic!("expected Unavailable, got {other:?}"),
         }
         *fake.answer.lock().unwrap() = Ok(());
-        assert!(auth.authenticate(&token("bad")).await.is_ok(), "recovers once Layer answers");
+        assert!(
+            auth.authenticate(&token("bad")).await.is_ok(),
+            "recovers once Layer answers"
+        );
         assert_eq!(fake.calls.load(Ordering::SeqCst), 3);
     }
 
@@ -181,6 +228,9 @@ mod tests {
         auth.authenticate(&token("t")).await.unwrap();
         auth.forget(&token("t").to_upstream()).await;
         *fake.answer.lock().unwrap() = Err(VerifyError::Rejected);
-        assert!(matches!(auth.authenticate(&token("t")).await, Err(AuthError::Rejected { .. })));
+        assert!(matches!(
+            auth.authenticate(&token("t")).await,
+            Err(AuthError::Rejected { .. })
+        ));
     }
 }

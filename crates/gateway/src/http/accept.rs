@@ -47,7 +47,8 @@ impl Accepts {
                 any_header = true;
                 let refused = params.any(|p| {
                     p.split_once('=').is_some_and(|(k, v)| {
-                        k.trim().eq_ignore_ascii_case("q") && v.trim().parse::<f32>().is_ok_and(|q| q <= 0.0)
+                        k.trim().eq_ignore_ascii_case("q")
+                            && v.trim().parse::<f32>().is_ok_and(|q| q <= 0.0)
                     })
                 });
                 if refused {
@@ -96,7 +97,9 @@ pub async fn negotiate(mut request: Request, next: Next) -> Response {
         }
         Method::GET => {
             if !accepts.sse && accepts.sse_by_range {
-                request.headers_mut().insert(http::header::ACCEPT, HeaderValue::from_static(SSE));
+                request
+                    .headers_mut()
+                    .insert(http::header::ACCEPT, HeaderValue::from_static(SSE));
             }
             next.run(request).await
         }
@@ -136,13 +139,22 @@ async fn collapse_to_json(response: Response) -> Response {
     }
     let Some(answer) = answer else {
         tracing::warn!("the MCP stream ended without a response");
-        return text_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error: no response was produced");
+        return text_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error: no response was produced",
+        );
     };
-    for header in [http::header::CONTENT_TYPE, http::header::CACHE_CONTROL, http::header::CONTENT_LENGTH] {
+    for header in [
+        http::header::CONTENT_TYPE,
+        http::header::CACHE_CONTROL,
+        http::header::CONTENT_LENGTH,
+    ] {
         parts.headers.remove(header);
     }
     parts.headers.remove("x-accel-buffering");
-    parts.headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+    parts
+        .headers
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(JSON));
     Response::from_parts(parts, Body::from(answer))
 }
 
@@ -186,7 +198,8 @@ fn event_data(event: &[u8]) -> Option<String> {
 
 fn is_response(data: &str) -> bool {
     serde_json::from_str::<serde_json::Value>(data).is_ok_and(|v| {
-        v.get("id").is_some_and(|id| !id.is_null()) && (v.get("result").is_some() || v.get("error").is_some())
+        v.get("id").is_some_and(|id| !id.is_null())
+            && (v.get("result").is_some() || v.get("error").is_some())
     })
 }
 
@@ -204,12 +217,50 @@ mod tests {
 
     #[test]
     fn classifies_accept_headers() {
-        assert_eq!(accept(Some("application/json, text/event-stream")), Accepts { json: true, sse: true, sse_by_range: false });
-        assert_eq!(accept(Some("*/*")), Accepts { json: true, sse: false, sse_by_range: true });
-        assert_eq!(accept(None), Accepts { json: true, sse: false, sse_by_range: true });
-        assert_eq!(accept(Some("application/json")), Accepts { json: true, sse: false, sse_by_range: false });
-        assert_eq!(accept(Some("text/event-stream")), Accepts { json: false, sse: true, sse_by_range: false });
-        assert_eq!(accept(Some("application/json;q=0, text/html")), Accepts::default());
+        assert_eq!(
+            accept(Some("application/json, text/event-stream")),
+            Accepts {
+                json: true,
+                sse: true,
+                sse_by_range: false
+            }
+        );
+        assert_eq!(
+            accept(Some("*/*")),
+            Accepts {
+                json: true,
+                sse: false,
+                sse_by_range: true
+            }
+        );
+        assert_eq!(
+            accept(None),
+            Accepts {
+                json: true,
+                sse: false,
+                sse_by_range: true
+            }
+        );
+        assert_eq!(
+            accept(Some("application/json")),
+            Accepts {
+                json: true,
+                sse: false,
+                sse_by_range: false
+            }
+        );
+        assert_eq!(
+            accept(Some("text/event-stream")),
+            Accepts {
+                json: false,
+                sse: true,
+                sse_by_range: false
+            }
+        );
+        assert_eq!(
+            accept(Some("application/json;q=0, text/html")),
+            Accepts::default()
+        );
     }
 
     #[test]
@@ -225,6 +276,12 @@ mod tests {
         }
         assert_eq!(found.len(), 2);
         assert!(!found[0].1);
-        assert_eq!(found[1], ("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}".to_owned(), true));
+        assert_eq!(
+            found[1],
+            (
+                "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}".to_owned(),
+                true
+            )
+        );
     }
 }

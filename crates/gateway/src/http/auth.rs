@@ -21,17 +21,28 @@ pub struct AuthState {
     pub challenge: Arc<Challenge>,
 }
 
-pub async fn require_caller(State(state): State<AuthState>, mut request: Request, next: Next) -> Response {
+pub async fn require_caller(
+    State(state): State<AuthState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     // CORS preflights carry no credentials by design; the CORS layer answers them.
     if request.method() == Method::OPTIONS {
         return next.run(request).await;
+    }
+    // Anything below that prints the request's headers (a Debug of the parts) shows
+    // "Sensitive" instead of the token.
+    if let Some(value) = request.headers_mut().get_mut(http::header::AUTHORIZATION) {
+        value.set_sensitive(true);
     }
     let token = match PresentedToken::from_headers(request.headers()) {
         Ok(token) => token,
         Err(error) => {
             let kind = match error {
                 BearerError::Missing => ChallengeError::None,
-                BearerError::Duplicate | BearerError::NotBearer | BearerError::Malformed => ChallengeError::InvalidRequest,
+                BearerError::Duplicate | BearerError::NotBearer | BearerError::Malformed => {
+                    ChallengeError::InvalidRequest
+                }
             };
             return state.challenge.unauthorized(kind, &error.to_string());
         }
@@ -43,7 +54,12 @@ pub async fn require_caller(State(state): State<AuthState>, mut request: Request
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
-        Err(AuthError::Rejected { reason }) => state.challenge.unauthorized(ChallengeError::InvalidToken, &reason),
-        Err(AuthError::Unavailable { reason, retry_after }) => state.challenge.unavailable(&reason, retry_after),
+        Err(AuthError::Rejected { reason }) => state
+            .challenge
+            .unauthorized(ChallengeError::InvalidToken, &reason),
+        Err(AuthError::Unavailable {
+            reason,
+            retry_after,
+        }) => state.challenge.unavailable(&reason, retry_after),
     }
 }

@@ -23,7 +23,11 @@ pub struct Guard {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum AllowedOrigin {
     Null,
-    Tuple { scheme: String, host: String, port: PortRule },
+    Tuple {
+        scheme: String,
+        host: String,
+        port: PortRule,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,10 +49,16 @@ fn parse_origin(value: &str) -> Option<(String, String, Option<u16>)> {
     let uri: http::Uri = value.trim().parse().ok()?;
     let scheme = uri.scheme_str()?.to_ascii_lowercase();
     let authority = uri.authority()?;
-    if uri.path_and_query().is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty()) {
+    if uri
+        .path_and_query()
+        .is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty())
+    {
         return None;
     }
-    let host = authority.host().trim_matches(['[', ']']).to_ascii_lowercase();
+    let host = authority
+        .host()
+        .trim_matches(['[', ']'])
+        .to_ascii_lowercase();
     let port = authority.port_u16().or_else(|| default_port(&scheme));
     Some((scheme, host, port))
 }
@@ -59,7 +69,13 @@ impl Guard {
             .iter()
             .filter_map(|h| {
                 let authority: http::uri::Authority = h.trim().parse().ok()?;
-                Some((authority.host().trim_matches(['[', ']']).to_ascii_lowercase(), authority.port_u16()))
+                Some((
+                    authority
+                        .host()
+                        .trim_matches(['[', ']'])
+                        .to_ascii_lowercase(),
+                    authority.port_u16(),
+                ))
             })
             .collect();
         let origins = allowed_origins
@@ -70,10 +86,18 @@ impl Guard {
                 }
                 if let Some(base) = o.strip_suffix(":*") {
                     let (scheme, host, _) = parse_origin(base)?;
-                    return Some(AllowedOrigin::Tuple { scheme, host, port: PortRule::Any });
+                    return Some(AllowedOrigin::Tuple {
+                        scheme,
+                        host,
+                        port: PortRule::Any,
+                    });
                 }
                 let (scheme, host, port) = parse_origin(o)?;
-                Some(AllowedOrigin::Tuple { scheme, host, port: port.map_or(PortRule::Any, PortRule::Exact) })
+                Some(AllowedOrigin::Tuple {
+                    scheme,
+                    host,
+                    port: port.map_or(PortRule::Any, PortRule::Exact),
+                })
             })
             .collect();
         Self { hosts, origins }
@@ -84,10 +108,17 @@ impl Guard {
         if self.hosts.is_empty() {
             return true;
         }
-        let Ok(authority) = host.parse::<http::uri::Authority>() else { return false };
-        let name = authority.host().trim_matches(['[', ']']).to_ascii_lowercase();
+        let Ok(authority) = host.parse::<http::uri::Authority>() else {
+            return false;
+        };
+        let name = authority
+            .host()
+            .trim_matches(['[', ']'])
+            .to_ascii_lowercase();
         let port = authority.port_u16();
-        self.hosts.iter().any(|(h, p)| *h == name && (p.is_none() || *p == port))
+        self.hosts
+            .iter()
+            .any(|(h, p)| *h == name && (p.is_none() || *p == port))
     }
 
     /// Whether an `Origin` header value is allowed.
@@ -95,10 +126,16 @@ impl Guard {
         if origin.trim().eq_ignore_ascii_case("null") {
             return self.origins.contains(&AllowedOrigin::Null);
         }
-        let Some((scheme, host, port)) = parse_origin(origin) else { return false };
+        let Some((scheme, host, port)) = parse_origin(origin) else {
+            return false;
+        };
         self.origins.iter().any(|allowed| match allowed {
             AllowedOrigin::Null => false,
-            AllowedOrigin::Tuple { scheme: s, host: h, port: rule } => {
+            AllowedOrigin::Tuple {
+                scheme: s,
+                host: h,
+                port: rule,
+            } => {
                 *s == scheme
                     && *h == host
                     && match rule {
@@ -149,7 +186,10 @@ pub async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next
         Some(host) if guard.host_allowed(&host) => {}
         Some(host) => {
             tracing::warn!(%host, "refused a request for a foreign Host (possible DNS rebinding)");
-            return text_error(StatusCode::FORBIDDEN, "Forbidden: Host header is not allowed");
+            return text_error(
+                StatusCode::FORBIDDEN,
+                "Forbidden: Host header is not allowed",
+            );
         }
         None => return text_error(StatusCode::BAD_REQUEST, "Bad Request: missing Host header"),
     }
@@ -170,7 +210,11 @@ mod tests {
     fn guard() -> Guard {
         Guard::new(
             &["mcp.example.com".into(), "127.0.0.1:8080".into()],
-            &["https://mcp.example.com".into(), "http://localhost:*".into(), "null".into()],
+            &[
+                "https://mcp.example.com".into(),
+                "http://localhost:*".into(),
+                "null".into(),
+            ],
         )
     }
 

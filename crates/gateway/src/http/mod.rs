@@ -22,7 +22,12 @@ use axum::body::Body;
 use http::{HeaderValue, Response, StatusCode};
 
 /// A JSON-RPC error answered at the HTTP level (before rmcp), with an HTTP status.
-pub(crate) fn jsonrpc_error(status: StatusCode, id: Option<serde_json::Value>, code: i64, message: &str) -> Response<Body> {
+pub(crate) fn jsonrpc_error(
+    status: StatusCode,
+    id: Option<serde_json::Value>,
+    code: i64,
+    message: &str,
+) -> Response<Body> {
     let body = serde_json::json!({
         "jsonrpc": "2.0",
         "id": id.unwrap_or(serde_json::Value::Null),
@@ -30,7 +35,10 @@ pub(crate) fn jsonrpc_error(status: StatusCode, id: Option<serde_json::Value>, c
     });
     let mut response = Response::new(Body::from(body.to_string()));
     *response.status_mut() = status;
-    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -38,9 +46,10 @@ pub(crate) fn jsonrpc_error(status: StatusCode, id: Option<serde_json::Value>, c
 pub(crate) fn text_error(status: StatusCode, message: &str) -> Response<Body> {
     let mut response = Response::new(Body::from(message.to_owned()));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 

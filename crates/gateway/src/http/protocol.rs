@@ -52,7 +52,11 @@ fn too_large(limit: usize) -> Response {
     )
 }
 
-pub async fn normalise(State(state): State<ProtocolState>, request: Request, next: Next) -> Response {
+pub async fn normalise(
+    State(state): State<ProtocolState>,
+    request: Request,
+    next: Next,
+) -> Response {
     if request.method() != Method::POST {
         return next.run(request).await;
     }
@@ -65,20 +69,36 @@ pub async fn normalise(State(state): State<ProtocolState>, request: Request, nex
         return too_large(state.max_body_bytes);
     }
     let (mut parts, body) = request.into_parts();
-    let bytes = match http_body_util::Limited::new(body, state.max_body_bytes).collect().await {
+    let bytes = match http_body_util::Limited::new(body, state.max_body_bytes)
+        .collect()
+        .await
+    {
         Ok(collected) => collected.to_bytes(),
         Err(error) => {
-            if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if error
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 return too_large(state.max_body_bytes);
             }
-            return jsonrpc_error(StatusCode::BAD_REQUEST, None, codes::PARSE_ERROR, "Could not read the request body");
+            return jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                codes::PARSE_ERROR,
+                "Could not read the request body",
+            );
         }
     };
 
     let mut value: Value = match serde_json::from_slice(&bytes) {
         Ok(value) => value,
         Err(error) => {
-            return jsonrpc_error(StatusCode::BAD_REQUEST, None, codes::PARSE_ERROR, &format!("Parse error: {error}"));
+            return jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                codes::PARSE_ERROR,
+                &format!("Parse error: {error}"),
+            );
         }
     };
     if value.is_array() {
@@ -110,20 +130,39 @@ pub async fn normalise(State(state): State<ProtocolState>, request: Request, nex
 
 /// Applies the revision quirk (see the module docs). Returns whether the body changed.
 fn reconcile_revisions(headers: &mut http::HeaderMap, message: &mut Value) -> bool {
-    let Some(header) = headers.get(&PROTOCOL_VERSION).and_then(|v| v.to_str().ok()).map(str::to_owned) else {
+    let Some(header) = headers
+        .get(&PROTOCOL_VERSION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+    else {
         return false;
     };
-    let Some(method) = message.get("method").and_then(Value::as_str).map(str::to_owned) else {
+    let Some(method) = message
+        .get("method")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
         return false;
     };
-    let Some(meta) = message.get_mut("params").and_then(|p| p.get_mut("_meta")).and_then(Value::as_object_mut) else {
+    let Some(meta) = message
+        .get_mut("params")
+        .and_then(|p| p.get_mut("_meta"))
+        .and_then(Value::as_object_mut)
+    else {
         return false;
     };
-    let Some(meta_version) = meta.get(META_PROTOCOL_VERSION).and_then(Value::as_str).map(str::to_owned) else {
+    let Some(meta_version) = meta
+        .get(META_PROTOCOL_VERSION)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
         return false;
     };
     // Only an older header with the stateless revision in `_meta`; ISO dates compare as text.
-    if meta_version == header || header.as_str() >= STATELESS_REVISION || meta_version.as_str() < STATELESS_REVISION {
+    if meta_version == header
+        || header.as_str() >= STATELESS_REVISION
+        || meta_version.as_str() < STATELESS_REVISION
+    {
         return false;
     }
     let in_session = headers.contains_key(super::session::SESSION_ID);
@@ -147,8 +186,14 @@ fn reconcile_revisions(headers: &mut http::HeaderMap, message: &mut Value) -> bo
             headers.insert(MCP_METHOD, value);
         }
         let name = match method.as_str() {
-            "tools/call" | "prompts/get" => message.get("params").and_then(|p| p.get("name")).and_then(Value::as_str),
-            "resources/read" => message.get("params").and_then(|p| p.get("uri")).and_then(Value::as_str),
+            "tools/call" | "prompts/get" => message
+                .get("params")
+                .and_then(|p| p.get("name"))
+                .and_then(Value::as_str),
+            "resources/read" => message
+                .get("params")
+                .and_then(|p| p.get("uri"))
+                .and_then(Value::as_str),
             _ => None,
         };
         if let Some(name) = name
@@ -177,7 +222,10 @@ mod tests {
         let mut h = http::HeaderMap::new();
         h.insert(PROTOCOL_VERSION, HeaderValue::from_str(version).unwrap());
         if session {
-            h.insert(super::super::session::SESSION_ID, HeaderValue::from_static("s-1"));
+            h.insert(
+                super::super::session::SESSION_ID,
+                HeaderValue::from_static("s-1"),
+            );
         }
         h
     }
@@ -214,7 +262,11 @@ mod tests {
 
     #[test]
     fn consistent_or_other_requests_are_untouched() {
-        for (header, meta) in [("2026-07-28", "2026-07-28"), ("2025-11-25", "2025-11-25"), ("2026-07-28", "2025-11-25")] {
+        for (header, meta) in [
+            ("2026-07-28", "2026-07-28"),
+            ("2025-11-25", "2025-11-25"),
+            ("2026-07-28", "2025-11-25"),
+        ] {
             let mut h = headers(header, true);
             let mut m = call(meta);
             let before = m.clone();
@@ -224,6 +276,9 @@ mod tests {
         }
         let mut h = http::HeaderMap::new();
         let mut m = call("2026-07-28");
-        assert!(!reconcile_revisions(&mut h, &mut m), "no header: rmcp's 400 stands");
+        assert!(
+            !reconcile_revisions(&mut h, &mut m),
+            "no header: rmcp's 400 stands"
+        );
     }
 }

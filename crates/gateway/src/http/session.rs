@@ -23,7 +23,9 @@ pub trait SessionCloser: Send + Sync + 'static {
 }
 
 #[async_trait::async_trait]
-impl SessionCloser for rmcp::transport::streamable_http_server::session::local::LocalSessionManager {
+impl SessionCloser
+    for rmcp::transport::streamable_http_server::session::local::LocalSessionManager
+{
     async fn close(&self, session: &SessionKey) {
         use rmcp::transport::streamable_http_server::session::SessionManager;
         if let Err(error) = self.close_session(session).await {
@@ -43,7 +45,11 @@ fn not_found() -> Response {
     text_error(StatusCode::NOT_FOUND, "Not Found: Session not found")
 }
 
-pub async fn bind_sessions(State(state): State<SessionState>, request: Request, next: Next) -> Response {
+pub async fn bind_sessions(
+    State(state): State<SessionState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Some(caller) = request.extensions().get::<Caller>().cloned() else {
         // The auth layer runs first; reaching here without a caller is a wiring bug.
         tracing::error!("session layer reached without an authenticated caller");
@@ -52,7 +58,12 @@ pub async fn bind_sessions(State(state): State<SessionState>, request: Request, 
     let presented: Option<SessionKey> = match request.headers().get(&SESSION_ID) {
         Some(value) => match value.to_str() {
             Ok(id) => Some(id.into()),
-            Err(_) => return text_error(StatusCode::BAD_REQUEST, "Bad Request: invalid Mcp-Session-Id"),
+            Err(_) => {
+                return text_error(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: invalid Mcp-Session-Id",
+                );
+            }
         },
         None => None,
     };
@@ -69,11 +80,18 @@ pub async fn bind_sessions(State(state): State<SessionState>, request: Request, 
         }
     }
 
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    // rmcp answers a successful DELETE with 202; clients (the Python SDK) and the reference
+    // server expect 200.
+    if is_delete && response.status() == StatusCode::ACCEPTED {
+        *response.status_mut() = StatusCode::OK;
+    }
 
     match &presented {
         Some(session) => {
-            if response.status() == StatusCode::NOT_FOUND || (is_delete && response.status().is_success()) {
+            if response.status() == StatusCode::NOT_FOUND
+                || (is_delete && response.status().is_success())
+            {
                 state.registry.remove(session).await;
             }
         }

@@ -15,7 +15,9 @@ pub struct MakeUuid;
 
 impl MakeRequestId for MakeUuid {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
-        http::HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).ok().map(RequestId::new)
+        http::HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+            .ok()
+            .map(RequestId::new)
     }
 }
 
@@ -41,6 +43,7 @@ impl<B> MakeSpan<B> for RequestSpan {
             path = %request.uri().path(),
             request_id = %request_id,
             session = %session,
+            user = tracing::field::Empty,
         )
     }
 }
@@ -59,5 +62,8 @@ pub fn layer() -> TraceLayer<
 
 /// The id of the request being handled, from its headers (set by the request-id layer).
 pub fn request_id_of(headers: &http::HeaderMap) -> Option<String> {
-    headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }

@@ -53,7 +53,10 @@ const UPLOAD_LIMITS: [(&str, u64); 7] = [
 ];
 
 fn source_types() -> Vec<&'static str> {
-    FileSourceType::KNOWN.iter().map(FileSourceType::as_str).collect()
+    FileSourceType::KNOWN
+        .iter()
+        .map(FileSourceType::as_str)
+        .collect()
 }
 
 pub fn specs() -> Vec<ToolSpec> {
@@ -117,7 +120,10 @@ fn parse_source_type(args: &Args) -> Result<Option<FileSourceType>, ToolError> {
     args.opt_enum("source_type", FileSourceType::KNOWN, FileSourceType::as_str)
 }
 
-pub async fn request_file_upload_url(ctx: &ToolContext, args: Args) -> Result<CallToolResult, ToolError> {
+pub async fn request_file_upload_url(
+    ctx: &ToolContext,
+    args: Args,
+) -> Result<CallToolResult, ToolError> {
     let workspace: WorkspaceId = args.id("workspace_id")?;
     let content_type = args.string("content_type", 100)?;
     let size = args.opt_int("file_size_bytes", 1, i64::MAX)?.unwrap_or(0) as u64;
@@ -139,16 +145,33 @@ pub async fn request_file_upload_url(ctx: &ToolContext, args: Args) -> Result<Ca
         file_name: args.opt_string("file_name", 255)?,
         source_type: parse_source_type(&args)?,
     };
-    let admission = ctx.upstream.admit(&ctx.caller, workspace, CallKind::Upload).await?;
-    let result = admission.client().request_upload_url(workspace, &request).await;
-    admission.settle(if result.is_ok() { Outcome::Done } else { Outcome::Failed });
+    let admission = ctx
+        .upstream
+        .admit(&ctx.caller, workspace, CallKind::Upload)
+        .await?;
+    let result = admission
+        .client()
+        .request_upload_url(workspace, &request)
+        .await;
+    admission.settle(if result.is_ok() {
+        Outcome::Done
+    } else {
+        Outcome::Failed
+    });
     let grant = result.map_err(|e| ToolError::from_layer(&e, Subject::File))?;
     let url = grant.upload_url.expose();
     let ct = &grant.content_type;
     let steps = vec![
-        format!("1. Start a resumable upload: POST {url} with headers `x-goog-resumable: start`, `Content-Type: {ct}` and `Content-Length: 0`. The answer (201) has a Location header: the upload session URL."),
-        format!("2. PUT the file's exact {size} bytes to the session URL with `Content-Type: {ct}`. A 200 or 201 answer means it is stored."),
-        format!("3. Use file_id {} in execute_forge guidance_files (or mask) or as a workflow file input. The URL expires 15 minutes after it was issued.", grant.file_id),
+        format!(
+            "1. Start a resumable upload: POST {url} with headers `x-goog-resumable: start`, `Content-Type: {ct}` and `Content-Length: 0`. The answer (201) has a Location header: the upload session URL."
+        ),
+        format!(
+            "2. PUT the file's exact {size} bytes to the session URL with `Content-Type: {ct}`. A 200 or 201 answer means it is stored."
+        ),
+        format!(
+            "3. Use file_id {} in execute_forge guidance_files (or mask) or as a workflow file input. The URL expires 15 minutes after it was issued.",
+            grant.file_id
+        ),
     ];
     let curl = format!(
         "SESSION=$(curl -sS -X POST -H 'x-goog-resumable: start' -H 'Content-Type: {ct}' -H 'Content-Length: 0' -D - -o /dev/null '{url}' | awk 'tolower($1)==\"location:\" {{print $2}}' | tr -d '\\r')\ncurl -sS -X PUT -H 'Content-Type: {ct}' --data-binary @FILE \"$SESSION\""
@@ -183,7 +206,11 @@ pub async fn upload_file(ctx: &ToolContext, args: Args) -> Result<CallToolResult
     let file_name = args.opt_string("file_name", 255)?;
     let source_type = parse_source_type(&args)?;
     // Download first: a refused URL never reaches Layer.
-    let fetched = ctx.fetcher.fetch(url.trim()).await.map_err(|e| ToolError::new(Code::UploadFailed, e.0))?;
+    let fetched = ctx
+        .fetcher
+        .fetch(url.trim())
+        .await
+        .map_err(|e| ToolError::new(Code::UploadFailed, e.0))?;
     let content_type = match fetched.sniffed.filter(|t| UPLOADABLE.contains(t)) {
         Some(t) => t,
         None => {
@@ -204,9 +231,19 @@ pub async fn upload_file(ctx: &ToolContext, args: Args) -> Result<CallToolResult
         file_name: Some(name.clone()),
         source_type,
     };
-    let admission = ctx.upstream.admit(&ctx.caller, workspace, CallKind::Upload).await?;
-    let result = admission.client().upload(workspace, &request, UploadBody::from_bytes(fetched.bytes)).await;
-    admission.settle(if result.is_ok() { Outcome::Done } else { Outcome::Failed });
+    let admission = ctx
+        .upstream
+        .admit(&ctx.caller, workspace, CallKind::Upload)
+        .await?;
+    let result = admission
+        .client()
+        .upload(workspace, &request, UploadBody::from_bytes(fetched.bytes))
+        .await;
+    admission.settle(if result.is_ok() {
+        Outcome::Done
+    } else {
+        Outcome::Failed
+    });
     let grant = result.map_err(|e| {
         let mut error = ToolError::from_layer(&e, Subject::File);
         if error.code == Code::InvalidInputs {
@@ -230,14 +267,26 @@ mod tests {
 
     #[test]
     fn default_names() {
-        assert_eq!(default_name("https://x.example/a/cat.png?sig=1", "image/png"), "cat.png");
-        assert_eq!(default_name("https://x.example/", "image/png"), "upload.png");
+        assert_eq!(
+            default_name("https://x.example/a/cat.png?sig=1", "image/png"),
+            "cat.png"
+        );
+        assert_eq!(
+            default_name("https://x.example/", "image/png"),
+            "upload.png"
+        );
     }
 
     #[test]
     fn limits_cover_the_schema_enum() {
-        let spec = specs().into_iter().find(|s| s.name == "request_file_upload_url").unwrap();
-        let listed: Vec<serde_json::Value> = spec.input["properties"]["content_type"]["enum"].as_array().unwrap().clone();
+        let spec = specs()
+            .into_iter()
+            .find(|s| s.name == "request_file_upload_url")
+            .unwrap();
+        let listed: Vec<serde_json::Value> = spec.input["properties"]["content_type"]["enum"]
+            .as_array()
+            .unwrap()
+            .clone();
         assert_eq!(listed.len(), UPLOAD_LIMITS.len());
     }
 }

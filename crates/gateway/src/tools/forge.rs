@@ -1,15 +1,17 @@
 //! `estimate_forge_price`, `execute_forge`, `get_forge_run`.
 
 use layer_api::{
-    AudioOutputFormat, GuidanceFileType, InferenceId, InferenceRequest, InferenceRun, MeshDensity, PoseMode, Quality,
-    SegmentBy, SegmentLevel, SegmentTarget, SubtitleAlignment, TextureResolution, VideoEffectType, WorkspaceId,
+    AudioOutputFormat, GuidanceFileType, InferenceId, InferenceRequest, InferenceRun, MeshDensity,
+    PoseMode, Quality, SegmentBy, SegmentLevel, SegmentTarget, SubtitleAlignment,
+    TextureResolution, VideoEffectType, WorkspaceId,
 };
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::{Map, Value, json};
 
 use super::runs::{OutputFile, resource_links, success_summary};
 use super::schema::{
-    array, boolean, enumeration, integer, nullable, number, object, open_object, string, string_max, uuid,
+    array, boolean, enumeration, integer, nullable, number, object, open_object, string,
+    string_max, uuid,
 };
 use super::{Args, Behaviour, ToolContext, ToolSpec, success, to_json};
 use crate::errors::{Subject, ToolError};
@@ -24,28 +26,87 @@ pub fn options_schema() -> Value {
     let b = |d: &str| boolean(d);
     object(
         vec![
-            ("weight", number("Style/LoRA strength: 1 as trained, lower weakens, higher over-applies.", Some(0.0), Some(2.0))),
-            ("num_inference_steps", integer("Diffusion steps.", 1, None, None)),
-            ("guidance_scale", number("Classifier-free guidance scale.", None, None)),
-            ("prompt_strength", number("Audio models: how closely the audio follows the prompt (0-1).", Some(0.0), Some(1.0))),
-            ("quality", enumeration("Quality level.", known(Quality::KNOWN, Quality::as_str))),
+            (
+                "weight",
+                number(
+                    "Style/LoRA strength: 1 as trained, lower weakens, higher over-applies.",
+                    Some(0.0),
+                    Some(2.0),
+                ),
+            ),
+            (
+                "num_inference_steps",
+                integer("Diffusion steps.", 1, None, None),
+            ),
+            (
+                "guidance_scale",
+                number("Classifier-free guidance scale.", None, None),
+            ),
+            (
+                "prompt_strength",
+                number(
+                    "Audio models: how closely the audio follows the prompt (0-1).",
+                    Some(0.0),
+                    Some(1.0),
+                ),
+            ),
+            (
+                "quality",
+                enumeration("Quality level.", known(Quality::KNOWN, Quality::as_str)),
+            ),
             ("sharpness", number("Output sharpness.", None, None)),
-            ("duration_seconds", number("Video or audio clip length in seconds, within the model's supported range.", Some(0.0), None)),
+            (
+                "duration_seconds",
+                number(
+                    "Video or audio clip length in seconds, within the model's supported range.",
+                    Some(0.0),
+                    None,
+                ),
+            ),
             ("generate_audio", b("Generate audio with the video.")),
             ("keep_audio", b("Keep the input video's audio.")),
-            ("instrumental", b("Music without vocals (models reporting instrumental).")),
-            ("loop", b("Make the clip loop seamlessly (models reporting loop).")),
-            ("output_format", enumeration("Audio container.", known(AudioOutputFormat::KNOWN, AudioOutputFormat::as_str))),
+            (
+                "instrumental",
+                b("Music without vocals (models reporting instrumental)."),
+            ),
+            (
+                "loop",
+                b("Make the clip loop seamlessly (models reporting loop)."),
+            ),
+            (
+                "output_format",
+                enumeration(
+                    "Audio container.",
+                    known(AudioOutputFormat::KNOWN, AudioOutputFormat::as_str),
+                ),
+            ),
             ("lyrics", string("Words to sing (models reporting lyrics).")),
-            ("composition_plan", json!({"type": "object", "description": "Music as ordered sections {positive_styles, negative_styles, sections:[{name, duration_seconds, positive_styles, negative_styles, lines}]} (models reporting composition_plan)."})),
-            ("fps", integer("Frames per second of the video (e.g. 25 or 50).", 1, None, None)),
+            (
+                "composition_plan",
+                json!({"type": "object", "description": "Music as ordered sections {positive_styles, negative_styles, sections:[{name, duration_seconds, positive_styles, negative_styles, lines}]} (models reporting composition_plan)."}),
+            ),
+            (
+                "fps",
+                integer(
+                    "Frames per second of the video (e.g. 25 or 50).",
+                    1,
+                    None,
+                    None,
+                ),
+            ),
             (
                 "video_effects",
                 array(
                     "Video effects to apply.",
                     object(
                         vec![
-                            ("type", enumeration("The effect.", known(VideoEffectType::KNOWN, VideoEffectType::as_str))),
+                            (
+                                "type",
+                                enumeration(
+                                    "The effect.",
+                                    known(VideoEffectType::KNOWN, VideoEffectType::as_str),
+                                ),
+                            ),
                             ("weight", number("Effect strength.", None, None)),
                         ],
                         &["type"],
@@ -53,40 +114,134 @@ pub fn options_schema() -> Value {
                     None,
                 ),
             ),
-            ("subtitle_preset", string("Caption style, one of the model's subtitle_presets.")),
-            ("subtitle_color", string("Caption colour as hex, e.g. #FFFFFF.")),
-            ("subtitle_secondary_color", string("Colour of emphasised words, as hex.")),
-            ("subtitle_alignment", enumeration("Where captions sit.", known(SubtitleAlignment::KNOWN, SubtitleAlignment::as_str))),
+            (
+                "subtitle_preset",
+                string("Caption style, one of the model's subtitle_presets."),
+            ),
+            (
+                "subtitle_color",
+                string("Caption colour as hex, e.g. #FFFFFF."),
+            ),
+            (
+                "subtitle_secondary_color",
+                string("Colour of emphasised words, as hex."),
+            ),
+            (
+                "subtitle_alignment",
+                enumeration(
+                    "Where captions sit.",
+                    known(SubtitleAlignment::KNOWN, SubtitleAlignment::as_str),
+                ),
+            ),
             ("use_ta_pose", b("Deprecated: use pose_mode.")),
-            ("pose_mode", enumeration("Rest pose of a character mesh.", known(PoseMode::KNOWN, PoseMode::as_str))),
+            (
+                "pose_mode",
+                enumeration(
+                    "Rest pose of a character mesh.",
+                    known(PoseMode::KNOWN, PoseMode::as_str),
+                ),
+            ),
             ("include_textures", b("Include textures in 3D output.")),
             ("detailed_geometry", b("Denser geometry (costs extra).")),
-            ("remesh_geometry", b("false keeps the provider's raw geometry.")),
-            ("texture_resolution", enumeration("Base colour texture size (RES_8K costs extra).", known(TextureResolution::KNOWN, TextureResolution::as_str))),
+            (
+                "remesh_geometry",
+                b("false keeps the provider's raw geometry."),
+            ),
+            (
+                "texture_resolution",
+                enumeration(
+                    "Base colour texture size (RES_8K costs extra).",
+                    known(TextureResolution::KNOWN, TextureResolution::as_str),
+                ),
+            ),
             ("remove_lighting", b("Strip baked lighting from textures.")),
-            ("mesh_density", enumeration("Adaptive face count.", known(MeshDensity::KNOWN, MeshDensity::as_str))),
-            ("preserve_uvs", b("Keep the mesh's UV layout when retexturing.")),
-            ("segment_by", enumeration("Split a mesh along: AUTO or PARTS.", known(SegmentBy::KNOWN, SegmentBy::as_str))),
-            ("segment_part_names", array("Parts to split along when segment_by is PARTS.", string("A part name."), Some(10))),
-            ("segment_target", enumeration("What a mesh split treats the mesh as.", known(SegmentTarget::KNOWN, SegmentTarget::as_str))),
-            ("segment_parts", integer("How many parts a CHARACTER split makes.", 1, None, None)),
-            ("segment_level", enumeration("How finely a GENERAL split cuts.", known(SegmentLevel::KNOWN, SegmentLevel::as_str))),
-            ("segment_strength", integer("How aggressively a mesh split cuts.", 0, None, None)),
+            (
+                "mesh_density",
+                enumeration(
+                    "Adaptive face count.",
+                    known(MeshDensity::KNOWN, MeshDensity::as_str),
+                ),
+            ),
+            (
+                "preserve_uvs",
+                b("Keep the mesh's UV layout when retexturing."),
+            ),
+            (
+                "segment_by",
+                enumeration(
+                    "Split a mesh along: AUTO or PARTS.",
+                    known(SegmentBy::KNOWN, SegmentBy::as_str),
+                ),
+            ),
+            (
+                "segment_part_names",
+                array(
+                    "Parts to split along when segment_by is PARTS.",
+                    string("A part name."),
+                    Some(10),
+                ),
+            ),
+            (
+                "segment_target",
+                enumeration(
+                    "What a mesh split treats the mesh as.",
+                    known(SegmentTarget::KNOWN, SegmentTarget::as_str),
+                ),
+            ),
+            (
+                "segment_parts",
+                integer("How many parts a CHARACTER split makes.", 1, None, None),
+            ),
+            (
+                "segment_level",
+                enumeration(
+                    "How finely a GENERAL split cuts.",
+                    known(SegmentLevel::KNOWN, SegmentLevel::as_str),
+                ),
+            ),
+            (
+                "segment_strength",
+                integer("How aggressively a mesh split cuts.", 0, None, None),
+            ),
             ("quad_mesh", b("Quad mesh.")),
             ("pbr_materials", b("PBR materials.")),
             ("low_poly", b("Low-poly mesh.")),
             ("generate_parts", b("Separate parts.")),
-            ("face_limit", integer("Face/polygon limit of the mesh.", 1, None, None)),
-            ("stability", number("Speech stability (0-1).", Some(0.0), Some(1.0))),
+            (
+                "face_limit",
+                integer("Face/polygon limit of the mesh.", 1, None, None),
+            ),
+            (
+                "stability",
+                number("Speech stability (0-1).", Some(0.0), Some(1.0)),
+            ),
             ("use_speaker_boost", b("Boost speaker clarity.")),
-            ("similarity_boost", number("Voice similarity boost (0-1).", Some(0.0), Some(1.0))),
-            ("style_exaggeration", number("Style exaggeration (0-1).", Some(0.0), Some(1.0))),
+            (
+                "similarity_boost",
+                number("Voice similarity boost (0-1).", Some(0.0), Some(1.0)),
+            ),
+            (
+                "style_exaggeration",
+                number("Style exaggeration (0-1).", Some(0.0), Some(1.0)),
+            ),
             ("speed", number("Speech speed multiplier.", Some(0.0), None)),
-            ("upscale_ratio", number("Upscale factor, e.g. 2 or 4.", Some(0.0), None)),
-            ("creativity", number("Creative variation when upscaling.", None, None)),
-            ("resemblance", number("Resemblance to the original when upscaling.", None, None)),
+            (
+                "upscale_ratio",
+                number("Upscale factor, e.g. 2 or 4.", Some(0.0), None),
+            ),
+            (
+                "creativity",
+                number("Creative variation when upscaling.", None, None),
+            ),
+            (
+                "resemblance",
+                number("Resemblance to the original when upscaling.", None, None),
+            ),
             ("vectorize", b("Vectorize the output image.")),
-            ("remove_background", b("Remove the background from the output.")),
+            (
+                "remove_background",
+                b("Remove the background from the output."),
+            ),
             ("reframe", b("Reframe/extend the image.")),
             ("refill", b("Outpaint transparent areas.")),
         ],
@@ -97,7 +252,10 @@ pub fn options_schema() -> Value {
 fn guidance_file_schema() -> Value {
     object(
         vec![
-            ("file_id", uuid("An uploaded file, from upload_file or request_file_upload_url.")),
+            (
+                "file_id",
+                uuid("An uploaded file, from upload_file or request_file_upload_url."),
+            ),
             (
                 "type",
                 enumeration(
@@ -105,7 +263,14 @@ fn guidance_file_schema() -> Value {
                     known(GuidanceFileType::KNOWN, GuidanceFileType::as_str),
                 ),
             ),
-            ("weight", number("Influence 0-1 (default 0.5 for init_image, 1 otherwise).", Some(0.0), Some(1.0))),
+            (
+                "weight",
+                number(
+                    "Influence 0-1 (default 0.5 for init_image, 1 otherwise).",
+                    Some(0.0),
+                    Some(1.0),
+                ),
+            ),
         ],
         &["file_id", "type"],
     )
@@ -114,10 +279,22 @@ fn guidance_file_schema() -> Value {
 fn mask_schema() -> Value {
     object(
         vec![
-            ("file_id", uuid("A mask image uploaded with source_type mask.")),
-            ("for_transparency", boolean("Repaint the init image's transparent area.")),
-            ("for_nontransparency", boolean("Repaint the non-transparent area.")),
-            ("edge_radius", integer("Blur radius of the mask edge, pixels.", 0, None, Some(0))),
+            (
+                "file_id",
+                uuid("A mask image uploaded with source_type mask."),
+            ),
+            (
+                "for_transparency",
+                boolean("Repaint the init image's transparent area."),
+            ),
+            (
+                "for_nontransparency",
+                boolean("Repaint the non-transparent area."),
+            ),
+            (
+                "edge_radius",
+                integer("Blur radius of the mask edge, pixels.", 0, None, Some(0)),
+            ),
         ],
         &[],
     )
@@ -127,12 +304,52 @@ fn mask_schema() -> Value {
 fn request_properties() -> Vec<(&'static str, Value)> {
     vec![
         ("workspace_id", uuid("The workspace, from list_workspaces.")),
-        ("model_id", uuid("The model, from list_models or get_model_recommendations.")),
-        ("prompt", string_max("What to make. Follow the model's prompt_format (get_model).", 100_000)),
-        ("width", integer("Output width in pixels; the model's default when omitted.", 1, Some(16_384), None)),
-        ("height", integer("Output height in pixels; the model's default when omitted.", 1, Some(16_384), None)),
-        ("batch_size", integer("Number of outputs; the price scales with it. Use 1 while exploring.", 1, Some(16), Some(4))),
-        ("guidance_files", array("Reference files that guide the generation.", guidance_file_schema(), Some(20))),
+        (
+            "model_id",
+            uuid("The model, from list_models or get_model_recommendations."),
+        ),
+        (
+            "prompt",
+            string_max(
+                "What to make. Follow the model's prompt_format (get_model).",
+                100_000,
+            ),
+        ),
+        (
+            "width",
+            integer(
+                "Output width in pixels; the model's default when omitted.",
+                1,
+                Some(16_384),
+                None,
+            ),
+        ),
+        (
+            "height",
+            integer(
+                "Output height in pixels; the model's default when omitted.",
+                1,
+                Some(16_384),
+                None,
+            ),
+        ),
+        (
+            "batch_size",
+            integer(
+                "Number of outputs; the price scales with it. Use 1 while exploring.",
+                1,
+                Some(16),
+                Some(4),
+            ),
+        ),
+        (
+            "guidance_files",
+            array(
+                "Reference files that guide the generation.",
+                guidance_file_schema(),
+                Some(20),
+            ),
+        ),
         ("mask", mask_schema()),
         ("options", options_schema()),
     ]
@@ -141,10 +358,30 @@ fn request_properties() -> Vec<(&'static str, Value)> {
 fn estimate_schema() -> Value {
     open_object(
         vec![
-            ("estimated_price_creative_units", number("The run's estimated price.", None, None)),
-            ("workspace_balance_creative_units", number("Available balance now (balance minus reservations).", None, None)),
-            ("estimated_remaining_balance_creative_units", number("Available balance after the run; may be negative.", None, None)),
-            ("has_sufficient_creative_units", boolean("Whether the balance covers the estimate.")),
+            (
+                "estimated_price_creative_units",
+                number("The run's estimated price.", None, None),
+            ),
+            (
+                "workspace_balance_creative_units",
+                number(
+                    "Available balance now (balance minus reservations).",
+                    None,
+                    None,
+                ),
+            ),
+            (
+                "estimated_remaining_balance_creative_units",
+                number(
+                    "Available balance after the run; may be negative.",
+                    None,
+                    None,
+                ),
+            ),
+            (
+                "has_sufficient_creative_units",
+                boolean("Whether the balance covers the estimate."),
+            ),
         ],
         &[
             "estimated_price_creative_units",
@@ -164,7 +401,10 @@ fn asset_schema() -> Value {
             ("preview_url", nullable(string("A smaller preview."))),
             ("width", nullable(integer("Pixels.", 0, None, None))),
             ("height", nullable(integer("Pixels.", 0, None, None))),
-            ("duration_seconds", nullable(number("Video/audio length.", None, None))),
+            (
+                "duration_seconds",
+                nullable(number("Video/audio length.", None, None)),
+            ),
             ("file_size_bytes", nullable(integer("Size.", 0, None, None))),
         ],
         &["url", "content_type"],
@@ -173,8 +413,22 @@ fn asset_schema() -> Value {
 
 pub fn specs() -> Vec<ToolSpec> {
     let mut execute_props = request_properties();
-    execute_props.push(("seed", integer("Seed for reproducible output; -1 or omitted for random.", -1, None, Some(-1))));
-    execute_props.push(("session_name", string_max("Group the run under a session of this name in the Layer app.", 255)));
+    execute_props.push((
+        "seed",
+        integer(
+            "Seed for reproducible output; -1 or omitted for random.",
+            -1,
+            None,
+            Some(-1),
+        ),
+    ));
+    execute_props.push((
+        "session_name",
+        string_max(
+            "Group the run under a session of this name in the Layer app.",
+            255,
+        ),
+    ));
     execute_props.push((
         "idempotency_key",
         string_max("Any unique string (e.g. a UUID). Retrying with the same key and arguments returns the run already started instead of starting another.", 255),
@@ -183,14 +437,46 @@ pub fn specs() -> Vec<ToolSpec> {
         vec![
             ("workspace_id", uuid("The workspace.")),
             ("inference_id", uuid("The run.")),
-            ("status", string("in_progress; or terminal: complete, failed, cancelled, deleted.")),
-            ("poll_interval_seconds", nullable(integer("While in progress: wait this long before polling again.", 0, None, None))),
-            ("completed_at", nullable(json!({"type": "string", "format": "date-time"}))),
-            ("outputs", nullable(array("The files made (when complete).", asset_schema(), None))),
-            ("actual_price_creative_units", nullable(number("Creative Units charged.", None, None))),
+            (
+                "status",
+                string("in_progress; or terminal: complete, failed, cancelled, deleted."),
+            ),
+            (
+                "poll_interval_seconds",
+                nullable(integer(
+                    "While in progress: wait this long before polling again.",
+                    0,
+                    None,
+                    None,
+                )),
+            ),
+            (
+                "completed_at",
+                nullable(json!({"type": "string", "format": "date-time"})),
+            ),
+            (
+                "outputs",
+                nullable(array(
+                    "The files made (when complete).",
+                    asset_schema(),
+                    None,
+                )),
+            ),
+            (
+                "actual_price_creative_units",
+                nullable(number("Creative Units charged.", None, None)),
+            ),
             ("error", nullable(string("Why it failed."))),
-            ("error_code", nullable(string("e.g. CONTENT_POLICY_VIOLATION, INSUFFICIENT_BALANCE."))),
-            ("summary", string("One-paragraph account of the run for the user.")),
+            (
+                "error_code",
+                nullable(string(
+                    "e.g. CONTENT_POLICY_VIOLATION, INSUFFICIENT_BALANCE.",
+                )),
+            ),
+            (
+                "summary",
+                string("One-paragraph account of the run for the user."),
+            ),
         ],
         &["workspace_id", "inference_id", "status", "summary"],
     );
@@ -244,7 +530,15 @@ pub fn specs() -> Vec<ToolSpec> {
 /// Builds the upstream request from the arguments (already checked against the schema).
 fn build_request(args: &Args, execute: bool) -> Result<InferenceRequest, ToolError> {
     let mut body = Map::new();
-    let mut core = vec!["model_id", "prompt", "width", "height", "batch_size", "guidance_files", "mask"];
+    let mut core = vec![
+        "model_id",
+        "prompt",
+        "width",
+        "height",
+        "batch_size",
+        "guidance_files",
+        "mask",
+    ];
     if execute {
         core.extend(["seed", "session_name"]);
     }
@@ -260,20 +554,36 @@ fn build_request(args: &Args, execute: bool) -> Result<InferenceRequest, ToolErr
             }
         }
     }
-    let request: InferenceRequest = serde_json::from_value(Value::Object(body))
-        .map_err(|e| ToolError::invalid(format!("The arguments do not form a valid request: {e}")))?;
+    let request: InferenceRequest = serde_json::from_value(Value::Object(body)).map_err(|e| {
+        ToolError::invalid(format!("The arguments do not form a valid request: {e}"))
+    })?;
     if let Some(unknown) = request.extra.keys().next() {
-        return Err(ToolError::invalid(format!("Unknown option `{unknown}`: see get_forge_instructions")));
+        return Err(ToolError::invalid(format!(
+            "Unknown option `{unknown}`: see get_forge_instructions"
+        )));
     }
     Ok(request)
 }
 
-pub async fn estimate_forge_price(ctx: &ToolContext, args: Args) -> Result<CallToolResult, ToolError> {
+pub async fn estimate_forge_price(
+    ctx: &ToolContext,
+    args: Args,
+) -> Result<CallToolResult, ToolError> {
     let workspace: WorkspaceId = args.id("workspace_id")?;
     let request = build_request(&args, false)?;
-    let admission = ctx.upstream.admit(&ctx.caller, workspace, CallKind::Read).await?;
-    let result = admission.client().estimate_inference(workspace, &request).await;
-    admission.settle(if result.is_ok() { Outcome::Done } else { Outcome::Failed });
+    let admission = ctx
+        .upstream
+        .admit(&ctx.caller, workspace, CallKind::Read)
+        .await?;
+    let result = admission
+        .client()
+        .estimate_inference(workspace, &request)
+        .await;
+    admission.settle(if result.is_ok() {
+        Outcome::Done
+    } else {
+        Outcome::Failed
+    });
     let estimate = result.map_err(|e| ToolError::from_layer(&e, Subject::Model))?;
     Ok(success(to_json(&estimate)?, vec![]))
 }
@@ -287,7 +597,10 @@ pub async fn execute_forge(ctx: &ToolContext, args: Args) -> Result<CallToolResu
         .admit(&ctx.caller, workspace, CallKind::StartRun)
         .await?
         .with_idempotency_key(key);
-    let result = admission.client().execute_inference(workspace, &request).await;
+    let result = admission
+        .client()
+        .execute_inference(workspace, &request)
+        .await;
     match &result {
         Ok(started) => admission.settle(Outcome::RunStarted(started.inference_id.to_string())),
         Err(_) => admission.settle(Outcome::Failed),
@@ -305,7 +618,10 @@ pub async fn execute_forge(ctx: &ToolContext, args: Args) -> Result<CallToolResu
 pub async fn get_forge_run(ctx: &ToolContext, args: Args) -> Result<CallToolResult, ToolError> {
     let workspace: WorkspaceId = args.id("workspace_id")?;
     let inference: InferenceId = args.id("inference_id")?;
-    let admission = ctx.upstream.admit(&ctx.caller, workspace, CallKind::PollRun).await?;
+    let admission = ctx
+        .upstream
+        .admit(&ctx.caller, workspace, CallKind::PollRun)
+        .await?;
     let client = admission.client();
     let result = client.get_inference(workspace, inference).await;
     let run = match result {
@@ -318,11 +634,19 @@ pub async fn get_forge_run(ctx: &ToolContext, args: Args) -> Result<CallToolResu
     let terminal = run.status.is_terminal();
     // The balance left, for the summary; a failure here does not fail the poll.
     let balance = if run.status.is_success() {
-        client.get_workspace(workspace).await.ok().map(|w| (w.name, w.available_creative_units))
+        client
+            .get_workspace(workspace)
+            .await
+            .ok()
+            .map(|w| (w.name, w.available_creative_units))
     } else {
         None
     };
-    admission.settle(if terminal { Outcome::RunEnded(inference.to_string()) } else { Outcome::Done });
+    admission.settle(if terminal {
+        Outcome::RunEnded(inference.to_string())
+    } else {
+        Outcome::Done
+    });
     let (summary, blocks) = describe_run(&run, balance);
     let mut structured = to_json(&run)?;
     structured["workspace_id"] = json!(workspace.to_string());
@@ -359,7 +683,10 @@ fn describe_run(run: &InferenceRun, balance: Option<(String, f64)>) -> (String, 
             (None, Some(error)) => format!(": {error}"),
             (None, None) => String::new(),
         };
-        format!("{label} ended with status {}{why}. Nothing was charged.", run.status)
+        format!(
+            "{label} ended with status {}{why}. Nothing was charged.",
+            run.status
+        )
     } else {
         format!(
             "{label} is {}. Call get_forge_run again in {} seconds.",
@@ -377,7 +704,12 @@ mod tests {
     #[test]
     fn every_option_in_the_schema_is_a_typed_client_option() {
         let schema = options_schema();
-        let names: Vec<String> = schema["properties"].as_object().unwrap().keys().cloned().collect();
+        let names: Vec<String> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
         for name in names {
             let sample = match schema["properties"][&name]["type"].as_str().unwrap() {
                 "boolean" => json!(true),
@@ -386,13 +718,19 @@ mod tests {
                 "array" if name == "video_effects" => json!([{"type": "general"}]),
                 "array" => json!(["a"]),
                 "object" => json!({"sections": []}),
-                _ => schema["properties"][&name]["enum"].get(0).cloned().unwrap_or(json!("x")),
+                _ => schema["properties"][&name]["enum"]
+                    .get(0)
+                    .cloned()
+                    .unwrap_or(json!("x")),
             };
             let request: InferenceRequest = serde_json::from_value(json!({
                 "model_id": "3f2b9c1e-7d4a-4e8b-9c2d-1a2b3c4d5e6f", name.clone(): sample
             }))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert!(request.extra.is_empty(), "{name} is not a typed option of the client");
+            assert!(
+                request.extra.is_empty(),
+                "{name} is not a typed option of the client"
+            );
         }
     }
 

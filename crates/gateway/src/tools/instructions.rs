@@ -142,18 +142,30 @@ pub fn specs() -> Vec<ToolSpec> {
 }
 
 fn guide(topic: &str, text: String) -> Result<CallToolResult, ToolError> {
-    Ok(success(json!({"topic": topic, "instructions": text}), vec![]))
+    Ok(success(
+        json!({"topic": topic, "instructions": text}),
+        vec![],
+    ))
 }
 
-pub async fn get_instructions(_ctx: &ToolContext, _args: Args) -> Result<CallToolResult, ToolError> {
+pub async fn get_instructions(
+    _ctx: &ToolContext,
+    _args: Args,
+) -> Result<CallToolResult, ToolError> {
     guide("platform", platform_guide())
 }
 
-pub async fn get_workflow_instructions(_ctx: &ToolContext, _args: Args) -> Result<CallToolResult, ToolError> {
+pub async fn get_workflow_instructions(
+    _ctx: &ToolContext,
+    _args: Args,
+) -> Result<CallToolResult, ToolError> {
     guide("workflows", WORKFLOW_GUIDE.to_owned())
 }
 
-pub async fn get_forge_instructions(_ctx: &ToolContext, _args: Args) -> Result<CallToolResult, ToolError> {
+pub async fn get_forge_instructions(
+    _ctx: &ToolContext,
+    _args: Args,
+) -> Result<CallToolResult, ToolError> {
     guide("forge", FORGE_GUIDE.to_owned())
 }
 
@@ -164,7 +176,13 @@ mod tests {
     #[test]
     fn instructions_teach_the_lifecycle_the_budget_rule_and_every_code() {
         let text = server_instructions();
-        for needle in ["estimate", "execute", "poll_interval_seconds", "20 Creative Units", "isError"] {
+        for needle in [
+            "estimate",
+            "execute",
+            "poll_interval_seconds",
+            "20 Creative Units",
+            "isError",
+        ] {
             assert!(text.contains(needle), "missing {needle}");
         }
         for code in Code::ALL {

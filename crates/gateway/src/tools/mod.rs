@@ -45,7 +45,11 @@ pub enum Behaviour {
     /// Reads only: instructions, list, get, estimate.
     ReadOnly,
     /// Changes state; may be repeated with the same effect when `idempotent`.
-    Writes { destructive: bool, idempotent: bool, open_world: bool },
+    Writes {
+        destructive: bool,
+        idempotent: bool,
+        open_world: bool,
+    },
 }
 
 /// One tool's description.
@@ -72,23 +76,34 @@ impl ToolSpec {
 
     fn to_tool(&self) -> Tool {
         let input: JsonObject = self.input.as_object().cloned().unwrap_or_default();
-        let output: JsonObject = schema::output(self.output.clone()).as_object().cloned().unwrap_or_default();
+        let output: JsonObject = schema::output(self.output.clone())
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         let annotations = match self.behaviour {
             Behaviour::ReadOnly => ToolAnnotations::with_title(self.title)
                 .read_only(true)
                 .destructive(false)
                 .idempotent(true)
                 .open_world(false),
-            Behaviour::Writes { destructive, idempotent, open_world } => ToolAnnotations::with_title(self.title)
+            Behaviour::Writes {
+                destructive,
+                idempotent,
+                open_world,
+            } => ToolAnnotations::with_title(self.title)
                 .read_only(false)
                 .destructive(destructive)
                 .idempotent(idempotent)
                 .open_world(open_world),
         };
-        Tool::new(Cow::Borrowed(self.name), self.description.clone(), Arc::new(input))
-            .with_title(self.title)
-            .with_raw_output_schema(Arc::new(output))
-            .with_annotations(annotations)
+        Tool::new(
+            Cow::Borrowed(self.name),
+            self.description.clone(),
+            Arc::new(input),
+        )
+        .with_title(self.title)
+        .with_raw_output_schema(Arc::new(output))
+        .with_annotations(annotations)
     }
 }
 
@@ -110,7 +125,11 @@ impl Catalogue {
         specs.extend(files::specs());
         let tools = specs.iter().map(ToolSpec::to_tool).collect();
         let index = specs.iter().enumerate().map(|(i, s)| (s.name, i)).collect();
-        Self { specs, tools, index }
+        Self {
+            specs,
+            tools,
+            index,
+        }
     }
 
     pub fn tools(&self) -> &[Tool] {
@@ -193,6 +212,9 @@ pub fn success(structured: Value, mut blocks: Vec<ContentBlock>) -> CallToolResu
 pub fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ToolError> {
     serde_json::to_value(value).map_err(|e| {
         tracing::error!(error = %e, "could not serialise an upstream record");
-        ToolError::new(crate::errors::Code::Internal, "The gateway could not encode Layer's answer. Retry once.")
+        ToolError::new(
+            crate::errors::Code::Internal,
+            "The gateway could not encode Layer's answer. Retry once.",
+        )
     })
 }

@@ -5,7 +5,8 @@ use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 
 use super::schema::{
-    array, enumeration, integer, nullable, object, open_object, pagination_properties, string, string_max, uuid,
+    array, enumeration, integer, nullable, object, open_object, pagination_properties, string,
+    string_max, uuid,
 };
 use super::workspaces::{cursor, page_limit};
 use super::{Args, Behaviour, ToolContext, ToolSpec, success, to_json};
@@ -13,7 +14,12 @@ use crate::errors::{Subject, ToolError};
 use crate::upstream::{CallKind, Outcome};
 
 /// The modalities agents filter by (Layer's enum has more, which no generation model uses).
-pub const MODALITIES: [Modality; 4] = [Modality::Image, Modality::Video, Modality::ThreeD, Modality::Audio];
+pub const MODALITIES: [Modality; 4] = [
+    Modality::Image,
+    Modality::Video,
+    Modality::ThreeD,
+    Modality::Audio,
+];
 
 fn modality_names() -> Vec<&'static str> {
     vec!["image", "video", "three_d", "audio"]
@@ -22,12 +28,24 @@ fn modality_names() -> Vec<&'static str> {
 fn model_summary_schema() -> Value {
     open_object(
         vec![
-            ("model_id", uuid("Pass as model_id to get_model, estimate_forge_price and execute_forge.")),
+            (
+                "model_id",
+                uuid("Pass as model_id to get_model, estimate_forge_price and execute_forge."),
+            ),
             ("name", string("Display name.")),
             ("modality", string("image, video, three_d or audio.")),
-            ("base_model_id", nullable(string("Underlying base model, e.g. flux_2_pro."))),
-            ("description", nullable(string("What the model is good at."))),
-            ("inference_timing", string("Typical generation time, e.g. '5-15s'.")),
+            (
+                "base_model_id",
+                nullable(string("Underlying base model, e.g. flux_2_pro.")),
+            ),
+            (
+                "description",
+                nullable(string("What the model is good at.")),
+            ),
+            (
+                "inference_timing",
+                string("Typical generation time, e.g. '5-15s'."),
+            ),
         ],
         &["model_id", "name", "modality"],
     )
@@ -43,28 +61,78 @@ struct Category {
 }
 
 const CATEGORIES: &[Category] = &[
-    Category { modality: Modality::Image, use_case: "text_to_image", description: "Generate images from a prompt.", capability: None },
-    Category { modality: Modality::Image, use_case: "inpainting", description: "Edit part of an image through a mask.", capability: Some("inpainting") },
-    Category { modality: Modality::Image, use_case: "style_reference", description: "Generate in the style of a reference image.", capability: Some("style_reference") },
-    Category { modality: Modality::Video, use_case: "text_to_video", description: "Generate video clips from a prompt or a first frame.", capability: None },
-    Category { modality: Modality::Video, use_case: "lipsync", description: "Make a face speak an audio track.", capability: Some("lipsync") },
-    Category { modality: Modality::ThreeD, use_case: "text_to_3d", description: "Generate 3D models (GLB) from a prompt.", capability: Some("text_to_3d") },
-    Category { modality: Modality::Audio, use_case: "audio", description: "Generate speech, sound effects or music.", capability: None },
+    Category {
+        modality: Modality::Image,
+        use_case: "text_to_image",
+        description: "Generate images from a prompt.",
+        capability: None,
+    },
+    Category {
+        modality: Modality::Image,
+        use_case: "inpainting",
+        description: "Edit part of an image through a mask.",
+        capability: Some("inpainting"),
+    },
+    Category {
+        modality: Modality::Image,
+        use_case: "style_reference",
+        description: "Generate in the style of a reference image.",
+        capability: Some("style_reference"),
+    },
+    Category {
+        modality: Modality::Video,
+        use_case: "text_to_video",
+        description: "Generate video clips from a prompt or a first frame.",
+        capability: None,
+    },
+    Category {
+        modality: Modality::Video,
+        use_case: "lipsync",
+        description: "Make a face speak an audio track.",
+        capability: Some("lipsync"),
+    },
+    Category {
+        modality: Modality::ThreeD,
+        use_case: "text_to_3d",
+        description: "Generate 3D models (GLB) from a prompt.",
+        capability: Some("text_to_3d"),
+    },
+    Category {
+        modality: Modality::Audio,
+        use_case: "audio",
+        description: "Generate speech, sound effects or music.",
+        capability: None,
+    },
 ];
 
 pub fn specs() -> Vec<ToolSpec> {
-    let mut list_props = vec![("models", array("The models on this page.", model_summary_schema(), None))];
+    let mut list_props = vec![(
+        "models",
+        array("The models on this page.", model_summary_schema(), None),
+    )];
     list_props.extend(pagination_properties());
     let pick = nullable(model_summary_schema());
     let category = open_object(
         vec![
             ("modality", string("image, video, three_d or audio.")),
-            ("use_case", string("What the pick is for, e.g. text_to_image, inpainting, lipsync.")),
+            (
+                "use_case",
+                string("What the pick is for, e.g. text_to_image, inpainting, lipsync."),
+            ),
             ("description", string("The use case in words.")),
             ("recommended", pick),
-            ("alternatives", array("Other suitable models.", model_summary_schema(), None)),
+            (
+                "alternatives",
+                array("Other suitable models.", model_summary_schema(), None),
+            ),
         ],
-        &["modality", "use_case", "description", "recommended", "alternatives"],
+        &[
+            "modality",
+            "use_case",
+            "description",
+            "recommended",
+            "alternatives",
+        ],
     );
     vec![
         ToolSpec {
@@ -155,9 +223,16 @@ pub async fn list_models(ctx: &ToolContext, args: Args) -> Result<CallToolResult
         limit: page_limit(&args)?,
         cursor: cursor(&args)?,
     };
-    let admission = ctx.upstream.admit(&ctx.caller, workspace, CallKind::Read).await?;
+    let admission = ctx
+        .upstream
+        .admit(&ctx.caller, workspace, CallKind::Read)
+        .await?;
     let result = admission.client().list_models(workspace, &query).await;
-    admission.settle(if result.is_ok() { Outcome::Done } else { Outcome::Failed });
+    admission.settle(if result.is_ok() {
+        Outcome::Done
+    } else {
+        Outcome::Failed
+    });
     let page = result.map_err(|e| ToolError::from_layer(&e, Subject::Workspace))?;
     let structured = json!({
         "models": to_json(&page.items)?,
@@ -171,25 +246,44 @@ pub async fn list_models(ctx: &ToolContext, args: Args) -> Result<CallToolResult
 pub async fn get_model(ctx: &ToolContext, args: Args) -> Result<CallToolResult, ToolError> {
     let workspace: WorkspaceId = args.id("workspace_id")?;
     let model: ModelId = args.id("model_id")?;
-    let admission = ctx.upstream.admit(&ctx.caller, workspace, CallKind::Read).await?;
+    let admission = ctx
+        .upstream
+        .admit(&ctx.caller, workspace, CallKind::Read)
+        .await?;
     let result = admission.client().get_model(workspace, model).await;
-    admission.settle(if result.is_ok() { Outcome::Done } else { Outcome::Failed });
+    admission.settle(if result.is_ok() {
+        Outcome::Done
+    } else {
+        Outcome::Failed
+    });
     let detail = result.map_err(|e| ToolError::from_layer(&e, Subject::Model))?;
     Ok(success(to_json(&detail)?, vec![]))
 }
 
-pub async fn get_model_recommendations(ctx: &ToolContext, args: Args) -> Result<CallToolResult, ToolError> {
+pub async fn get_model_recommendations(
+    ctx: &ToolContext,
+    args: Args,
+) -> Result<CallToolResult, ToolError> {
     let workspace: WorkspaceId = args.id("workspace_id")?;
     let only = parse_modality(&args)?;
-    let categories: Vec<&Category> = CATEGORIES.iter().filter(|c| only.as_ref().is_none_or(|m| *m == c.modality)).collect();
-    let admission = ctx.upstream.admit(&ctx.caller, workspace, CallKind::Read).await?;
+    let categories: Vec<&Category> = CATEGORIES
+        .iter()
+        .filter(|c| only.as_ref().is_none_or(|m| *m == c.modality))
+        .collect();
+    let admission = ctx
+        .upstream
+        .admit(&ctx.caller, workspace, CallKind::Read)
+        .await?;
     let client = admission.client();
     // One small listing per category, concurrently: Layer's capability filter does the
     // matching, and its order (featured first) is the ranking.
     let lookups = categories.iter().map(|category| {
         let query = ListModelsQuery {
             modality: Some(category.modality.clone()),
-            capabilities: category.capability.map(|c| vec![c.to_owned()]).unwrap_or_default(),
+            capabilities: category
+                .capability
+                .map(|c| vec![c.to_owned()])
+                .unwrap_or_default(),
             search: None,
             limit: PageLimit::new(4).ok(),
             cursor: None,
@@ -214,12 +308,19 @@ pub async fn get_model_recommendations(ctx: &ToolContext, args: Args) -> Result<
         return Err(ToolError::from_layer(&e, Subject::Workspace));
     }
     admission.settle(Outcome::Done);
-    Ok(success(json!({"workspace_id": workspace.to_string(), "categories": out}), vec![]))
+    Ok(success(
+        json!({"workspace_id": workspace.to_string(), "categories": out}),
+        vec![],
+    ))
 }
 
 fn category_entry(category: &Category, models: &[ModelSummary]) -> Result<Value, ToolError> {
     let recommended = models.first().map(to_json).transpose()?;
-    let alternatives = models.iter().skip(1).map(to_json).collect::<Result<Vec<_>, _>>()?;
+    let alternatives = models
+        .iter()
+        .skip(1)
+        .map(to_json)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(json!({
         "modality": category.modality.as_str(),
         "use_case": category.use_case,

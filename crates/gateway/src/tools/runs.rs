@@ -59,7 +59,9 @@ pub fn resource_links(run_id: &str, files: &[OutputFile<'_>]) -> Vec<ContentBloc
         .enumerate()
         .map(|(i, file)| {
             let name = format!("{run_id}-{}.{}", i + 1, extension(file.content_type));
-            let mut resource = Resource::new(file.url, name).with_mime_type(file.content_type).with_description(describe(file));
+            let mut resource = Resource::new(file.url, name)
+                .with_mime_type(file.content_type)
+                .with_description(describe(file));
             if let Some(size) = file.file_size_bytes {
                 resource = resource.with_size(size);
             }
@@ -83,7 +85,13 @@ pub fn what_was_made(files: &[OutputFile<'_>]) -> String {
     }
     counts
         .iter()
-        .map(|(kind, n)| if *n == 1 { format!("1 {kind}") } else { format!("{n} {kind}s") })
+        .map(|(kind, n)| {
+            if *n == 1 {
+                format!("1 {kind}")
+            } else {
+                format!("{n} {kind}s")
+            }
+        })
         .collect::<Vec<_>>()
         .join(" and ")
 }
@@ -104,7 +112,10 @@ pub fn success_summary(
         None => text.push_str("\nThe charge is not reported yet."),
     }
     if let Some((workspace, available)) = balance {
-        text.push_str(&format!(" {workspace} has {} Creative Units available.", round(available)));
+        text.push_str(&format!(
+            " {workspace} has {} Creative Units available.",
+            round(available)
+        ));
     }
     text
 }
@@ -120,16 +131,39 @@ mod tests {
     use super::*;
 
     fn png(url: &str) -> OutputFile<'_> {
-        OutputFile { url, content_type: "image/png", file_size_bytes: Some(1234), width: Some(64), height: Some(64), duration_seconds: None }
+        OutputFile {
+            url,
+            content_type: "image/png",
+            file_size_bytes: Some(1234),
+            width: Some(64),
+            height: Some(64),
+            duration_seconds: None,
+        }
     }
 
     #[test]
     fn summaries_say_what_was_made_and_charged() {
         let files = [png("http://x/1.png"), png("http://x/2.png")];
-        let text = success_summary("Forge run abc", &files, Some(12.5), Some(("Studio".into(), 987.5)));
-        assert!(text.starts_with("Forge run abc is complete: made 2 images."), "{text}");
-        assert!(text.contains("Charged 12.5 Creative Units. Studio has 987.5 Creative Units available."), "{text}");
-        assert!(text.contains("http://x/2.png (image/png, 64x64, 1234 bytes)"), "{text}");
+        let text = success_summary(
+            "Forge run abc",
+            &files,
+            Some(12.5),
+            Some(("Studio".into(), 987.5)),
+        );
+        assert!(
+            text.starts_with("Forge run abc is complete: made 2 images."),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Charged 12.5 Creative Units. Studio has 987.5 Creative Units available."
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("http://x/2.png (image/png, 64x64, 1234 bytes)"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -18,7 +18,12 @@ pub fn string_max(description: &str, max_length: u64) -> Value {
     json!({"type": "string", "maxLength": max_length, "description": description})
 }
 
-pub fn integer(description: &str, minimum: i64, maximum: Option<i64>, default: Option<i64>) -> Value {
+pub fn integer(
+    description: &str,
+    minimum: i64,
+    maximum: Option<i64>,
+    default: Option<i64>,
+) -> Value {
     let mut v = json!({"type": "integer", "minimum": minimum, "description": description});
     if let Some(max) = maximum {
         v["maximum"] = json!(max);
@@ -75,15 +80,15 @@ pub fn open_object(properties: Vec<(&str, Value)>, required: &[&str]) -> Value {
     json!({"type": "object", "properties": props, "required": required})
 }
 
-/// A nullable variant of a schema (`type: [T, "null"]`).
+/// A nullable variant of a schema, spelled as `anyOf` branches with one `type` each (more
+/// portable than `type: [T, "null"]` for clients that map schemas onto single-type dialects).
 pub fn nullable(mut schema: Value) -> Value {
-    if let Some(t) = schema.get("type").and_then(Value::as_str).map(str::to_owned) {
-        schema["type"] = json!([t, "null"]);
+    let description = schema.as_object_mut().and_then(|o| o.remove("description"));
+    let mut out = json!({"anyOf": [schema, {"type": "null"}]});
+    if let Some(d) = description {
+        out["description"] = d;
     }
-    if let Some(Value::Array(values)) = schema.get_mut("enum") {
-        values.push(Value::Null);
-    }
-    schema
+    out
 }
 
 /// A tool's output schema: its success shape, or the error shape of an `isError` result
@@ -95,8 +100,21 @@ pub fn output(success: Value) -> Value {
 /// The pagination fields listings add.
 pub fn pagination_properties() -> Vec<(&'static str, Value)> {
     vec![
-        ("next_cursor", nullable(string("Pass as `cursor` to get the next page; null on the last page."))),
+        (
+            "next_cursor",
+            nullable(string(
+                "Pass as `cursor` to get the next page; null on the last page.",
+            )),
+        ),
         ("has_more_results", boolean("Whether another page follows.")),
-        ("total_count", nullable(integer("Total number of matching items, when Layer knows it.", 0, None, None))),
+        (
+            "total_count",
+            nullable(integer(
+                "Total number of matching items, when Layer knows it.",
+                0,
+                None,
+                None,
+            )),
+        ),
     ]
 }

@@ -2,15 +2,16 @@
 //! `cancel_workflow_run`.
 
 use layer_api::{
-    EstimateWorkflowRequest, ExecuteWorkflowRequest, ListWorkflowsQuery, WorkflowId, WorkflowRun, WorkflowRunId,
-    WorkspaceId,
+    EstimateWorkflowRequest, ExecuteWorkflowRequest, ListWorkflowsQuery, WorkflowId, WorkflowRun,
+    WorkflowRunId, WorkspaceId,
 };
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::{Value, json};
 
 use super::runs::{OutputFile, resource_links, success_summary};
 use super::schema::{
-    array, boolean, integer, nullable, number, object, open_object, pagination_properties, string, string_max, uuid,
+    array, boolean, integer, nullable, number, object, open_object, pagination_properties, string,
+    string_max, uuid,
 };
 use super::workspaces::{cursor, page_limit};
 use super::{Args, Behaviour, ToolContext, ToolSpec, success, to_json};
@@ -20,15 +21,22 @@ use crate::upstream::{CallKind, Outcome};
 fn io_schema(with_required: bool) -> Value {
     let mut props = vec![
         ("name", string("The key in `inputs`.")),
-        ("type", string("Value type, e.g. string, number, boolean, file (a file_id), enum.")),
+        (
+            "type",
+            string("Value type, e.g. string, number, boolean, file (a file_id), enum."),
+        ),
         ("description", string("What it is for.")),
         ("display_name", nullable(string("Label in the Layer app."))),
-        ("value_schema", nullable(json!({"type": "object", "description": "JSON Schema the value must satisfy."}))),
+        (
+            "value_schema",
+            nullable(
+                json!({"type": "object", "description": "JSON Schema the value must satisfy."}),
+            ),
+        ),
     ];
     let mut required = vec!["name", "type"];
     if with_required {
         props.push(("required", boolean("Whether inputs must include it.")));
-        props.push(("default", json!({"description": "Used when the input is omitted."})));
         required.push("required");
     }
     open_object(props, &required)
@@ -41,8 +49,18 @@ fn workflow_schema() -> Value {
             ("name", string("Display name.")),
             ("description", string("What it makes.")),
             ("modality", nullable(string("Main output modality."))),
-            ("inputs", array("What execute_workflow's `inputs` takes, keyed by name.", io_schema(true), None)),
-            ("outputs", array("What a run produces.", io_schema(false), None)),
+            (
+                "inputs",
+                array(
+                    "What execute_workflow's `inputs` takes, keyed by name.",
+                    io_schema(true),
+                    None,
+                ),
+            ),
+            (
+                "outputs",
+                array("What a run produces.", io_schema(false), None),
+            ),
         ],
         &["workflow_id", "name", "inputs", "outputs"],
     )
@@ -50,7 +68,10 @@ fn workflow_schema() -> Value {
 
 fn run_ids() -> Vec<(&'static str, Value)> {
     vec![
-        ("workspace_id", uuid("The workspace the run was started in.")),
+        (
+            "workspace_id",
+            uuid("The workspace the run was started in."),
+        ),
         ("workflow_id", uuid("The workflow.")),
         ("run_id", uuid("From execute_workflow.")),
     ]
@@ -62,23 +83,79 @@ fn run_schema() -> Value {
             ("workspace_id", uuid("The workspace.")),
             ("workflow_id", uuid("The workflow.")),
             ("run_id", uuid("The run.")),
-            ("status", string("pending or running; or terminal: success, failure, cancelled.")),
-            ("poll_interval_seconds", nullable(integer("While running: wait this long before polling again.", 0, None, None))),
-            ("steps", array("Each step's status.", open_object(vec![("name", string("Step.")), ("status", string("Its status."))], &["name", "status"]), None)),
-            ("estimated_price_creative_units", nullable(number("Reserved at start.", None, None))),
-            ("actual_price_creative_units", nullable(number("Charged on success.", None, None))),
-            ("outputs", nullable(array("The files made.", open_object(vec![("url", string("Download URL.")), ("content_type", string("MIME type."))], &["url", "content_type"]), None))),
+            (
+                "status",
+                string("pending or running; or terminal: success, failure, cancelled."),
+            ),
+            (
+                "poll_interval_seconds",
+                nullable(integer(
+                    "While running: wait this long before polling again.",
+                    0,
+                    None,
+                    None,
+                )),
+            ),
+            (
+                "steps",
+                array(
+                    "Each step's status.",
+                    open_object(
+                        vec![("name", string("Step.")), ("status", string("Its status."))],
+                        &["name", "status"],
+                    ),
+                    None,
+                ),
+            ),
+            (
+                "estimated_price_creative_units",
+                nullable(number("Reserved at start.", None, None)),
+            ),
+            (
+                "actual_price_creative_units",
+                nullable(number("Charged on success.", None, None)),
+            ),
+            (
+                "outputs",
+                nullable(array(
+                    "The files made.",
+                    open_object(
+                        vec![
+                            ("url", string("Download URL.")),
+                            ("content_type", string("MIME type.")),
+                        ],
+                        &["url", "content_type"],
+                    ),
+                    None,
+                )),
+            ),
             ("error", nullable(string("Why it failed."))),
-            ("error_code", nullable(string("e.g. BlueprintInvalidRuntimeValueError."))),
-            ("refusals", array("Generations refused by a guardrail or the provider.", json!({"type": "object"}), None)),
-            ("summary", string("One-paragraph account of the run for the user.")),
+            (
+                "error_code",
+                nullable(string("e.g. BlueprintInvalidRuntimeValueError.")),
+            ),
+            (
+                "refusals",
+                array(
+                    "Generations refused by a guardrail or the provider.",
+                    json!({"type": "object"}),
+                    None,
+                ),
+            ),
+            (
+                "summary",
+                string("One-paragraph account of the run for the user."),
+            ),
         ],
         &["workspace_id", "workflow_id", "run_id", "status", "summary"],
     )
 }
 
 pub fn specs() -> Vec<ToolSpec> {
-    let mut list_props = vec![("workflows", array("The workflows on this page.", workflow_schema(), None))];
+    let mut list_props = vec![(
+        "workflows",
+        array("The workflows on this page.", workflow_schema(), None),
+    )];
     list_props.extend(pagination_properties());
     let base = || {
         vec![
@@ -91,7 +168,13 @@ pub fn specs() -> Vec<ToolSpec> {
         ]
     };
     let mut execute_props = base();
-    execute_props.push(("session_name", string_max("Group the run under a session of this name in the Layer app.", 255)));
+    execute_props.push((
+        "session_name",
+        string_max(
+            "Group the run under a session of this name in the Layer app.",
+            255,
+        ),
+    ));
     execute_props.push((
         "idempotency_key",
         string_max("Any unique string (e.g. a UUID). Retrying with the same key and inputs returns the run already started instead of starting another.", 255),
@@ -177,10 +260,21 @@ fn inputs(args: &Args) -> Result<serde_json::Map<String, Value>, ToolError> {
 
 pub async fn list_workflows(ctx: &ToolContext, args: Args) -> Result<CallToolResult, ToolError> {
     let workspace: WorkspaceId = args.id("workspace_id")?;
-    let query = ListWorkflowsQuery { search: args.opt_string("search", 200)?, limit: page_limit(&args)?, cursor: cursor(&args)? };
-    let admission = ctx.upstream.admit(&ctx.caller, workspace, CallKind::Read).await?;
+    let query = ListWorkflowsQuery {
+        search: args.opt_string("search", 200)?,
+        limit: page_limit(&args)?,
+        cursor: cursor(&args)?,
+    };
+    let admission = ctx
+        .upstream
+        .admit(&ctx.caller, workspace, CallKind::Read)
+        .await?;
     let result = admission.client().list_workflows(workspace, &query).await;
-    admission.settle(if result.is_ok() { Outcome::Done } else { Outcome::Failed });
+    admission.settle(if result.is_ok() {
+        Outcome::Done
+    } else {
+        Outcome::Failed
+    });
     let page = result.map_err(|e| ToolError::from_layer(&e, Subject::Workspace))?;
     let structured = json!({
         "workflows": to_json(&page.items)?,
@@ -191,13 +285,28 @@ pub async fn list_workflows(ctx: &ToolContext, args: Args) -> Result<CallToolRes
     Ok(success(structured, vec![]))
 }
 
-pub async fn estimate_workflow_price(ctx: &ToolContext, args: Args) -> Result<CallToolResult, ToolError> {
+pub async fn estimate_workflow_price(
+    ctx: &ToolContext,
+    args: Args,
+) -> Result<CallToolResult, ToolError> {
     let workspace: WorkspaceId = args.id("workspace_id")?;
     let workflow: WorkflowId = args.id("workflow_id")?;
-    let request = EstimateWorkflowRequest { inputs: inputs(&args)? };
-    let admission = ctx.upstream.admit(&ctx.caller, workspace, CallKind::Read).await?;
-    let result = admission.client().estimate_workflow(workspace, workflow, &request).await;
-    admission.settle(if result.is_ok() { Outcome::Done } else { Outcome::Failed });
+    let request = EstimateWorkflowRequest {
+        inputs: inputs(&args)?,
+    };
+    let admission = ctx
+        .upstream
+        .admit(&ctx.caller, workspace, CallKind::Read)
+        .await?;
+    let result = admission
+        .client()
+        .estimate_workflow(workspace, workflow, &request)
+        .await;
+    admission.settle(if result.is_ok() {
+        Outcome::Done
+    } else {
+        Outcome::Failed
+    });
     let estimate = result.map_err(|e| ToolError::from_layer(&e, Subject::Workflow))?;
     Ok(success(to_json(&estimate)?, vec![]))
 }
@@ -217,7 +326,10 @@ pub async fn execute_workflow(ctx: &ToolContext, args: Args) -> Result<CallToolR
         .admit(&ctx.caller, workspace, CallKind::StartRun)
         .await?
         .with_idempotency_key(key);
-    let result = admission.client().execute_workflow(workspace, workflow, &request).await;
+    let result = admission
+        .client()
+        .execute_workflow(workspace, workflow, &request)
+        .await;
     match &result {
         Ok(started) => admission.settle(Outcome::RunStarted(started.run_id.to_string())),
         Err(_) => admission.settle(Outcome::Failed),
@@ -237,19 +349,32 @@ pub async fn get_workflow_run(ctx: &ToolContext, args: Args) -> Result<CallToolR
     run_call(ctx, &args, false).await
 }
 
-pub async fn cancel_workflow_run(ctx: &ToolContext, args: Args) -> Result<CallToolResult, ToolError> {
+pub async fn cancel_workflow_run(
+    ctx: &ToolContext,
+    args: Args,
+) -> Result<CallToolResult, ToolError> {
     run_call(ctx, &args, true).await
 }
 
-async fn run_call(ctx: &ToolContext, args: &Args, cancel: bool) -> Result<CallToolResult, ToolError> {
+async fn run_call(
+    ctx: &ToolContext,
+    args: &Args,
+    cancel: bool,
+) -> Result<CallToolResult, ToolError> {
     let workspace: WorkspaceId = args.id("workspace_id")?;
     let workflow: WorkflowId = args.id("workflow_id")?;
     let run_id: WorkflowRunId = args.id("run_id")?;
-    let kind = if cancel { CallKind::CancelRun } else { CallKind::PollRun };
+    let kind = if cancel {
+        CallKind::CancelRun
+    } else {
+        CallKind::PollRun
+    };
     let admission = ctx.upstream.admit(&ctx.caller, workspace, kind).await?;
     let client = admission.client();
     let result = if cancel {
-        client.cancel_workflow_run(workspace, workflow, run_id).await
+        client
+            .cancel_workflow_run(workspace, workflow, run_id)
+            .await
     } else {
         client.get_workflow_run(workspace, workflow, run_id).await
     };
@@ -261,11 +386,19 @@ async fn run_call(ctx: &ToolContext, args: &Args, cancel: bool) -> Result<CallTo
         }
     };
     let balance = if run.status.is_terminal() {
-        client.get_workspace(workspace).await.ok().map(|w| (w.name, w.available_creative_units))
+        client
+            .get_workspace(workspace)
+            .await
+            .ok()
+            .map(|w| (w.name, w.available_creative_units))
     } else {
         None
     };
-    admission.settle(if run.status.is_terminal() { Outcome::RunEnded(run_id.to_string()) } else { Outcome::Done });
+    admission.settle(if run.status.is_terminal() {
+        Outcome::RunEnded(run_id.to_string())
+    } else {
+        Outcome::Done
+    });
     let (summary, blocks) = describe_run(&run, balance);
     let mut structured = to_json(&run)?;
     structured["workspace_id"] = json!(workspace.to_string());
@@ -296,7 +429,12 @@ fn describe_run(run: &WorkflowRun, balance: Option<(String, f64)>) -> (String, V
         return (summary, blocks);
     }
     let balance_text = balance
-        .map(|(name, available)| format!(" {name} has {} Creative Units available.", super::runs::round(available)))
+        .map(|(name, available)| {
+            format!(
+                " {name} has {} Creative Units available.",
+                super::runs::round(available)
+            )
+        })
         .unwrap_or_default();
     let summary = if run.status.is_terminal() {
         let why = match (&run.error_code, &run.error) {
@@ -310,10 +448,17 @@ fn describe_run(run: &WorkflowRun, balance: Option<(String, f64)>) -> (String, V
         } else {
             format!(
                 " Refused: {}.",
-                run.refusals.iter().map(|r| r.code.as_str().to_owned()).collect::<Vec<_>>().join(", ")
+                run.refusals
+                    .iter()
+                    .map(|r| r.code.as_str().to_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         };
-        format!("{label} ended with status {}{why}.{refusals} Nothing was charged.{balance_text}", run.status)
+        format!(
+            "{label} ended with status {}{why}.{refusals} Nothing was charged.{balance_text}",
+            run.status
+        )
     } else {
         format!(
             "{label} is {}. Call get_workflow_run again in {} seconds.",

@@ -4,7 +4,9 @@ use layer_api::{Cursor, ListWorkspacesQuery, PageLimit, WorkspaceId};
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 
-use super::schema::{array, integer, nullable, number, object, open_object, pagination_properties, string, uuid};
+use super::schema::{
+    array, integer, nullable, number, object, open_object, pagination_properties, string, uuid,
+};
 use super::{Args, Behaviour, ToolContext, ToolSpec, success, to_json};
 use crate::errors::{Subject, ToolError};
 use crate::upstream::{CallKind, Outcome};
@@ -13,23 +15,50 @@ use crate::upstream::{CallKind, Outcome};
 pub fn workspace_schema() -> Value {
     open_object(
         vec![
-            ("workspace_id", uuid("Pass as workspace_id to every other tool.")),
+            (
+                "workspace_id",
+                uuid("Pass as workspace_id to every other tool."),
+            ),
             ("slug", string("URL name of the workspace.")),
             ("name", string("Display name.")),
-            ("balance_creative_units", number("Total Creative Unit balance.", None, None)),
-            ("reserved_creative_units", number("Creative Units reserved by runs in progress.", None, None)),
+            (
+                "balance_creative_units",
+                number("Total Creative Unit balance.", None, None),
+            ),
+            (
+                "reserved_creative_units",
+                number("Creative Units reserved by runs in progress.", None, None),
+            ),
             (
                 "available_creative_units",
-                number("What can be spent now: balance minus reserved. May be negative.", None, None),
+                number(
+                    "What can be spent now: balance minus reserved. May be negative.",
+                    None,
+                    None,
+                ),
             ),
-            ("last_active_at", nullable(json!({"type": "string", "format": "date-time", "description": "Last activity."}))),
+            (
+                "last_active_at",
+                nullable(
+                    json!({"type": "string", "format": "date-time", "description": "Last activity."}),
+                ),
+            ),
         ],
-        &["workspace_id", "name", "balance_creative_units", "reserved_creative_units", "available_creative_units"],
+        &[
+            "workspace_id",
+            "name",
+            "balance_creative_units",
+            "reserved_creative_units",
+            "available_creative_units",
+        ],
     )
 }
 
 pub fn specs() -> Vec<ToolSpec> {
-    let mut list_props = vec![("workspaces", array("The workspaces on this page.", workspace_schema(), None))];
+    let mut list_props = vec![(
+        "workspaces",
+        array("The workspaces on this page.", workspace_schema(), None),
+    )];
     list_props.extend(pagination_properties());
     vec![
         ToolSpec {
@@ -59,7 +88,10 @@ pub fn specs() -> Vec<ToolSpec> {
 
 pub(crate) fn page_limit(args: &Args) -> Result<Option<PageLimit>, ToolError> {
     args.opt_int("limit", 1, 100)?
-        .map(|n| PageLimit::new(u32::try_from(n).unwrap_or(100)).map_err(|e| ToolError::invalid(format!("`limit`: {e}"))))
+        .map(|n| {
+            PageLimit::new(u32::try_from(n).unwrap_or(100))
+                .map_err(|e| ToolError::invalid(format!("`limit`: {e}")))
+        })
         .transpose()
 }
 
@@ -68,7 +100,10 @@ pub(crate) fn cursor(args: &Args) -> Result<Option<Cursor>, ToolError> {
 }
 
 pub async fn list_workspaces(ctx: &ToolContext, args: Args) -> Result<CallToolResult, ToolError> {
-    let query = ListWorkspacesQuery { limit: page_limit(&args)?, cursor: cursor(&args)? };
+    let query = ListWorkspacesQuery {
+        limit: page_limit(&args)?,
+        cursor: cursor(&args)?,
+    };
     let page = ctx
         .upstream
         .unscoped(&ctx.caller)
@@ -86,9 +121,16 @@ pub async fn list_workspaces(ctx: &ToolContext, args: Args) -> Result<CallToolRe
 
 pub async fn get_workspace(ctx: &ToolContext, args: Args) -> Result<CallToolResult, ToolError> {
     let workspace: WorkspaceId = args.id("workspace_id")?;
-    let admission = ctx.upstream.admit(&ctx.caller, workspace, CallKind::Read).await?;
+    let admission = ctx
+        .upstream
+        .admit(&ctx.caller, workspace, CallKind::Read)
+        .await?;
     let result = admission.client().get_workspace(workspace).await;
-    admission.settle(if result.is_ok() { Outcome::Done } else { Outcome::Failed });
+    admission.settle(if result.is_ok() {
+        Outcome::Done
+    } else {
+        Outcome::Failed
+    });
     let info = result.map_err(|e| ToolError::from_layer(&e, Subject::Workspace))?;
     Ok(success(to_json(&info)?, vec![]))
 }

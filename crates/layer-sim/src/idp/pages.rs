@@ -37,7 +37,11 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         "content-security-policy",
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+        // No form-action: browsers apply it to the redirect after the login POST, which goes
+        // to the OAuth client (another origin), and would block it.
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ),
     );
     response
 }

@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use legacy_sse::client::{self, Connection};
-use legacy_sse::{Closable, Config, ConnectionCloser, IdentityKey, LegacySse};
+use legacy_sse::{
+    Closable, ClosableConnection, Config, ConnectionCloser, IdentityKey, LegacySse,
+    split_connect_info,
+};
 use reqwest::header::{HeaderMap, HeaderValue};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, InitializeResult,
@@ -172,6 +175,16 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: Config) -> TestServer {
+        Self::start_serving(config, false).await
+    }
+
+    /// Served with `ConnectInfo<ClosableConnection<SocketAddr>>` split by
+    /// `split_connect_info`, as an app that also needs the peer address does.
+    pub async fn start_split(config: Config) -> TestServer {
+        Self::start_serving(config, true).await
+    }
+
+    async fn start_serving(config: Config, split: bool) -> TestServer {
         let probe = Arc::new(Probe::default());
         let shutdown = CancellationToken::new();
         let factory_probe = probe.clone();
@@ -193,12 +206,26 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         // Serves until the test's runtime ends.
         tokio::spawn(async move {
-            axum::serve(
-                Closable::new(listener),
-                app.into_make_service_with_connect_info::<ConnectionCloser>(),
-            )
-            .await
-            .unwrap();
+            if split {
+                let app = app.layer(axum::middleware::from_fn(
+                    split_connect_info::<std::net::SocketAddr>,
+                ));
+                axum::serve(
+                    Closable::new(listener),
+                    app.into_make_service_with_connect_info::<
+                        ClosableConnection<std::net::SocketAddr>,
+                    >(),
+                )
+                .await
+                .unwrap();
+            } else {
+                axum::serve(
+                    Closable::new(listener),
+                    app.into_make_service_with_connect_info::<ConnectionCloser>(),
+                )
+                .await
+                .unwrap();
+            }
         });
         TestServer {
             base: Url::parse(&format!("http://{addr}/")).unwrap(),

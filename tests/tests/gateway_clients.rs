@@ -1,0 +1,329 @@
+//! Issue 3, "Done when": real MCP clients from npm and PyPI against a `layer-mcp-gateway serve`
+//! process in front of an in-process Layer simulator, authenticating with a PAT header.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use e2e_tests::clients::{self, ClientHome, npm_command, run, text};
+use e2e_tests::gateway::{GatewayOptions, GatewayProcess};
+use e2e_tests::paths::workspace_root;
+use layer_sim::{RunningSim, SimConfig};
+use serde_json::Value;
+
+const ACME: &str = "a0000000-0000-4000-8000-000000000001";
+
+struct Setup {
+    sim: RunningSim,
+    gateway: GatewayProcess,
+    pat: String,
+}
+
+async fn setup() -> Setup {
+    let sim = layer_sim::start(SimConfig::for_tests())
+        .await
+        .expect("simulator");
+    let pat = sim
+        .fixtures()
+        .active_pat("alice")
+        .unwrap()
+        .expose()
+        .to_owned();
+    let gateway = GatewayProcess::start(GatewayOptions {
+        layer_api_url: sim.api_url().to_string(),
+        env: vec![(
+            "LAYER_MCP_UPLOAD_ALLOW_HOSTS".into(),
+            sim.local_addr().to_string(),
+        )],
+        ..GatewayOptions::default()
+    })
+    .await;
+    Setup { sim, gateway, pat }
+}
+
+async fn sim_state(sim: &RunningSim) -> Value {
+    let url = format!("{}_sim/state", sim.base_url());
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_inspector_cli_lists_18_tools_and_calls_one() {
+    let s = setup().await;
+    let home = ClientHome::new("inspector");
+    let header = format!("Authorization: Bearer {}", s.pat);
+    let mut list = npm_command("mcp-inspector", &home);
+    list.args([
+        "--cli",
+        &s.gateway.mcp_url(),
+        "--transport",
+        "http",
+        "--method",
+        "tools/list",
+        "--header",
+        &header,
+    ]);
+    let output = run(list, Duration::from_secs(120)).await;
+    assert!(output.status.success(), "{}", text(&output));
+    let listed: Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", text(&output)));
+    assert_eq!(listed["tools"].as_array().unwrap().len(), 18);
+
+    let mut call = npm_command("mcp-inspector", &home);
+    call.args([
+        "--cli",
+        &s.gateway.mcp_url(),
+        "--transport",
+        "http",
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "get_workspace",
+        "--tool-arg",
+        &format!("workspace_id={ACME}"),
+        "--header",
+        &header,
+    ]);
+    let output = run(call, Duration::from_secs(120)).await;
+    assert!(output.status.success(), "{}", text(&output));
+    let result: Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", text(&output)));
+    assert_eq!(result["isError"], false);
+    assert_eq!(result["structuredContent"]["name"], "Acme Studio");
+    // Without the header: refused.
+    let mut anonymous = npm_command("mcp-inspector", &home);
+    anonymous.args([
+        "--cli",
+        &s.gateway.mcp_url(),
+        "--transport",
+        "http",
+        "--method",
+        "tools/list",
+    ]);
+    let output = run(anonymous, Duration::from_secs(120)).await;
+    assert!(!output.status.success(), "{}", text(&output));
+    s.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn mcp_remote_with_a_header_lists_the_tools() {
+    let s = setup().await;
+    let home = ClientHome::new("mcp-remote");
+    let mut command = npm_command("mcp-remote-client", &home);
+    // Node writes to a pipe asynchronously and mcp-remote exits right after printing the
+    // tools, which can cut the output short: log to a file, whose writes are synchronous.
+    let log_path = home.path().join("mcp-remote.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    command
+        .args([
+            &s.gateway.mcp_url(),
+            "--header",
+            &format!("Authorization: Bearer {}", s.pat),
+        ])
+        // mcp-remote shuts down when its stdin ends: keep it open.
+        .stdin(std::process::Stdio::piped())
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file);
+    let mut child = command.spawn().unwrap();
+    let stdin = child.stdin.take();
+    let status = tokio::time::timeout(Duration::from_secs(120), child.wait())
+        .await
+        .expect("mcp-remote-client finishes")
+        .unwrap();
+    drop(stdin);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("Connected to remote server using StreamableHTTPClientTransport"),
+        "{log}"
+    );
+    assert!(log.contains("Tools:"), "{log}");
+    for tool in [
+        "get_instructions",
+        "execute_forge",
+        "upload_file",
+        "cancel_workflow_run",
+    ] {
+        assert!(
+            log.contains(&format!("\"name\": \"{tool}\"")),
+            "{tool}: {log}"
+        );
+    }
+    assert!(log.contains("Exiting OK"), "{log}");
+    s.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn claude_code_reports_connected() {
+    let s = setup().await;
+    let home = ClientHome::new("claude");
+    let project = home.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let mut add = npm_command("claude", &home);
+    add.current_dir(&project).args([
+        "mcp",
+        "add",
+        "--transport",
+        "http",
+        "layer",
+        &s.gateway.mcp_url(),
+        "--header",
+        &format!("Authorization: Bearer {}", s.pat),
+    ]);
+    let output = run(add, Duration::from_secs(120)).await;
+    assert!(output.status.success(), "{}", text(&output));
+    let mut list = npm_command("claude", &home);
+    list.current_dir(&project).args(["mcp", "list"]);
+    let output = run(list, Duration::from_secs(120)).await;
+    let log = text(&output);
+    assert!(log.contains("layer:") && log.contains("Connected"), "{log}");
+    assert!(!log.contains("Failed"), "{log}");
+
+    // A wrong PAT is reported as a failure, not as connected.
+    let bad_home = ClientHome::new("claude-bad");
+    let mut add = npm_command("claude", &bad_home);
+    add.current_dir(bad_home.path()).args([
+        "mcp",
+        "add",
+        "--transport",
+        "http",
+        "layer",
+        &s.gateway.mcp_url(),
+        "--header",
+        "Authorization: Bearer layer_pat_wrong",
+    ]);
+    assert!(run(add, Duration::from_secs(120)).await.status.success());
+    let mut list = npm_command("claude", &bad_home);
+    list.current_dir(bad_home.path()).args(["mcp", "list"]);
+    let log = text(&run(list, Duration::from_secs(120)).await);
+    assert!(!log.contains("✔ Connected"), "{log}");
+    s.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn gemini_cli_reports_connected() {
+    let s = setup().await;
+    let home = ClientHome::new("gemini");
+    let project = home.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    // `gemini mcp list` only connects from a trusted folder.
+    let gemini_dir = home.path().join(".gemini");
+    std::fs::create_dir_all(&gemini_dir).unwrap();
+    std::fs::write(
+        gemini_dir.join("trustedFolders.json"),
+        serde_json::json!({ project.to_str().unwrap(): "TRUST_FOLDER" }).to_string(),
+    )
+    .unwrap();
+    let mut add = npm_command("gemini", &home);
+    add.current_dir(&project).args([
+        "mcp",
+        "add",
+        "-s",
+        "user",
+        "--transport",
+        "http",
+        "layer",
+        &s.gateway.mcp_url(),
+        "--header",
+        &format!("Authorization: Bearer {}", s.pat),
+    ]);
+    let output = run(add, Duration::from_secs(120)).await;
+    assert!(output.status.success(), "{}", text(&output));
+    let mut list = npm_command("gemini", &home);
+    list.current_dir(&project).args(["mcp", "list"]);
+    let output = run(list, Duration::from_secs(120)).await;
+    let log = text(&output);
+    assert!(
+        log.contains("layer:") && log.contains("- Connected"),
+        "{log}"
+    );
+    s.sim.shutdown().await;
+}
+
+fn script(name: &str) -> std::path::PathBuf {
+    workspace_root().join("tests").join("scripts").join(name)
+}
+
+/// Checks a lifecycle script's report against what the simulator recorded.
+async fn check_lifecycle(sim: &RunningSim, report: &Value) {
+    assert_eq!(report["tools"], 18, "{report}");
+    assert_eq!(report["forge"]["output_is_png"], true, "{report}");
+    assert!(report["forge"]["charged"].as_f64().unwrap() > 0.0);
+    let wf = &report["workflow"];
+    assert_eq!(wf["cancelled_status"], "cancelled", "{report}");
+    assert!(
+        wf["available_during"].as_f64() < wf["available_before"].as_f64(),
+        "reserved while running: {report}"
+    );
+    assert_eq!(
+        wf["available_after"], wf["available_before"],
+        "cancel restores the balance: {report}"
+    );
+
+    let state = sim_state(sim).await;
+    let runs = state["runs"].as_array().unwrap();
+    let find = |id: &Value| {
+        runs.iter()
+            .find(|r| r["id"] == *id)
+            .cloned()
+            .unwrap_or_else(|| panic!("run {id} in {state}"))
+    };
+    let forge = find(&report["forge"]["inference_id"]);
+    assert_eq!(forge["status"], "complete");
+    assert_eq!(forge["owner"], "alice");
+    let workflow = find(&wf["run_id"]);
+    assert_eq!(workflow["status"], "cancelled");
+    assert_eq!(
+        workflow["reserved_creative_units"].as_f64().unwrap_or(0.0),
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn the_typescript_sdk_runs_the_forge_and_workflow_lifecycles() {
+    let s = setup().await;
+    let home = ClientHome::new("ts-sdk");
+    let mut command = clients::node_script(&script("lifecycle.cjs"), &home);
+    command
+        .env("MCP_URL", s.gateway.mcp_url())
+        .env("LAYER_PAT", &s.pat)
+        .env("POLL_CAP_SECONDS", "0.2");
+    let output = run(command, Duration::from_secs(180)).await;
+    assert!(output.status.success(), "{}", text(&output));
+    let report: Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", text(&output)));
+    assert_eq!(
+        report["forge_links"][0]["mimeType"], "image/png",
+        "{report}"
+    );
+    assert!(
+        report["forge_summary"]
+            .as_str()
+            .unwrap()
+            .contains("Charged"),
+        "{report}"
+    );
+    check_lifecycle(&s.sim, &report).await;
+    s.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_python_client_runs_the_lifecycles_over_2026_07_28_and_a_session() {
+    let s = setup().await;
+    for (mode, protocol) in [("auto", "2026-07-28"), ("legacy", "2025-11-25")] {
+        let home = ClientHome::new("python");
+        let mut command = clients::python_script(&script("lifecycle.py"), &home);
+        command
+            .env("MCP_URL", s.gateway.mcp_url())
+            .env("LAYER_PAT", &s.pat)
+            .env("MCP_MODE", mode)
+            .env("POLL_CAP_SECONDS", "0.2");
+        let output = run(command, Duration::from_secs(180)).await;
+        assert!(output.status.success(), "{mode}: {}", text(&output));
+        let report: Value =
+            serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", text(&output)));
+        assert_eq!(report["protocol"], protocol, "{report}");
+        check_lifecycle(&s.sim, &report).await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("termination failed"), "{stderr}");
+    }
+    s.sim.shutdown().await;
+}
