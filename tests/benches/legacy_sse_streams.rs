@@ -51,7 +51,6 @@ async fn start_gateway(binary: &PathBuf, sim: &TestSim, sessions: usize) -> Gate
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--public-url", &origin, "--layer-api-url", &sim.api_url()])
         .env("RUST_LOG", "warn")
-        .env_remove("LAYER_MCP_TEST_CLIENTS")
         // One user holds every session here.
         .env("LAYER_MCP_LEGACY_SSE_STREAMS_PER_USER", sessions.to_string())
         .env("LAYER_MCP_MAX_SESSIONS_PER_USER", (sessions + 100).to_string());

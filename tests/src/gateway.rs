@@ -47,8 +47,6 @@ impl GatewayProcess {
             .arg(&options.layer_api_url)
             .args(&options.args)
             .env("RUST_LOG", "info,gateway=debug")
-            // The gateway refuses unknown `LAYER_MCP_*` variables; this one is the harness's.
-            .env_remove("LAYER_MCP_TEST_CLIENTS")
             .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let process = ChildProcess::spawn(&format!("gateway-{port}"), command);
         let gateway = GatewayProcess {
