@@ -52,8 +52,14 @@ async fn start_gateway(binary: &PathBuf, sim: &TestSim, sessions: usize) -> Gate
         .args(["--public-url", &origin, "--layer-api-url", &sim.api_url()])
         .env("RUST_LOG", "warn")
         // One user holds every session here.
-        .env("LAYER_MCP_LEGACY_SSE_STREAMS_PER_USER", sessions.to_string())
-        .env("LAYER_MCP_MAX_SESSIONS_PER_USER", (sessions + 100).to_string());
+        .env(
+            "LAYER_MCP_LEGACY_SSE_STREAMS_PER_USER",
+            sessions.to_string(),
+        )
+        .env(
+            "LAYER_MCP_MAX_SESSIONS_PER_USER",
+            (sessions + 100).to_string(),
+        );
     let process = ChildProcess::spawn(&format!("bench-gateway-{port}"), command);
     wait_until_ok(&format!("{origin}/healthz"), Duration::from_secs(30))
         .await

@@ -162,7 +162,11 @@ async fn readyz(State(readiness): State<Arc<Readiness>>) -> impl IntoResponse {
 }
 
 /// Builds the router. `shutdown` ends SSE streams and the idle-session sweeper.
-pub fn router(config: &Config, services: Services, shutdown: CancellationToken) -> anyhow::Result<Router> {
+pub fn router(
+    config: &Config,
+    services: Services,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Router> {
     let upstream = Upstream::new(services.layer.clone(), services.authenticator.clone());
     let shared = Arc::new(Shared {
         catalogue: Catalogue::new(),
@@ -221,12 +225,14 @@ pub fn router(config: &Config, services: Services, shutdown: CancellationToken) 
 
     let old_sse = legacy::build(config, shared.clone(), shutdown.child_token())?;
     // The older transport's own routes, behind the same guard and authentication.
-    let old_routes = old_sse.router(legacy::SSE_PATH, legacy::MESSAGES_PATH).layer(
-        ServiceBuilder::new()
-            .layer(guard.cors())
-            .layer(from_fn_with_state(guard.clone(), guard::check))
-            .layer(from_fn_with_state(auth_state.clone(), auth::require_caller)),
-    );
+    let old_routes = old_sse
+        .router(legacy::SSE_PATH, legacy::MESSAGES_PATH)
+        .layer(
+            ServiceBuilder::new()
+                .layer(guard.cors())
+                .layer(from_fn_with_state(guard.clone(), guard::check))
+                .layer(from_fn_with_state(auth_state.clone(), auth::require_caller)),
+        );
 
     let mcp = ServiceBuilder::new()
         .layer(guard.cors())

@@ -172,7 +172,10 @@ impl Config {
             ("upstream_max_attempts", self.upstream_max_attempts as u64),
             ("max_sessions_per_user", self.max_sessions_per_user as u64),
             ("max_request_body_bytes", self.max_request_body_bytes as u64),
-            ("legacy_sse_streams_per_user", self.legacy_sse_streams_per_user as u64),
+            (
+                "legacy_sse_streams_per_user",
+                self.legacy_sse_streams_per_user as u64,
+            ),
             ("legacy_sse_max_streams", self.legacy_sse_max_streams as u64),
             ("upload_max_bytes", self.upload_max_bytes),
         ];
