@@ -1,4 +1,5 @@
-//! The axum application: `/mcp` (rmcp's streamable HTTP service behind our layers),
+//! The axum application: `/mcp` (rmcp's streamable HTTP service behind our layers, and the
+//! older HTTP+SSE transport's stream), `/sse` and `/messages` (the older transport),
 //! `/healthz` and `/readyz`; and [`start`], which binds and serves it until shut down.
 
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use axum::routing::get;
 use layer_api::{
     BearerToken, ClientConfig, LayerClient, ListWorkspacesQuery, PageLimit, RetryPolicy,
 };
+use legacy_sse::{Closable, ClosableConnection};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::sync::Mutex;
@@ -31,6 +33,7 @@ use crate::auth::{
 use crate::caps::Caps;
 use crate::config::{Config, origin_of};
 use crate::http::{self, accept, auth, disconnect, guard, protocol, session};
+use crate::legacy;
 use crate::mcp::{LayerMcp, Shared};
 use crate::sessions::{MemorySessionRegistry, SessionRegistry};
 use crate::tools::{Catalogue, FileFetcher};
@@ -181,7 +184,11 @@ async fn readyz(State(readiness): State<Arc<Readiness>>) -> impl IntoResponse {
 }
 
 /// Builds the router. `shutdown` ends SSE streams and the idle-session sweeper.
-pub fn router(config: &Config, services: Services, shutdown: CancellationToken) -> Router {
+pub fn router(
+    config: &Config,
+    services: Services,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Router> {
     let upstream = Upstream::new(
         services.layer.clone(),
         services.authenticator.clone(),
@@ -242,10 +249,22 @@ pub fn router(config: &Config, services: Services, shutdown: CancellationToken) 
         max_body_bytes: config.max_request_body_bytes,
     };
 
+    let old_sse = legacy::build(config, shared.clone(), shutdown.child_token())?;
+    // The older transport's own routes, behind the same guard and authentication.
+    let old_routes = old_sse
+        .router(legacy::SSE_PATH, legacy::MESSAGES_PATH)
+        .layer(
+            ServiceBuilder::new()
+                .layer(guard.cors())
+                .layer(from_fn_with_state(guard.clone(), guard::check))
+                .layer(from_fn_with_state(auth_state.clone(), auth::require_caller)),
+        );
+
     let mcp = ServiceBuilder::new()
         .layer(guard.cors())
         .layer(from_fn_with_state(guard, guard::check))
         .layer(from_fn_with_state(auth_state, auth::require_caller))
+        .layer(from_fn_with_state(old_sse, legacy::dispatch))
         .layer(from_fn_with_state(session_state, session::bind_sessions))
         .layer(from_fn_with_state(protocol_state, protocol::normalise))
         .layer(from_fn(accept::negotiate))
@@ -259,13 +278,14 @@ pub fn router(config: &Config, services: Services, shutdown: CancellationToken) 
     });
     let mut app = Router::new()
         .route_service("/mcp", mcp)
+        .merge(old_routes)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(readiness));
     if let Some(server) = &services.oauth {
         // Discovery documents, /authorize, /token, /register, /revoke and the login pages.
         app = app.merge(server.router());
     }
-    app.layer(
+    Ok(app.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(
                 http::trace::REQUEST_ID,
@@ -273,7 +293,7 @@ pub fn router(config: &Config, services: Services, shutdown: CancellationToken) 
             ))
             .layer(http::trace::layer())
             .layer(PropagateRequestIdLayer::new(http::trace::REQUEST_ID)),
-    )
+    ))
 }
 
 /// A gateway serving on a socket.
@@ -328,7 +348,7 @@ pub async fn start(mut config: Config, services: Services) -> anyhow::Result<Run
     config.listen = addr;
     config.validate()?;
     let shutdown = CancellationToken::new();
-    let app = router(&config, services, shutdown.clone());
+    let app = router(&config, services, shutdown.clone())?;
     let stop = shutdown.clone();
     // Small SSE frames must not wait for Nagle's algorithm (it costs ~40 ms per call).
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
@@ -336,11 +356,16 @@ pub async fn start(mut config: Config, services: Services) -> anyhow::Result<Run
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
     });
+    // Connect info: the authorization server rate-limits registrations per address, and the
+    // old transport closes the connection of a stream whose client stopped reading.
+    let listener = Closable::new(listener);
+    let app = app.layer(axum::middleware::from_fn(
+        legacy_sse::split_connect_info::<SocketAddr>,
+    ));
     let task = tokio::spawn(async move {
-        // Connect info: the authorization server rate-limits registrations per address.
         axum::serve(
             listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            app.into_make_service_with_connect_info::<ClosableConnection<SocketAddr>>(),
         )
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await

@@ -75,6 +75,14 @@ pub struct Config {
     pub max_request_body_bytes: usize,
     /// Interval of SSE keep-alive comments.
     pub sse_keep_alive: Duration,
+    /// Open streams of the older HTTP+SSE transport one user may hold (per replica); opening
+    /// another closes their oldest.
+    pub legacy_sse_streams_per_user: usize,
+    /// Open streams of the older HTTP+SSE transport per replica; beyond it, 503.
+    pub legacy_sse_max_streams: usize,
+    /// On shutdown, how long calls in flight on old-transport streams may take to finish
+    /// before the streams are closed anyway.
+    pub shutdown_drain: Duration,
     /// `upload_file`: largest download.
     pub upload_max_bytes: u64,
     /// `upload_file`: time limit of the whole download.
@@ -115,6 +123,9 @@ impl Config {
             max_sessions_per_user: 16,
             max_request_body_bytes: 1024 * 1024,
             sse_keep_alive: Duration::from_secs(15),
+            legacy_sse_streams_per_user: 8,
+            legacy_sse_max_streams: 10_000,
+            shutdown_drain: Duration::from_secs(10),
             upload_max_bytes: 64 * 1024 * 1024,
             upload_timeout: Duration::from_secs(60),
             upload_max_redirects: 3,
@@ -170,6 +181,11 @@ impl Config {
             ("upstream_max_attempts", self.upstream_max_attempts as u64),
             ("max_sessions_per_user", self.max_sessions_per_user as u64),
             ("max_request_body_bytes", self.max_request_body_bytes as u64),
+            (
+                "legacy_sse_streams_per_user",
+                self.legacy_sse_streams_per_user as u64,
+            ),
+            ("legacy_sse_max_streams", self.legacy_sse_max_streams as u64),
             ("upload_max_bytes", self.upload_max_bytes),
         ];
         for (name, value) in positive {
@@ -297,6 +313,9 @@ const KEYS: &[&str] = &[
     "max_sessions_per_user",
     "max_request_body_bytes",
     "sse_keep_alive_secs",
+    "legacy_sse_streams_per_user",
+    "legacy_sse_max_streams",
+    "shutdown_drain_secs",
     "upload_max_bytes",
     "upload_timeout_secs",
     "upload_max_redirects",
@@ -505,6 +524,13 @@ impl Layers {
             config.max_request_body_bytes = n;
         }
         config.sse_keep_alive = self.secs("sse_keep_alive_secs", config.sse_keep_alive)?;
+        if let Some((n, _)) = self.scalar::<usize>("legacy_sse_streams_per_user", None)? {
+            config.legacy_sse_streams_per_user = n;
+        }
+        if let Some((n, _)) = self.scalar::<usize>("legacy_sse_max_streams", None)? {
+            config.legacy_sse_max_streams = n;
+        }
+        config.shutdown_drain = self.secs("shutdown_drain_secs", config.shutdown_drain)?;
         if let Some((n, _)) = self.scalar::<u64>("upload_max_bytes", None)? {
             config.upload_max_bytes = n;
         }

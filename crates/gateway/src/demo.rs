@@ -91,6 +91,10 @@ Gemini CLI:
   gemini mcp add -s user --transport http layer {url} --header \"Authorization: Bearer {pat}\"
   gemini mcp list
 
+Clients that speak only the older HTTP+SSE transport use the same URL, e.g.:
+  claude mcp add --transport sse layer-sse {url} --header \"Authorization: Bearer {pat}\"
+  Gemini CLI settings.json: {{\"mcpServers\": {{\"layer\": {{\"url\": \"{url}\", \"headers\": {{\"Authorization\": \"Bearer {pat}\"}}}}}}}}
+
 mcp-remote (for clients that only run local stdio servers, e.g. Claude Desktop):
   npx -y mcp-remote {url} --header \"Authorization:${{LAYER_AUTH}}\"   # with LAYER_AUTH=\"Bearer {pat}\"
   or in the client's JSON config:

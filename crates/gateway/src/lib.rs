@@ -10,6 +10,8 @@
 //!   failure-to-result mapping; [`upstream`]: the way to Layer and its choke point;
 //! - [`caps`]: the per-user caps of issue 5 (active runs, calls in flight) around every
 //!   upstream call; [`cancel`]: how a call learns its client went away;
+//! - [`legacy`]: the older HTTP+SSE transport (`GET /mcp` or `/sse`, `POST /messages`) on
+//!   the same handler;
 //! - [`fetch`]: the SSRF-guarded downloader `upload_file` uses; [`demo`]: `demo`;
 //! - [`oauth`]: the OAuth authorization server (crate `auth-server`) wired in.
 
@@ -22,6 +24,7 @@ pub mod demo;
 pub mod errors;
 pub mod fetch;
 pub mod http;
+pub mod legacy;
 pub mod mcp;
 pub mod oauth;
 pub mod sessions;
