@@ -4,8 +4,14 @@
 //!
 //! `cargo bench -p layer-mcp-gateway --bench tool_calls` (env: `BENCH_CALLS`, default 2000;
 //! `BENCH_CONCURRENCY`, default 16). Each line is a [`Scenario`]: later work adds lines
-//! (limiter in-process and with Redis, three replicas behind a proxy) without touching the
-//! measurement.
+//! (three replicas behind a proxy) without touching the measurement.
+//!
+//! The caps (issue 5): the gateway lines run with the in-process limiter (the default) and
+//! with the Redis one (a `redis-server` started on a free port; skipped when it is not
+//! installed), and two lines measure the limiter alone as the gateway uses it on every call
+//! (take a call place, give it back). The per-user call cap is raised for the benchmark: all
+//! workers are one user in one workspace, and the cap would otherwise measure queueing, not
+//! cost.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
@@ -141,6 +147,71 @@ impl Scenario for ThroughGateway {
     }
 }
 
+/// The limiter alone, as the gateway uses it around every upstream call: take a call place
+/// for the caller's (user, workspace), then give it back.
+struct LimiterOnly {
+    label: String,
+    limiter: limiter::Limiter,
+    key: limiter::CapKey,
+}
+
+impl Scenario for LimiterOnly {
+    fn name(&self) -> String {
+        self.label.clone()
+    }
+    fn call(self: Arc<Self>, _worker: usize) -> CallFuture {
+        Box::pin(async move {
+            let permit = self
+                .limiter
+                .acquire_call(&self.key, Duration::from_secs(30))
+                .await
+                .unwrap();
+            drop(permit);
+        })
+    }
+}
+
+/// A private `redis-server` on a free loopback port, keeping nothing on disk; killed on drop.
+struct Redis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Redis {
+    fn start() -> Option<Redis> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Redis {
+            child,
+            url: format!("redis://127.0.0.1:{port}/"),
+        })
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 struct Stats {
     calls: usize,
     elapsed: Duration,
@@ -215,20 +286,37 @@ async fn main() {
         .unwrap()
         .expose()
         .to_owned();
-    let config =
+    let mut config =
         gateway::Config::for_local(SocketAddr::from(([127, 0, 0, 1], 0)), sim.api_url().clone());
+    // Measure the cost of the caps, not the queueing one user's 16 workers would meet.
+    config.caps.max_calls_in_flight = 100_000;
     let services = gateway::Services::from_config(&config).unwrap();
-    let gw = gateway::start(config, services).await.unwrap();
+    let gw = gateway::start(config.clone(), services).await.unwrap();
+    let redis = Redis::start();
+    let redis_gw = match &redis {
+        Some(redis) => {
+            let mut config = config.clone();
+            config.caps.store = gateway::caps::LimiterStore::Redis(redis.url.parse().unwrap());
+            let services = gateway::Services::from_config(&config).unwrap();
+            Some(gateway::start(config, services).await.unwrap())
+        }
+        None => {
+            println!("(redis-server not found: the Redis lines are skipped)");
+            None
+        }
+    };
+    let limiter_config = config.caps.limiter_config();
+    let key = limiter::CapKey::new("pat:bench", Some(WORKSPACE));
 
     let direct: Arc<dyn Scenario> = Arc::new(Direct {
         client: LayerClient::new(ClientConfig::with_base_url(sim.api_url().clone())).unwrap(),
         token: BearerToken::new(pat.clone()).unwrap(),
     });
-    let scenarios: Vec<Arc<dyn Scenario>> = vec![
+    let mut scenarios: Vec<Arc<dyn Scenario>> = vec![
         direct,
         Arc::new(
             ThroughGateway::new(
-                "through the gateway (MCP tools/call, SSE)",
+                "through the gateway, limiter in process",
                 gw.mcp_url(),
                 pat.clone(),
                 concurrency,
@@ -236,6 +324,29 @@ async fn main() {
             .await,
         ),
     ];
+    if let Some(redis_gw) = &redis_gw {
+        scenarios.push(Arc::new(
+            ThroughGateway::new(
+                "through the gateway, limiter in Redis",
+                redis_gw.mcp_url(),
+                pat.clone(),
+                concurrency,
+            )
+            .await,
+        ));
+    }
+    scenarios.push(Arc::new(LimiterOnly {
+        label: "limiter alone, in process (call place)".into(),
+        limiter: limiter::Limiter::in_process(limiter_config.clone()).unwrap(),
+        key: key.clone(),
+    }));
+    if let Some(redis) = &redis {
+        scenarios.push(Arc::new(LimiterOnly {
+            label: "limiter alone, Redis (call place)".into(),
+            limiter: limiter::Limiter::redis(&redis.url, limiter_config.clone()).unwrap(),
+            key: key.clone(),
+        }));
+    }
 
     println!(
         "tool call: get_workspace; {calls} calls, {concurrency} concurrent; loopback; one process"
@@ -256,7 +367,7 @@ async fn main() {
             ),
         };
         println!(
-            "{:<44} {:>10.0} {:>10.2} {:>10.2} {:>14}",
+            "{:<44} {:>10.0} {:>10.3} {:>10.3} {:>14}",
             scenario.name(),
             stats.throughput(),
             stats.p50.as_secs_f64() * 1000.0,
@@ -268,5 +379,9 @@ async fn main() {
         }
     }
     gw.shutdown().await;
+    if let Some(redis_gw) = redis_gw {
+        redis_gw.shutdown().await;
+    }
+    drop(redis);
     sim.shutdown().await;
 }
