@@ -20,7 +20,19 @@ pub mod sim;
 /// A port the OS considers free right now. Another process could take it before it is used;
 /// on loopback in a test run that race is rare enough, and the alternative (parsing a port
 /// from a child's output) cannot work for processes that must know their public URL first.
+///
+/// A port is never handed out twice in one test process: tests run in parallel, and one that
+/// kills a process and restarts it on the same port (a Redis, a gateway) must not find
+/// another test's process there.
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr").port()
+    static USED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let port = listener.local_addr().expect("local addr").port();
+        let mut used = USED.lock().unwrap_or_else(|p| p.into_inner());
+        if !used.contains(&port) {
+            used.push(port);
+            return port;
+        }
+    }
 }

@@ -12,11 +12,22 @@ pub struct RedisServer {
     child: Option<Child>,
 }
 
+/// A free loopback port never handed out before in this process: tests run in parallel, and
+/// one that kills its Redis and restarts it on the same port must not find another test's
+/// Redis there.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    static USED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        let mut used = USED.lock().unwrap_or_else(|p| p.into_inner());
+        if !used.contains(&port) {
+            used.push(port);
+            return port;
+        }
+    }
 }
 
 impl RedisServer {
