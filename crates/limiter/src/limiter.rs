@@ -65,7 +65,8 @@ impl Limiter {
         }
     }
 
-    /// Whether the shared store answers (always true in process); for readiness probes.
+    /// Whether the shared store answers and grants places (always true in process); false
+    /// also while Redis recovers from losing its state. For readiness probes.
     pub async fn check(&self) -> Result<(), LimiterUnavailable> {
         match &self.backend {
             Backend::Local(_) => Ok(()),

@@ -57,7 +57,7 @@ discover (list_workspaces, get_model_recommendations, list_models, get_model, li
 - Reuse ids exactly as returned: workspace_id, model_id, workflow_id, inference_id, run_id and file_id are UUIDs.\n\
 - Runs are asynchronous: execute returns at once with an id; poll the matching get_*_run tool every poll_interval_seconds until the status is terminal.\n\
 - Completed runs list their outputs (URL, content type, size, dimensions); the get_*_run result also carries resource links you can show.\n\
-- At most 5 runs may be in progress per user per workspace. A 6th execute is refused with RATE_LIMITED: poll or cancel the running ones first.\n\
+- At most 5 runs may be in progress per user per workspace, and at most 5 calls at once (more wait their turn). A 6th execute is refused with RATE_LIMITED listing the runs in progress (active_runs, each with the tool that polls it): poll them until they finish, cancel one, or retry after retry_after_seconds. Finished runs free their places even if you never polled them.\n\
 - If an execute fails with UPSTREAM_UNAVAILABLE, retry with the same idempotency_key: Layer then returns the run it already started instead of starting a second one.\n\
 \n\
 ## Files\n\
