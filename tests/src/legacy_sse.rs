@@ -115,3 +115,25 @@ pub async fn settled_rss_kib(pid: u32, within: Duration) -> anyhow::Result<u64> 
     }
     Ok(last)
 }
+
+/// Samples the resident memory of `pid` every 250 ms until it is at or below `target_kib`
+/// (allocators that return memory do it over seconds: jemalloc's decay is 10 s), for up to
+/// `within`. Returns that reading and how long it took, or the lowest reading seen and `None`.
+pub async fn rss_falls_to_kib(
+    pid: u32,
+    target_kib: u64,
+    within: Duration,
+) -> anyhow::Result<(u64, Option<Duration>)> {
+    let start = tokio::time::Instant::now();
+    let mut lowest = rss_kib(pid)?;
+    loop {
+        if lowest <= target_kib {
+            return Ok((lowest, Some(start.elapsed())));
+        }
+        if start.elapsed() >= within {
+            return Ok((lowest, None));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        lowest = lowest.min(rss_kib(pid)?);
+    }
+}

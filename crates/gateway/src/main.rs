@@ -8,6 +8,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use gateway::config::{Config, Flags, LogFormat};
 
+// jemalloc returns freed memory to the OS (dirty pages purged after its 10 s decay, by its
+// background threads); glibc's malloc keeps a load's peak resident. See docs/performance.md.
+#[cfg(all(feature = "jemalloc", target_os = "linux"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "layer-mcp-gateway",

@@ -449,6 +449,8 @@ async fn oversized_and_malformed_bodies_get_the_documented_errors() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // The unread rest of the body makes the connection unusable: the client is told so.
+    assert_eq!(r.headers()["connection"], "close");
     let r = send(b"{not json".to_vec()).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let body: serde_json::Value = r.json().await.unwrap();

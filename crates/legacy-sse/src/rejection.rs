@@ -91,12 +91,20 @@ impl IntoResponse for Rejection {
                 "Bad Request: missing sessionId: POST to the URL of the stream's endpoint event",
             ),
             Self::SessionNotFound => text(StatusCode::NOT_FOUND, "Not Found: Session not found"),
-            Self::BodyTooLarge(limit) => jsonrpc_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                None,
-                INVALID_REQUEST,
-                &format!("Request body too large: the limit is {limit} bytes"),
-            ),
+            Self::BodyTooLarge(limit) => {
+                let mut response = jsonrpc_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    None,
+                    INVALID_REQUEST,
+                    &format!("Request body too large: the limit is {limit} bytes"),
+                );
+                // The rest of the body is left unread, so the connection cannot carry another
+                // request: say so, or a client may reuse it and lose its next request.
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                response
+            }
             Self::BodyUnreadable => jsonrpc_error(
                 StatusCode::BAD_REQUEST,
                 None,

@@ -246,6 +246,8 @@ async fn a_body_over_the_limit_is_413() {
     // Declared length over the limit.
     let response = connection.post_raw(big.clone()).await.unwrap();
     assert_eq!(response.status(), 413);
+    // The unread rest of the body makes the connection unusable: the client is told so.
+    assert_eq!(response.headers()["connection"], "close");
     let body: Value = response.json().await.unwrap();
     assert!(
         body["error"]["message"]

@@ -44,12 +44,18 @@ pub struct ProtocolState {
 }
 
 fn too_large(limit: usize) -> Response {
-    jsonrpc_error(
+    let mut response = jsonrpc_error(
         StatusCode::PAYLOAD_TOO_LARGE,
         None,
         codes::INVALID_REQUEST,
         &format!("Request body too large: the limit is {limit} bytes"),
-    )
+    );
+    // The rest of the body is left unread, so the connection cannot carry another request:
+    // say so, or a client may reuse it and lose its next request.
+    response
+        .headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 pub async fn normalise(
