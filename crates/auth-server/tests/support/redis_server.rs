@@ -97,6 +97,31 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        if let Some(child) = &self.child {
+            let _ = signal(child.id(), "-CONT");
+        }
         self.kill();
     }
+}
+
+impl RedisServer {
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("running")
+    }
+
+    /// SIGSTOP / SIGCONT: a hung Redis that keeps its connections open.
+    pub fn pause(&self) {
+        assert!(signal(self.pid(), "-STOP"), "SIGSTOP redis");
+    }
+
+    pub fn resume(&self) {
+        assert!(signal(self.pid(), "-CONT"), "SIGCONT redis");
+    }
+}
+
+fn signal(pid: u32, sig: &str) -> bool {
+    Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
 }
