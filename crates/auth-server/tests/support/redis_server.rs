@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// Where an append-only file is kept, if any (survives a restart).
+    aof_dir: Option<std::path::PathBuf>,
 }
 
 /// A free loopback port never handed out before in this process: a test that kills its
@@ -29,14 +31,29 @@ fn free_port() -> u16 {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
-        Self::start_on(free_port())
+        Self::start_on(free_port(), None)
+    }
+
+    /// A Redis that writes every change to an append-only file in `dir` before answering,
+    /// so a SIGKILL and a restart lose nothing (as a production Redis holding OAuth state
+    /// should be configured).
+    pub fn start_durable(dir: &std::path::Path) -> RedisServer {
+        Self::start_on(free_port(), Some(dir.to_owned()))
     }
 
     /// Starts on `port` (a restart after [`RedisServer::kill`] keeps the URL).
-    pub fn start_on(port: u16) -> RedisServer {
-        let child = Command::new("redis-server")
+    fn start_on(port: u16, aof_dir: Option<std::path::PathBuf>) -> RedisServer {
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+            .args(["--save", "", "--protected-mode", "yes"]);
+        match &aof_dir {
+            Some(dir) => command
+                .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+                .arg(dir),
+            None => command.args(["--appendonly", "no"]),
+        };
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -47,6 +64,7 @@ impl RedisServer {
         let server = RedisServer {
             port,
             child: Some(child),
+            aof_dir,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !server.answers() {
@@ -68,10 +86,10 @@ impl RedisServer {
         }
     }
 
-    /// A fresh Redis on the same port (empty: nothing was saved).
+    /// A Redis on the same port again: empty, unless started durable.
     pub fn restart(&mut self) {
         self.kill();
-        *self = Self::start_on(self.port);
+        *self = Self::start_on(self.port, self.aof_dir.take());
     }
 
     /// Raw PING over RESP, independent of the crate under test.
