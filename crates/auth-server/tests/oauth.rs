@@ -1409,15 +1409,8 @@ async fn a_redis_outage_answers_temporarily_unavailable_changes_nothing_and_heal
     let r0 = tokens["refresh_token"].as_str().unwrap().to_owned();
 
     redis.kill();
-    let refresh = |gw: &Gateway| {
-        token_request(
-            gw,
-            &client,
-            &[("grant_type", "refresh_token"), ("refresh_token", &r0)],
-        )
-    };
     let started = std::time::Instant::now();
-    let (status, body) = refresh(&b).await;
+    let (status, body) = refresh_with(&b, &client, &r0).await;
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
@@ -1460,7 +1453,7 @@ async fn a_redis_outage_answers_temporarily_unavailable_changes_nothing_and_heal
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     a.server.authenticate(&access).await.unwrap();
-    let (status, body) = refresh(&b).await;
+    let (status, body) = refresh_with(&b, &client, &r0).await;
     assert_eq!(status, 200, "{body}");
     let page = authorize_raw_as(&a, &mut browser, &client, &challenge).await;
     assert_eq!(page.status, 200, "{}", page.body);
@@ -1481,4 +1474,13 @@ async fn authorize_raw_as(
         .append_pair("code_challenge", challenge)
         .append_pair("code_challenge_method", "S256");
     browser.get(url.as_str()).await
+}
+
+async fn refresh_with(gw: &Gateway, client: &Client, token: &str) -> (u16, Value) {
+    token_request(
+        gw,
+        client,
+        &[("grant_type", "refresh_token"), ("refresh_token", token)],
+    )
+    .await
 }

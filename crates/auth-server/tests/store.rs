@@ -311,7 +311,9 @@ async fn rotation_refuses_other_clients_expired_tokens_and_dead_grants(b: Backen
     let c = ClientId::new("lmc_1");
     let now = now_millis();
     s.create_grant(&grant("g1", "lmc_1")).await.unwrap();
-    s.put_refresh(&refresh("r0", "g1", "lmc_1")).await.unwrap();
+    let r0 = refresh("r0", "g1", "lmc_1");
+    let expires_at = r0.expires_at;
+    s.put_refresh(&r0).await.unwrap();
     let other = ClientId::new("lmc_other");
     assert_eq!(
         s.rotate_refresh("r0", &other, &successor("x1", "lmc_other"), now, 0)
@@ -320,7 +322,7 @@ async fn rotation_refuses_other_clients_expired_tokens_and_dead_grants(b: Backen
         RotateOutcome::Invalid
     );
     assert_eq!(
-        s.rotate_refresh("r0", &c, &successor("x2", "lmc_1"), now + 3_600_001, 0)
+        s.rotate_refresh("r0", &c, &successor("x2", "lmc_1"), expires_at, 0)
             .await
             .unwrap(),
         RotateOutcome::Invalid,

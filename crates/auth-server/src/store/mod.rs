@@ -140,20 +140,24 @@ pub fn is_redis_url(url: &str) -> bool {
         .any(|scheme| url.len() >= scheme.len() && url[..scheme.len()].eq_ignore_ascii_case(scheme))
 }
 
-/// `url` fit for an error message or a log line: user name and password become `***`; an
-/// unparsable URL keeps only its scheme.
+/// `url` fit for an error message or a log line: user name and password become `***`, a
+/// query (which may carry a password) goes; anything that does not parse as a URL with a
+/// host but holds an `@` keeps only its scheme.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(mut parsed) => {
+        Ok(mut parsed) if parsed.has_host() => {
             if !parsed.username().is_empty() {
                 let _ = parsed.set_username("***");
             }
             if parsed.password().is_some() {
                 let _ = parsed.set_password(Some("***"));
             }
+            parsed.set_query(None);
+            parsed.set_fragment(None);
             parsed.to_string()
         }
-        Err(_) => match url.split_once(':') {
+        _ if !url.contains('@') && !url.contains('?') && url.contains(':') => url.to_owned(),
+        _ => match url.split_once(':') {
             Some((scheme, _))
                 if !scheme.is_empty()
                     && scheme
@@ -204,6 +208,7 @@ mod tests {
             "http://user:hunter2@example.com/",
             "mysql:user:hunter2@host",
             "hunter2",
+            "redis-cluster://h?password=hunter2",
         ] {
             let Err(e) = open_store(Some(url), dir) else {
                 panic!("{url} accepted")
