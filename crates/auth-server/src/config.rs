@@ -192,10 +192,14 @@ pub struct OAuthArgs {
     #[arg(long, env = "LAYER_MCP_OAUTH_IDP_AUDIENCE")]
     pub oauth_idp_audience: Option<String>,
     /// AES-256-GCM key (32 bytes, base64 or hex) sealing Layer tokens and signing keys at
-    /// rest. Without it, a key is generated once into `<data dir>/oauth-encryption.key`.
+    /// rest. Without it, a key is generated once into `<data dir>/oauth-encryption.key`;
+    /// required with a Redis store (every replica must use the same key).
     #[arg(long, env = "LAYER_MCP_OAUTH_ENCRYPTION_KEY", hide_env_values = true)]
     pub oauth_encryption_key: Option<Secret>,
-    /// Where OAuth state lives: `sqlite://PATH` (default `<data dir>/auth.sqlite3`).
+    /// Where OAuth state lives: `sqlite://PATH` (one gateway; default
+    /// `<data dir>/auth.sqlite3`) or `redis://[:PASSWORD@]HOST[:PORT][/DB]` (also `rediss://`,
+    /// `redis+unix://`, `unix://`), shared by every replica. The gateway uses its `redis_url`
+    /// when this is not given.
     #[arg(long = "store", env = "LAYER_MCP_STORE")]
     pub store: Option<String>,
     /// Data directory (default `./data`).

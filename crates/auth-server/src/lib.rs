@@ -146,6 +146,17 @@ impl AuthServer {
         &self.inner.store
     }
 
+    /// Which store holds the OAuth state: `sqlite` or `redis`.
+    pub fn store_kind(&self) -> &'static str {
+        self.inner.store.kind()
+    }
+
+    /// One cheap round trip to the store (for `/readyz`): an error means logins, token
+    /// exchanges and token checks answer 503 until it is back.
+    pub async fn check_store(&self) -> Result<(), StoreError> {
+        self.inner.store.ping().await
+    }
+
     /// The routes: discovery documents, `/authorize`, `/authorize/consent`,
     /// `/oauth/callback`, `/register`, `/token`, `/revoke`. CORS is open on the documents and
     /// the JSON endpoints (browser-based clients call them); the pages get none.
@@ -218,7 +229,10 @@ impl AuthServer {
     pub async fn authenticate(&self, token: &str) -> Result<OAuthCaller, AuthError> {
         let claims = verify_access_token(&self.inner, token)
             .await
-            .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
+            .map_err(|e| match e {
+                VerifyError::Token(e) => AuthError::InvalidToken(e.to_string()),
+                VerifyError::Store(e) => AuthError::from(e),
+            })?;
         let grant_id = GrantId::new(claims.grant_id.clone());
         let grant = self.inner.store.get_grant(&grant_id).await?;
         match grant {
@@ -257,6 +271,7 @@ impl AuthServer {
             Ok(None) => Err(AuthError::InvalidToken(
                 "Layer no longer accepts this login; log in again".into(),
             )),
+            Err(upstream::UpstreamError::Store(e)) => Err(AuthError::from(e)),
             Err(e) => {
                 tracing::error!(grant = %caller.grant_id, error = %e, "cannot get a Layer token");
                 Err(AuthError::Unavailable(
@@ -354,12 +369,23 @@ async fn reload_keys(inner: &Inner) -> Result<(), StartError> {
     Ok(())
 }
 
+/// Why an access token could not be verified.
+#[derive(Debug)]
+pub(crate) enum VerifyError {
+    /// The token is bad (the message is safe to show).
+    Token(JwtError),
+    /// Its key is unknown here and the store, where another replica may have put it, cannot
+    /// be read: the client should retry, not throw its token away.
+    Store(StoreError),
+}
+
 /// Verifies one of our access tokens. An unknown key id makes it re-read the keys from the
-/// store first (another replica may have rotated), at most every 10 seconds.
+/// store first (another replica may have rotated), at most every 10 seconds once a re-read
+/// succeeded.
 pub(crate) async fn verify_access_token(
     inner: &Inner,
     token: &str,
-) -> Result<AccessClaims, JwtError> {
+) -> Result<AccessClaims, VerifyError> {
     let verify = || {
         inner.keys.read().unwrap_or_else(|p| p.into_inner()).verify(
             token,
@@ -373,16 +399,17 @@ pub(crate) async fn verify_access_token(
         Err(JwtError::UnknownKey) => {
             let mut last = inner.last_key_reload.lock().await;
             if last.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                *last = Some(Instant::now());
-                if let Err(e) = reload_keys(inner).await {
-                    tracing::warn!(error = %e, "could not reload signing keys");
+                match reload_keys(inner).await {
+                    Ok(()) => *last = Some(Instant::now()),
+                    Err(StartError::Store(e)) => return Err(VerifyError::Store(e)),
+                    Err(e) => tracing::warn!(error = %e, "could not reload signing keys"),
                 }
                 drop(last);
-                return verify();
+                return verify().map_err(VerifyError::Token);
             }
-            Err(JwtError::UnknownKey)
+            Err(VerifyError::Token(JwtError::UnknownKey))
         }
-        other => other,
+        other => other.map_err(VerifyError::Token),
     }
 }
 

@@ -293,12 +293,14 @@ async fn revoke_inner(
         .await?
     {
         (r.client_id == client.id).then_some(r.grant_id)
-    } else if let Ok(claims) = crate::verify_access_token(state, token).await {
-        (claims.client_id == client.id.as_str())
-            .then(|| crate::model::GrantId::new(claims.grant_id))
     } else {
-        // RFC 7009 §2.2: an unknown token is not an error.
-        None
+        match crate::verify_access_token(state, token).await {
+            Ok(claims) => (claims.client_id == client.id.as_str())
+                .then(|| crate::model::GrantId::new(claims.grant_id)),
+            Err(crate::VerifyError::Store(e)) => return Err(e.into()),
+            // RFC 7009 §2.2: an unknown token is not an error.
+            Err(crate::VerifyError::Token(_)) => None,
+        }
     };
     if let Some(grant_id) = grant_id {
         let grant = state.store.get_grant(&grant_id).await?;

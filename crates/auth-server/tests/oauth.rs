@@ -1311,3 +1311,176 @@ async fn a_metadata_document_client_over_https_through_safe_fetch() {
     .await;
     assert_eq!((page.status, page.location()), (400, None));
 }
+
+/// Two replicas (their own Redis connections) sharing one Redis and one public URL.
+async fn replicas_on_redis(
+    idp: &MockIdp,
+    redis: &support::redis_server::RedisServer,
+) -> (Gateway, Gateway) {
+    let key = EncryptionKey::generate();
+    let store_a: Arc<dyn Store> =
+        Arc::new(auth_server::store::RedisStore::connect(&redis.url()).unwrap());
+    let store_b: Arc<dyn Store> =
+        Arc::new(auth_server::store::RedisStore::connect(&redis.url()).unwrap());
+    let a = Gateway::start_with(idp, store_a, key.clone(), None, |_| {}).await;
+    let public = url::Url::parse(&a.base).unwrap();
+    let b = Gateway::start_with(idp, store_b, key, None, |c| c.public_url = public).await;
+    (a, b)
+}
+
+#[tokio::test]
+async fn a_login_on_one_replica_refreshes_and_revokes_on_another_through_redis() {
+    let redis = support::redis_server::RedisServer::start();
+    let idp = MockIdp::start().await;
+    let (a, b) = replicas_on_redis(&idp, &redis).await;
+    let client = register_public(&a, "http://127.0.0.1:5555/cb").await;
+    let tokens = login(&a, &client).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    // B knows A's signing key and grant, and opens the Layer token with the shared key.
+    let caller = b.server.authenticate(access).await.unwrap();
+    assert_eq!(caller.subject.as_str(), USER_SUB);
+    let layer = b.server.upstream_token(&caller).await.unwrap();
+    assert_eq!(
+        idp.state.issued.lock().unwrap().as_slice(),
+        [layer.expose().to_owned()]
+    );
+    // Refresh through B (the client registered at A).
+    let (status, refreshed) = token_request(
+        &b,
+        &client,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{refreshed}");
+    let new_access = refreshed["access_token"].as_str().unwrap();
+    a.server.authenticate(new_access).await.unwrap();
+    // And on through A with the successor B issued.
+    let (status, again) = token_request(
+        &a,
+        &client,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refreshed["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{again}");
+    // Revoked at B: A refuses every token of the grant at once.
+    let resp = reqwest::Client::new()
+        .post(b.url("/revoke"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "token={}&client_id={}",
+            again["refresh_token"].as_str().unwrap(),
+            client.id
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(matches!(
+        a.server.authenticate(again["access_token"].as_str().unwrap()).await,
+        Err(AuthError::InvalidToken(_))
+    ));
+    let (status, body) = token_request(
+        &a,
+        &client,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", again["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+}
+
+#[tokio::test]
+async fn a_redis_outage_answers_temporarily_unavailable_changes_nothing_and_heals() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = support::redis_server::RedisServer::start_durable(dir.path());
+    let idp = MockIdp::start().await;
+    let (a, b) = replicas_on_redis(&idp, &redis).await;
+    let client = register_public(&a, "http://127.0.0.1:5555/cb").await;
+    let tokens = login(&a, &client).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let r0 = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    redis.kill();
+    let started = std::time::Instant::now();
+    let (status, body) = refresh_with(&b, &client, &r0).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    let description = body["error_description"].as_str().unwrap();
+    assert!(
+        !description.contains("127.0.0.1") && !description.contains("redis://"),
+        "{description}"
+    );
+    // Token checks say "retry", not "log in again".
+    assert!(matches!(
+        a.server.authenticate(&access).await,
+        Err(AuthError::Unavailable(_))
+    ));
+    // A new login cannot start, and says why.
+    let mut browser = Browser::new();
+    let (_, challenge) = pkce();
+    let page = authorize_raw_as(&a, &mut browser, &client, &challenge).await;
+    assert_eq!(page.status, 503, "{}", page.body);
+    // Revocation too.
+    let resp = reqwest::Client::new()
+        .post(a.url("/revoke"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={r0}&client_id={}", client.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert!(a.server.check_store().await.is_err());
+
+    // Redis comes back (with its data): the same servers recover by themselves, and the
+    // refresh token is as it was (not rotated, not revoked).
+    redis.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while a.server.check_store().await.is_err() || b.server.check_store().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "no recovery");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    a.server.authenticate(&access).await.unwrap();
+    let (status, body) = refresh_with(&b, &client, &r0).await;
+    assert_eq!(status, 200, "{body}");
+    let page = authorize_raw_as(&a, &mut browser, &client, &challenge).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+}
+
+async fn authorize_raw_as(
+    gw: &Gateway,
+    browser: &mut Browser,
+    client: &Client,
+    challenge: &str,
+) -> Page {
+    let mut url = url::Url::parse(&gw.url("/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &client.id)
+        .append_pair("redirect_uri", &client.redirect)
+        .append_pair("state", "s")
+        .append_pair("code_challenge", challenge)
+        .append_pair("code_challenge_method", "S256");
+    browser.get(url.as_str()).await
+}
+
+async fn refresh_with(gw: &Gateway, client: &Client, token: &str) -> (u16, Value) {
+    token_request(
+        gw,
+        client,
+        &[("grant_type", "refresh_token"), ("refresh_token", token)],
+    )
+    .await
+}

@@ -122,11 +122,12 @@ impl PatVerifier for LayerVerifier {
 }
 
 /// Layer reachability for `/readyz`, remembered for a few seconds so probes stay cheap,
-/// and the limiter's store.
+/// the limiter's store, and the OAuth store (when OAuth is on).
 struct Readiness {
     layer: LayerClient,
     last: Mutex<Option<(Instant, bool)>>,
     caps: Arc<Caps>,
+    oauth: Option<AuthServer>,
 }
 
 impl Readiness {
@@ -163,7 +164,10 @@ async fn healthz() -> impl IntoResponse {
 /// 503 when Layer is unreachable (nothing works). The limiter's Redis being away is said in
 /// the body but keeps the answer 200: every replica shares that Redis, and reads still work
 /// without it (executes are refused with a clear error), so taking every replica out of the
-/// load balancer would only turn a partial outage into a full one.
+/// load balancer would only turn a partial outage into a full one. The OAuth store
+/// (`oauth store (redis|sqlite): ok | unreachable (…)`) follows the same rule: without it
+/// OAuth logins, refreshes and OAuth-token calls get 503 `temporarily_unavailable`, but PAT
+/// callers are still served.
 async fn readyz(State(readiness): State<Arc<Readiness>>) -> impl IntoResponse {
     let limiter = match readiness.caps.check().await {
         Ok(()) => format!("limiter ({}): ok\n", readiness.caps.store_name()),
@@ -173,12 +177,23 @@ async fn readyz(State(readiness): State<Arc<Readiness>>) -> impl IntoResponse {
             error.reason()
         ),
     };
+    let oauth_store = match &readiness.oauth {
+        None => String::new(),
+        Some(oauth) => match oauth.check_store().await {
+            Ok(()) => format!("oauth store ({}): ok\n", oauth.store_kind()),
+            // The error names the kind of failure only, never the store's URL.
+            Err(error) => format!(
+                "oauth store ({}): unreachable ({error}); OAuth logins and tokens wait until it is back\n",
+                oauth.store_kind()
+            ),
+        },
+    };
     if readiness.layer_reachable().await {
-        (StatusCode::OK, format!("ready\nlayer: ok\n{limiter}"))
+        (StatusCode::OK, format!("ready\nlayer: ok\n{limiter}{oauth_store}"))
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("Layer API unreachable\nlayer: unreachable\n{limiter}"),
+            format!("Layer API unreachable\nlayer: unreachable\n{limiter}{oauth_store}"),
         )
     }
 }
@@ -275,6 +290,7 @@ pub fn router(
         layer: services.layer.clone(),
         last: Mutex::new(None),
         caps: services.caps.clone(),
+        oauth: services.oauth.clone(),
     });
     let mut app = Router::new()
         .route_service("/mcp", mcp)

@@ -310,6 +310,27 @@ async fn a_queued_call_the_client_cancels_leaves_the_queue_at_once() {
 }
 
 #[tokio::test]
+async fn readiness_names_the_oauth_store() {
+    let sim = layer_sim::start(SimConfig::for_tests()).await.unwrap();
+    let config = gateway::Config::for_local(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        sim.api_url().clone(),
+    );
+    let oauth = gateway::oauth::demo_auth_server(&sim, &config.public_url)
+        .await
+        .unwrap();
+    let services = gateway::Services::from_config(&config)
+        .unwrap()
+        .with_oauth(oauth);
+    let gw = gateway::start(config, services).await.unwrap();
+    let r = reqwest::get(format!("http://{}/readyz", gw.addr)).await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("oauth store (sqlite): ok\n"), "{body}");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
 async fn readiness_names_the_limiter() {
     let env = Env::start().await;
     let url = format!("http://{}/readyz", env.gateway.addr);
@@ -317,5 +338,6 @@ async fn readiness_names_the_limiter() {
     assert_eq!(r.status(), reqwest::StatusCode::OK);
     let body = r.text().await.unwrap();
     assert!(body.contains("limiter (in-process): ok"), "{body}");
+    assert!(!body.contains("oauth store"), "no OAuth, no line: {body}");
     env.shutdown().await;
 }

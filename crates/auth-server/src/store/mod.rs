@@ -1,13 +1,16 @@
-//! Where the authorization server keeps its state. Every operation that must happen once
-//! (taking a code, rotating a refresh token, refreshing Layer's token, consuming a consent) is
-//! one atomic call, so a Redis implementation (issue 7) can do each in one transaction or
-//! script, and two replicas racing on the same token see one winner.
+//! Where the authorization server keeps its state: SQLite (one gateway, the default) or
+//! Redis (several replicas sharing it). Every operation that must happen once (taking a
+//! code, rotating a refresh token, refreshing Layer's token, consuming a consent) is one
+//! atomic call (a transaction in SQLite, a Lua script or `GETDEL` in Redis), so two replicas
+//! racing on the same token see one winner.
 
+mod redis;
 mod sqlite;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use redis::RedisStore;
 pub use sqlite::SqliteStore;
 
 use crate::model::{
@@ -20,8 +23,15 @@ use crate::model::{
 pub enum StoreError {
     #[error("the store failed: {0}")]
     Backend(String),
-    #[error("unsupported store URL {0:?}: use sqlite://PATH")]
+    /// The URL is shown with any user name and password replaced by `***`.
+    #[error(
+        "unsupported store URL {0:?}: use sqlite://PATH or redis://[:PASSWORD@]HOST[:PORT][/DB] \
+         (also rediss://, redis+unix://, unix://)"
+    )]
     UnsupportedUrl(String),
+    /// A store URL of a known scheme that cannot be used (shown redacted).
+    #[error("store URL {url:?} cannot be used: {reason}")]
+    InvalidUrl { url: String, reason: String },
 }
 
 /// What purging expired state considers old.
@@ -36,6 +46,11 @@ pub struct PurgePolicy {
 
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `redis` (for `/readyz` and logs).
+    fn kind(&self) -> &'static str;
+    /// A cheap round trip that fails when the store cannot be used (readiness probes).
+    async fn ping(&self) -> Result<(), StoreError>;
+
     // Clients.
     async fn put_client(&self, client: &ClientRecord) -> Result<(), StoreError>;
     async fn get_client(&self, id: &ClientId) -> Result<Option<ClientRecord>, StoreError>;
@@ -118,22 +133,113 @@ pub trait Store: Send + Sync + 'static {
     async fn purge(&self, policy: PurgePolicy) -> Result<Purged, StoreError>;
 }
 
+/// Whether `url` names a Redis store (`redis://`, `rediss://`, `redis+unix://`, `unix://`).
+pub fn is_redis_url(url: &str) -> bool {
+    ["redis://", "rediss://", "redis+unix://", "unix://"]
+        .iter()
+        .any(|scheme| url.len() >= scheme.len() && url[..scheme.len()].eq_ignore_ascii_case(scheme))
+}
+
+/// `url` fit for an error message or a log line: user name and password become `***`, a
+/// query (which may carry a password) goes; anything that does not parse as a URL with a
+/// host but holds an `@` keeps only its scheme.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.has_host() => {
+            if !parsed.username().is_empty() {
+                let _ = parsed.set_username("***");
+            }
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            parsed.to_string()
+        }
+        _ if !url.contains('@') && !url.contains('?') && url.contains(':') => url.to_owned(),
+        _ => match url.split_once(':') {
+            Some((scheme, _))
+                if !scheme.is_empty()
+                    && scheme
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) =>
+            {
+                format!("{scheme}:***")
+            }
+            _ => "***".to_owned(),
+        },
+    }
+}
+
 /// Opens the store a `--store` URL names: `sqlite://PATH` (a relative path is under
-/// `data_dir`), or `sqlite::memory:` (tests).
+/// `data_dir`; the default is `<data_dir>/auth.sqlite3`), `sqlite::memory:` (tests), or a
+/// Redis URL (`redis://`, `rediss://`, `redis+unix://`, `unix://`), which every replica of
+/// a deployment must share. A Redis store connects lazily, so this must run inside a Tokio
+/// runtime, and it succeeds while Redis is down (the first use fails instead). Error
+/// messages never show a password from the URL.
 pub fn open_store(url: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
     let path: PathBuf = match url {
         None => data_dir.join("auth.sqlite3"),
         Some("sqlite::memory:") => return Ok(Arc::new(SqliteStore::open_in_memory()?)),
+        Some(url) if is_redis_url(url) => return Ok(Arc::new(RedisStore::connect(url)?)),
         Some(url) => {
             let rest = url
                 .strip_prefix("sqlite://")
-                .ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
+                .ok_or_else(|| StoreError::UnsupportedUrl(redact_url(url)))?;
             if rest.is_empty() {
-                return Err(StoreError::UnsupportedUrl(url.to_owned()));
+                return Err(StoreError::UnsupportedUrl(redact_url(url)));
             }
             let p = PathBuf::from(rest);
             if p.is_absolute() { p } else { data_dir.join(p) }
         }
     };
     Ok(Arc::new(SqliteStore::open(&path)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_in_errors_never_show_a_password() {
+        let dir = std::path::Path::new("/nonexistent");
+        for url in [
+            "postgres://admin:hunter2@db.internal/auth",
+            "http://user:hunter2@example.com/",
+            "mysql:user:hunter2@host",
+            "hunter2",
+            "redis-cluster://h?password=hunter2",
+        ] {
+            let Err(e) = open_store(Some(url), dir) else {
+                panic!("{url} accepted")
+            };
+            let text = e.to_string();
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(text.contains("redis://"), "says what works: {text}");
+        }
+        assert_eq!(
+            redact_url("redis://:hunter2@redis.internal:6379/2"),
+            "redis://:***@redis.internal:6379/2"
+        );
+        assert_eq!(
+            redact_url("rediss://alice:hunter2@r:6380"),
+            "rediss://***:***@r:6380"
+        );
+    }
+
+    #[test]
+    fn redis_schemes_are_recognised() {
+        for url in [
+            "redis://127.0.0.1:6379/0",
+            "rediss://h",
+            "redis+unix:///run/redis.sock",
+            "unix:///run/redis.sock",
+            "REDIS://h",
+        ] {
+            assert!(is_redis_url(url), "{url}");
+        }
+        assert!(!is_redis_url("sqlite://x"));
+        assert!(!is_redis_url("redis"));
+    }
+
 }

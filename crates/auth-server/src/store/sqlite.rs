@@ -219,6 +219,18 @@ fn insert_refresh(conn: &Connection, t: &RefreshRecord) -> Result<(), StoreError
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(backend)
+        })
+        .await
+    }
+
     async fn put_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
         let client = client.clone();
         self.with(move |c| {

@@ -24,6 +24,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use url::Url;
 
+pub mod redis_server;
+
 pub const IDP_CLIENT_ID: &str = "gateway-client";
 pub const IDP_CLIENT_SECRET: &str = "gateway-secret";
 pub const USER_SUB: &str = "auth0|user-alice";
