@@ -183,10 +183,10 @@ mod tests {
     #[tokio::test]
     async fn cap_evicts_the_least_recently_used_of_that_user_only() {
         let reg = MemorySessionRegistry::new(2, Duration::from_secs(60));
-        reg.bind("a1".into(), &user("alice")).await;
+        reg.bind("a1".into(), &user("alice")).await.unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
-        reg.bind("a2".into(), &user("alice")).await;
-        reg.bind("b1".into(), &user("bob")).await;
+        reg.bind("a2".into(), &user("alice")).await.unwrap();
+        reg.bind("b1".into(), &user("bob")).await.unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
         // a1 used again: a2 is now the least recently used.
         reg.owner("a1").await.unwrap();
@@ -201,8 +201,8 @@ mod tests {
     #[tokio::test]
     async fn idle_sessions_expire() {
         let reg = MemorySessionRegistry::new(4, Duration::from_millis(40));
-        reg.bind("s".into(), &user("alice")).await;
-        reg.bind("t".into(), &user("alice")).await;
+        reg.bind("s".into(), &user("alice")).await.unwrap();
+        reg.bind("t".into(), &user("alice")).await.unwrap();
         tokio::time::sleep(Duration::from_millis(60)).await;
         assert_eq!(reg.owner("s").await.unwrap(), Ownership::Unknown);
         assert_eq!(reg.expire_idle().await, vec![SessionKey::from("t")]);

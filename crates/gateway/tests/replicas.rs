@@ -15,7 +15,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// Applies the shared Redis to a gateway's configuration.
-fn shared(url: &str) -> impl Fn(&mut Config) + Clone {
+fn shared(url: &str) -> impl Fn(&mut Config) + Clone + use<> {
     let url = url.to_owned();
     move |config: &mut Config| {
         config.redis_url = Some(url.parse().unwrap());
@@ -330,7 +330,7 @@ async fn sse_events(response: reqwest::Response, wanted: usize) -> Vec<(Option<S
 async fn a_broken_stream_resumes_on_another_replica_with_last_event_id() {
     let redis = Redis::start().await;
     let (env, b) = two_replicas(&redis).await;
-    let mut client = env.session(&env.alice).await;
+    let client = env.session(&env.alice).await;
 
     // A tool call on A, answered on an SSE stream whose events carry ids from the shared
     // event store: a priming event first, then the result.
@@ -398,7 +398,7 @@ async fn shutdown_drains_calls_in_flight_and_closes_streams() {
         c.shutdown_drain = Duration::from_secs(5);
     })
     .await;
-    let mut client = env.session(&env.alice).await;
+    let client = env.session(&env.alice).await;
     let addr = env.gateway.addr;
 
     // A standalone GET stream, open.
@@ -445,5 +445,119 @@ async fn shutdown_drains_calls_in_flight_and_closes_streams() {
         .expect("stopped within the drain time")
         .unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
+    sim.shutdown().await;
+}
+
+/// The binary itself: SIGTERM with a slow call in flight. The call completes, new
+/// connections are refused, and the process exits 0 within the drain time.
+#[tokio::test]
+async fn sigterm_drains_and_exits_zero() {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let redis = Redis::start().await;
+    let sim = layer_sim::start(layer_sim::SimConfig {
+        enable_admin: true,
+        ..layer_sim::SimConfig::for_tests()
+    })
+    .await
+    .unwrap();
+    let port = common::redis::free_port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_layer-mcp-gateway"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--layer-api-url",
+            sim.api_url().as_str(),
+            "--redis-url",
+            &redis.url(),
+        ])
+        .env("LAYER_MCP_SHUTDOWN_DRAIN_SECS", "6")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let logs = tokio::spawn(async move {
+        let mut logs = String::new();
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            logs.push_str(&line);
+            logs.push('\n');
+        }
+        logs
+    });
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if http
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "serve starts");
+    let mut client = Raw {
+        http: reqwest::Client::new(),
+        url: format!("http://127.0.0.1:{port}/mcp"),
+        pat: Some(
+            sim.fixtures()
+                .active_pat("alice")
+                .unwrap()
+                .expose()
+                .to_owned(),
+        ),
+        session: None,
+        version: "2025-11-25".into(),
+        next_id: 1,
+    };
+    client.initialize().await;
+    let fault = http
+        .post(format!(
+            "{}/_sim/faults",
+            sim.base_url().as_str().trim_end_matches('/')
+        ))
+        .json(&json!({"kind": "latency", "path_prefix": "/api/v1/workspaces", "latency_ms": 2000}))
+        .send()
+        .await
+        .unwrap();
+    assert!(fault.status().is_success());
+    let call = tokio::spawn(async move { client.call("list_workspaces", json!({})).await });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let started = std::time::Instant::now();
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err(),
+        "a new connection was accepted while draining"
+    );
+    let answer = call.await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    assert!(!answer.is_tool_error(), "{}", answer.result());
+    let status = tokio::time::timeout(Duration::from_secs(6), child.wait())
+        .await
+        .expect("exited within the drain time")
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(started.elapsed() < Duration::from_secs(6));
+    let logs = logs.await.unwrap();
+    assert!(logs.contains("drained"), "{logs}");
     sim.shutdown().await;
 }

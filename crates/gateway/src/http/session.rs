@@ -112,6 +112,13 @@ pub async fn bind_sessions(
     }
 
     match &presented {
+        Some(_) if response.status() == StatusCode::INTERNAL_SERVER_ERROR => {
+            // rmcp could not restore the session from the store (Redis went away after the
+            // owner check): say so as the same retryable 503.
+            if let Err(error) = state.registry.check().await {
+                return store_unavailable(&error);
+            }
+        }
         Some(session) => {
             if response.status() == StatusCode::NOT_FOUND
                 || (is_delete && response.status().is_success())
