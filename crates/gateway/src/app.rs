@@ -38,8 +38,8 @@ use crate::legacy;
 use crate::mcp::{LayerMcp, Shared};
 use crate::sessions::{MemorySessionRegistry, SessionRegistry};
 use crate::shared::{
-    EventRetention, RedisCredentialCache, RedisEventStore, RedisSessionRegistry,
-    RedisSessionStore, SharedRedis,
+    EventRetention, RedisCredentialCache, RedisEventStore, RedisSessionRegistry, RedisSessionStore,
+    SharedRedis,
 };
 use crate::tools::{Catalogue, FileFetcher};
 use crate::upstream::Upstream;
@@ -203,7 +203,10 @@ async fn readyz(State(readiness): State<Arc<Readiness>>) -> impl IntoResponse {
     };
     let sessions = session_store_line(readiness.sessions.as_ref()).await;
     if readiness.layer_reachable().await {
-        (StatusCode::OK, format!("ready\nlayer: ok\n{limiter}{sessions}"))
+        (
+            StatusCode::OK,
+            format!("ready\nlayer: ok\n{limiter}{sessions}"),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -234,11 +237,7 @@ pub struct Lifecycle {
 }
 
 /// Builds the router.
-pub fn router(
-    config: &Config,
-    services: Services,
-    lifecycle: Lifecycle,
-) -> anyhow::Result<Router> {
+pub fn router(config: &Config, services: Services, lifecycle: Lifecycle) -> anyhow::Result<Router> {
     let shutdown = lifecycle.shutdown.clone();
     let upstream = Upstream::new(
         services.layer.clone(),
@@ -331,7 +330,10 @@ pub fn router(
         .layer(from_fn_with_state(auth_state, auth::require_caller))
         .layer(from_fn_with_state(old_sse, legacy::dispatch))
         .layer(from_fn_with_state(session_state, session::bind_sessions))
-        .layer(from_fn_with_state(shutdown.clone(), drain::end_streams_on_shutdown))
+        .layer(from_fn_with_state(
+            shutdown.clone(),
+            drain::end_streams_on_shutdown,
+        ))
         .layer(from_fn_with_state(protocol_state, protocol::normalise))
         .layer(from_fn(accept::negotiate))
         .layer(from_fn(disconnect::watch))

@@ -173,8 +173,16 @@ mod tests {
     #[tokio::test]
     async fn sessions_belong_to_their_opener() {
         let reg = MemorySessionRegistry::new(4, Duration::from_secs(60));
-        assert!(reg.bind("s1".into(), &user("alice")).await.unwrap().is_empty());
-        assert_eq!(reg.owner("s1").await.unwrap(), Ownership::Owner(user("alice")));
+        assert!(
+            reg.bind("s1".into(), &user("alice"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            reg.owner("s1").await.unwrap(),
+            Ownership::Owner(user("alice"))
+        );
         assert_eq!(reg.owner("nope").await.unwrap(), Ownership::Unknown);
         reg.remove("s1").await;
         assert_eq!(reg.owner("s1").await.unwrap(), Ownership::Unknown);
@@ -195,7 +203,10 @@ mod tests {
         assert_eq!(evicted, vec![SessionKey::from("a2")]);
         assert_eq!(reg.owner("a2").await.unwrap(), Ownership::Unknown);
         assert_eq!(reg.count_for(&user("alice")), 2);
-        assert_eq!(reg.owner("b1").await.unwrap(), Ownership::Owner(user("bob")));
+        assert_eq!(
+            reg.owner("b1").await.unwrap(),
+            Ownership::Owner(user("bob"))
+        );
     }
 
     #[tokio::test]

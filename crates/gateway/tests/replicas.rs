@@ -66,7 +66,10 @@ async fn a_session_opened_on_one_replica_goes_on_on_another() {
     assert_eq!(tools.status, StatusCode::OK, "{tools:?}");
     assert_eq!(tool_count(&tools), 18);
     let workspaces = client.ok("list_workspaces", json!({})).await;
-    assert!(workspaces.to_string().contains(common::ACME), "{workspaces}");
+    assert!(
+        workspaces.to_string().contains(common::ACME),
+        "{workspaces}"
+    );
     assert_eq!(client.session.as_deref(), Some(session.as_str()));
 
     // And back on A.
@@ -172,13 +175,18 @@ async fn a_pat_accepted_through_one_replica_is_not_checked_again_through_another
 
     // A revoked or unknown PAT is refused on both.
     for gateway_url in [env.mcp_url(), b.mcp_url()] {
-        for pat in [env.alice_revoked.as_str(), "layer_pat_sim_nobody_0000000000"] {
+        for pat in [
+            env.alice_revoked.as_str(),
+            "layer_pat_sim_nobody_0000000000",
+        ] {
             let mut stranger = env.client(pat);
             stranger.url = gateway_url.clone();
             let answer = stranger
-                .post(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                .post(
+                    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
                     "protocolVersion": "2025-11-25", "capabilities": {},
-                    "clientInfo": {"name": "t", "version": "1"}}}))
+                    "clientInfo": {"name": "t", "version": "1"}}}),
+                )
                 .await;
             assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{answer:?}");
         }
@@ -210,7 +218,10 @@ fn assert_store_unavailable(answer: &common::Answer) {
         "expected 503, got {answer:?}"
     );
     let message = answer.error()["message"].as_str().unwrap();
-    assert!(message.contains("session store is unavailable"), "{message}");
+    assert!(
+        message.contains("session store is unavailable"),
+        "{message}"
+    );
     assert!(message.contains("retry"), "{message}");
     assert_eq!(answer.error()["code"], json!(-32003));
 }
@@ -412,8 +423,10 @@ async fn shutdown_drains_calls_in_flight_and_closes_streams() {
     assert_eq!(standalone.status(), StatusCode::OK);
 
     // A slow tool call in flight (Layer answers after 1.5 s).
-    env.add_fault(json!({"kind": "latency", "path_prefix": "/api/v1/workspaces", "latency_ms": 1500}))
-        .await;
+    env.add_fault(
+        json!({"kind": "latency", "path_prefix": "/api/v1/workspaces", "latency_ms": 1500}),
+    )
+    .await;
     let mut caller = Raw {
         http: reqwest::Client::new(),
         url: client.url.clone(),
@@ -430,7 +443,10 @@ async fn shutdown_drains_calls_in_flight_and_closes_streams() {
     token.cancel();
     // The standalone stream ends at once (the client reconnects elsewhere).
     let body = tokio::time::timeout(Duration::from_secs(2), standalone.text()).await;
-    assert!(body.is_ok(), "the standalone stream stayed open during the drain");
+    assert!(
+        body.is_ok(),
+        "the standalone stream stayed open during the drain"
+    );
     // New connections are refused.
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
@@ -560,4 +576,97 @@ async fn sigterm_drains_and_exits_zero() {
     let logs = logs.await.unwrap();
     assert!(logs.contains("drained"), "{logs}");
     sim.shutdown().await;
+}
+
+/// The event store on its own: ids name their stream, a replay gives only what followed in
+/// that stream, retention is bounded, and losing Redis never loses an event's delivery.
+#[tokio::test]
+async fn the_event_store_replays_one_stream_after_an_id() {
+    use gateway::shared::{EventRetention, RedisEventStore, SharedRedis};
+    use rmcp::model::ServerJsonRpcMessage;
+    use rmcp::transport::streamable_http_server::session::{EventStore, ServerSseMessage};
+
+    let mut redis = Redis::start().await;
+    let shared =
+        SharedRedis::connect(&redis.url().parse().unwrap(), Duration::from_secs(1)).unwrap();
+    let retention = EventRetention {
+        per_stream: 256,
+        ttl: Duration::from_secs(60),
+    };
+    let store = RedisEventStore::new(shared, retention);
+    let message = |n: u64| {
+        let text = format!(
+            r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{{"level":"info","data":{n}}}}}"#
+        );
+        ServerSseMessage::from_message(serde_json::from_str::<ServerJsonRpcMessage>(&text).unwrap())
+    };
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(
+            store
+                .store_event("sess-1:common", &message(n))
+                .await
+                .unwrap(),
+        );
+    }
+    let other = store.store_event("other", &message(9)).await.unwrap();
+    assert!(
+        ids.iter().all(|id| id.starts_with("sess-1:common/")),
+        "{ids:?}"
+    );
+
+    let replayed: Vec<ServerSseMessage> = store
+        .replay_events_after(&ids[0])
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    let replayed_ids: Vec<_> = replayed
+        .iter()
+        .map(|e| e.event_id.clone().unwrap())
+        .collect();
+    assert_eq!(replayed_ids, ids[1..].to_vec());
+    let data: Vec<Value> = replayed
+        .iter()
+        .map(|e| {
+            serde_json::to_value(e.message.as_deref().unwrap()).unwrap()["params"]["data"].clone()
+        })
+        .collect();
+    assert_eq!(data, vec![json!(1), json!(2)]);
+    for last in [&ids[2], &other] {
+        let rest: Vec<_> = store
+            .replay_events_after(last)
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert!(rest.is_empty());
+    }
+    assert!(store.replay_events_after("no-separator").await.is_err());
+
+    // Bounded: the stream expires after its TTL.
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let ttl: i64 = ::redis::cmd("PTTL")
+        .arg("layer-mcp:events:sess-1:common")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 60_000, "{ttl}");
+
+    // Redis gone: the event still gets an id (it is delivered), marked unsaved; resuming
+    // after it replays nothing rather than failing.
+    redis.kill().await;
+    let id = store
+        .store_event("sess-1:common", &message(3))
+        .await
+        .unwrap();
+    assert!(id.contains("unsaved-"), "{id}");
+    let rest: Vec<_> = store
+        .replay_events_after(&id)
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert!(rest.is_empty());
 }

@@ -62,9 +62,10 @@ fn store_unavailable(error: &StoreUnavailable) -> Response {
         "The session store is unavailable, so this session cannot be checked right now. \
          The session is not lost: retry in a few seconds.",
     );
-    response
-        .headers_mut()
-        .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("2"));
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("2"),
+    );
     response
 }
 

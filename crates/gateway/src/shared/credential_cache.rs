@@ -61,7 +61,11 @@ impl CredentialCache for RedisCredentialCache {
         let mut conn = self.redis.conn();
         let ttl_ms = (ttl.as_millis() as u64).max(1);
         let result: Result<(), _> = conn
-            .pset_ex(self.redis.keys().credential(key.as_str()), encode(&identity), ttl_ms)
+            .pset_ex(
+                self.redis.keys().credential(key.as_str()),
+                encode(&identity),
+                ttl_ms,
+            )
             .await;
         if let Err(error) = result {
             tracing::warn!(error = %RedisError::from_client(&error), "could not share an accepted credential");

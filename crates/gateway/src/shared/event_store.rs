@@ -54,7 +54,11 @@ impl RedisEventStore {
         Self { redis, retention }
     }
 
-    async fn append(&self, stream_id: &str, event: &ServerSseMessage) -> Result<String, EventStoreError> {
+    async fn append(
+        &self,
+        stream_id: &str,
+        event: &ServerSseMessage,
+    ) -> Result<String, EventStoreError> {
         let key = self.redis.keys().events(stream_id);
         let message = match &event.message {
             Some(message) => serde_json::to_string(message.as_ref())?,
@@ -109,12 +113,18 @@ impl EventStore for RedisEventStore {
             Ok(entry) => Ok(format!("{stream_id}/{entry}")),
             Err(error) => {
                 tracing::warn!(%error, "could not store an SSE event; delivered without resumption");
-                Ok(format!("{stream_id}/{UNSAVED}{}", uuid::Uuid::new_v4().simple()))
+                Ok(format!(
+                    "{stream_id}/{UNSAVED}{}",
+                    uuid::Uuid::new_v4().simple()
+                ))
             }
         }
     }
 
-    async fn replay_events_after(&self, last_event_id: &str) -> Result<EventStream, EventStoreError> {
+    async fn replay_events_after(
+        &self,
+        last_event_id: &str,
+    ) -> Result<EventStream, EventStoreError> {
         let (stream_id, entry) = split_event_id(last_event_id).ok_or(InvalidEventId)?;
         if entry.starts_with(UNSAVED) {
             return Ok(Box::pin(futures::stream::empty()));
@@ -131,7 +141,9 @@ impl EventStore for RedisEventStore {
         let mut events = Vec::with_capacity(reply.len());
         for (id, fields) in reply {
             let message = match fields.get("m").filter(|m| !m.is_empty()) {
-                Some(text) => Some(Arc::new(serde_json::from_str::<ServerJsonRpcMessage>(text)?)),
+                Some(text) => Some(Arc::new(serde_json::from_str::<ServerJsonRpcMessage>(
+                    text,
+                )?)),
                 None => None,
             };
             let retry = fields
@@ -167,10 +179,16 @@ mod tests {
         let text = r#"{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"hi"}],"structuredContent":{"a":1},"isError":false}}"#;
         let message: ServerJsonRpcMessage = serde_json::from_str(text).unwrap();
         let again: serde_json::Value = serde_json::to_value(&message).unwrap();
-        assert_eq!(again, serde_json::from_str::<serde_json::Value>(text).unwrap());
+        assert_eq!(
+            again,
+            serde_json::from_str::<serde_json::Value>(text).unwrap()
+        );
         let note = r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"t","progress":1.0,"total":2.0,"message":"half"}}"#;
         let message: ServerJsonRpcMessage = serde_json::from_str(note).unwrap();
         let again: serde_json::Value = serde_json::to_value(&message).unwrap();
-        assert_eq!(again, serde_json::from_str::<serde_json::Value>(note).unwrap());
+        assert_eq!(
+            again,
+            serde_json::from_str::<serde_json::Value>(note).unwrap()
+        );
     }
 }

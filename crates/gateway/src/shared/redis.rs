@@ -35,7 +35,10 @@ impl RedisError {
             RedisError::Unreachable("timed out".to_owned())
         } else if error.is_connection_refusal() {
             RedisError::Unreachable("connection refused".to_owned())
-        } else if error.is_io_error() || error.is_connection_dropped() || error.is_unrecoverable_error() {
+        } else if error.is_io_error()
+            || error.is_connection_dropped()
+            || error.is_unrecoverable_error()
+        {
             RedisError::Unreachable(format!("{:?}", error.kind()))
         } else {
             RedisError::Answer(format!("{:?}", error.kind()))
