@@ -2,6 +2,8 @@
 //! simulator, with a real `redis-server` started by the test. A client moves between them
 //! with the same `Mcp-Session-Id`, as behind a round-robin load balancer.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::net::SocketAddr;
