@@ -232,15 +232,24 @@ fn assert_store_unavailable(answer: &common::Answer) {
 async fn losing_redis_refuses_session_requests_clearly_and_recovers() {
     let mut redis = Redis::start().await;
     let (env, b) = two_replicas(&redis).await;
-    let mut client = env.session(&env.alice).await;
-    on(&mut client, &b);
-    assert_eq!(client.list_tools().await.status, StatusCode::OK);
+    // One session used on both replicas; one only ever seen by A.
+    let mut both = env.session(&env.alice).await;
+    on(&mut both, &b);
+    assert_eq!(both.list_tools().await.status, StatusCode::OK);
+    let mut only_a = env.session(&env.alice).await;
 
-    // Redis hangs (a network partition): 503, not 404, on both replicas.
+    // Redis hangs (a network partition). A replica that checked a session before goes on
+    // with the same owner check; one that never saw it cannot check it: 503, not 404.
     redis.pause(true);
-    assert_store_unavailable(&client.list_tools().await);
-    client.url = env.mcp_url();
-    assert_store_unavailable(&client.call("list_workspaces", json!({})).await);
+    assert_eq!(both.list_tools().await.status, StatusCode::OK);
+    let mut stranger = env.client(&env.bob);
+    stranger.session = both.session.clone();
+    on(&mut stranger, &b);
+    assert_eq!(stranger.list_tools().await.status, StatusCode::NOT_FOUND);
+    on(&mut only_a, &b);
+    assert_store_unavailable(&only_a.list_tools().await);
+    only_a.url = env.mcp_url();
+    assert_eq!(only_a.list_tools().await.status, StatusCode::OK);
     let ready = env
         .http
         .get(env.mcp_url().replace("/mcp", "/readyz"))
@@ -254,38 +263,48 @@ async fn losing_redis_refuses_session_requests_clearly_and_recovers() {
         "{body}"
     );
 
-    // Back, with its data: the same session works again, on both, without a restart.
+    // Back, with its data: the session A alone knew now works on B too.
     redis.pause(false);
-    let mut answer = client.list_tools().await;
+    on(&mut only_a, &b);
+    let mut answer = only_a.list_tools().await;
     for _ in 0..20 {
         if answer.status == StatusCode::OK {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-        answer = client.list_tools().await;
+        answer = only_a.list_tools().await;
     }
     assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
-    on(&mut client, &b);
-    client.ok("list_workspaces", json!({})).await;
 
-    // Killed: 503 again. Restarted empty on the same port: the session is gone (404, the
-    // client re-initializes), and a new one works across replicas again.
+    // Killed: a session B never checked is 503 there. Restarted empty on the same port:
+    // each replica writes back the sessions it knows, so they go on where they are known;
+    // a replica that must restore one from the lost state answers 404, and the client
+    // re-initializes.
+    let mut late = env.session(&env.alice).await;
     redis.kill().await;
-    assert_store_unavailable(&client.list_tools().await);
+    on(&mut late, &b);
+    assert_store_unavailable(&late.list_tools().await);
     let redis = Redis::start_on(redis.port).await;
-    let mut answer = client.list_tools().await;
+    both.url = env.mcp_url();
+    let mut answer = both.list_tools().await;
     for _ in 0..20 {
-        if answer.status != StatusCode::SERVICE_UNAVAILABLE {
+        if answer.status == StatusCode::OK {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-        answer = client.list_tools().await;
+        answer = both.list_tools().await;
     }
-    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{answer:?}");
-    client.session = None;
-    client.initialize().await;
-    client.url = env.mcp_url();
-    client.ok("list_workspaces", json!({})).await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    on(&mut both, &b);
+    both.ok("list_workspaces", json!({})).await;
+    // Another user still cannot use it.
+    assert_eq!(stranger.list_tools().await.status, StatusCode::NOT_FOUND);
+    // `late` was only ever on A, whose stored state is gone: B cannot restore it.
+    assert_eq!(late.list_tools().await.status, StatusCode::NOT_FOUND);
+    late.session = None;
+    late.initialize().await;
+    late.url = env.mcp_url();
+    late.ok("list_workspaces", json!({})).await;
     let ready = env
         .http
         .get(env.mcp_url().replace("/mcp", "/readyz"))
