@@ -2,6 +2,7 @@
 //! older HTTP+SSE transport's stream), `/sse` and `/messages` (the older transport),
 //! `/healthz` and `/readyz`; and [`start`], which binds and serves it until shut down.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,10 +33,14 @@ use crate::auth::{
 };
 use crate::caps::Caps;
 use crate::config::{Config, origin_of};
-use crate::http::{self, accept, auth, disconnect, guard, protocol, session};
+use crate::http::{self, accept, auth, disconnect, drain, guard, protocol, session};
 use crate::legacy;
 use crate::mcp::{LayerMcp, Shared};
 use crate::sessions::{MemorySessionRegistry, SessionRegistry};
+use crate::shared::{
+    EventRetention, RedisCredentialCache, RedisEventStore, RedisSessionRegistry, RedisSessionStore,
+    SharedRedis,
+};
 use crate::tools::{Catalogue, FileFetcher};
 use crate::upstream::Upstream;
 
@@ -52,21 +57,42 @@ pub struct Services {
     pub oauth: Option<AuthServer>,
     /// The per-user caps (issue 5) and the limiter counting them.
     pub caps: Arc<Caps>,
+    /// The shared Redis (`redis_url`), when set: sessions, their events, the session
+    /// registry and the PAT cache live there, so replicas are interchangeable.
+    pub redis: Option<SharedRedis>,
 }
 
 impl Services {
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
         let layer = layer_client(config)?;
         let verifier: Arc<dyn PatVerifier> = Arc::new(LayerVerifier(layer.clone()));
+        let redis = match &config.redis_url {
+            Some(url) => Some(
+                SharedRedis::connect(url, crate::shared::redis::DEFAULT_TIMEOUT)
+                    .map_err(|e| anyhow::anyhow!("setting `redis_url`: {e}"))?,
+            ),
+            None => None,
+        };
+        let credentials: Arc<dyn crate::auth::CredentialCache> = match &redis {
+            Some(redis) => Arc::new(RedisCredentialCache::new(redis.clone())),
+            None => Arc::new(MemoryCredentialCache::default()),
+        };
         let authenticator: SharedAuthenticator = Arc::new(PatAuthenticator::new(
             verifier,
-            Arc::new(MemoryCredentialCache::default()),
+            credentials,
             config.pat_cache_ttl,
         ));
-        let sessions: Arc<dyn SessionRegistry> = Arc::new(MemorySessionRegistry::new(
-            config.max_sessions_per_user,
-            config.session_idle_timeout,
-        ));
+        let sessions: Arc<dyn SessionRegistry> = match &redis {
+            Some(redis) => Arc::new(RedisSessionRegistry::new(
+                redis.clone(),
+                config.max_sessions_per_user,
+                config.session_idle_timeout,
+            )),
+            None => Arc::new(MemorySessionRegistry::new(
+                config.max_sessions_per_user,
+                config.session_idle_timeout,
+            )),
+        };
         let fetcher = crate::fetch::fetcher_from_config(config)?;
         let caps = Arc::new(Caps::from_config(&config.caps)?);
         Ok(Self {
@@ -76,6 +102,7 @@ impl Services {
             fetcher,
             oauth: None,
             caps,
+            redis,
         })
     }
 
@@ -128,6 +155,7 @@ struct Readiness {
     last: Mutex<Option<(Instant, bool)>>,
     caps: Arc<Caps>,
     oauth: Option<AuthServer>,
+    sessions: Arc<dyn SessionRegistry>,
 }
 
 impl Readiness {
@@ -188,22 +216,44 @@ async fn readyz(State(readiness): State<Arc<Readiness>>) -> impl IntoResponse {
             ),
         },
     };
+    let sessions = session_store_line(readiness.sessions.as_ref()).await;
     if readiness.layer_reachable().await {
-        (StatusCode::OK, format!("ready\nlayer: ok\n{limiter}{oauth_store}"))
+        (
+            StatusCode::OK,
+            format!("ready\nlayer: ok\n{limiter}{sessions}{oauth_store}"),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("Layer API unreachable\nlayer: unreachable\n{limiter}{oauth_store}"),
+            format!("Layer API unreachable\nlayer: unreachable\n{limiter}{sessions}{oauth_store}"),
         )
     }
 }
 
-/// Builds the router. `shutdown` ends SSE streams and the idle-session sweeper.
-pub fn router(
-    config: &Config,
-    services: Services,
-    shutdown: CancellationToken,
-) -> anyhow::Result<Router> {
+/// `/readyz`'s line for the session store (same rule as the limiter's: said, not 503).
+async fn session_store_line(sessions: &dyn SessionRegistry) -> String {
+    match sessions.check().await {
+        Ok(()) => format!("session store ({}): ok\n", sessions.store_name()),
+        Err(error) => format!(
+            "session store ({}): unreachable ({}); requests on existing sessions get 503 until it is back\n",
+            sessions.store_name(),
+            error.0
+        ),
+    }
+}
+
+/// When a gateway stops: `shutdown` starts the drain (no new connections, standalone SSE
+/// streams closed, the idle sweeper and the old transport's drain); `hard_stop` ends what is
+/// left (rmcp's sessions and streams) once calls in flight are done or the drain time is up.
+#[derive(Clone, Default)]
+pub struct Lifecycle {
+    pub shutdown: CancellationToken,
+    pub hard_stop: CancellationToken,
+}
+
+/// Builds the router.
+pub fn router(config: &Config, services: Services, lifecycle: Lifecycle) -> anyhow::Result<Router> {
+    let shutdown = lifecycle.shutdown.clone();
     let upstream = Upstream::new(
         services.layer.clone(),
         services.authenticator.clone(),
@@ -217,6 +267,12 @@ pub fn router(
     });
 
     let mut session_manager = LocalSessionManager::default();
+    if let Some(redis) = &services.redis {
+        session_manager = session_manager.with_event_store(Arc::new(RedisEventStore::new(
+            redis.clone(),
+            EventRetention::for_idle_timeout(config.session_idle_timeout),
+        )));
+    }
     session_manager.session_config.keep_alive = Some(config.session_idle_timeout);
     let session_manager = Arc::new(session_manager);
 
@@ -227,8 +283,16 @@ pub fn router(
         .with_sse_keep_alive(Some(config.sse_keep_alive))
         .with_json_response(true)
         .with_max_request_body_bytes(config.max_request_body_bytes)
-        .with_cancellation_token(shutdown.child_token());
+        // Not `shutdown`: calls in flight finish during the drain.
+        .with_cancellation_token(lifecycle.hard_stop.child_token());
     mcp_config.legacy_session_mode = true;
+    if let Some(redis) = &services.redis {
+        // Another replica restores a session it never saw from its stored `initialize`.
+        mcp_config.session_store = Some(Arc::new(RedisSessionStore::new(
+            redis.clone(),
+            config.session_idle_timeout,
+        )));
+    }
     let factory_shared = shared.clone();
     let mcp_service = StreamableHttpService::new(
         move || Ok(LayerMcp::new(factory_shared.clone())),
@@ -281,6 +345,10 @@ pub fn router(
         .layer(from_fn_with_state(auth_state, auth::require_caller))
         .layer(from_fn_with_state(old_sse, legacy::dispatch))
         .layer(from_fn_with_state(session_state, session::bind_sessions))
+        .layer(from_fn_with_state(
+            shutdown.clone(),
+            drain::end_streams_on_shutdown,
+        ))
         .layer(from_fn_with_state(protocol_state, protocol::normalise))
         .layer(from_fn(accept::negotiate))
         .layer(from_fn(disconnect::watch))
@@ -291,6 +359,7 @@ pub fn router(
         last: Mutex::new(None),
         caps: services.caps.clone(),
         oauth: services.oauth.clone(),
+        sessions: services.sessions.clone(),
     });
     let mut app = Router::new()
         .route_service("/mcp", mcp)
@@ -363,8 +432,11 @@ pub async fn start(mut config: Config, services: Services) -> anyhow::Result<Run
     }
     config.listen = addr;
     config.validate()?;
-    let shutdown = CancellationToken::new();
-    let app = router(&config, services, shutdown.clone())?;
+    let lifecycle = Lifecycle::default();
+    let shutdown = lifecycle.shutdown.clone();
+    let hard_stop = lifecycle.hard_stop.clone();
+    let drain_time = config.shutdown_drain;
+    let app = router(&config, services, lifecycle)?;
     let stop = shutdown.clone();
     // Small SSE frames must not wait for Nagle's algorithm (it costs ~40 ms per call).
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
@@ -379,12 +451,31 @@ pub async fn start(mut config: Config, services: Services) -> anyhow::Result<Run
         legacy_sse::split_connect_info::<SocketAddr>,
     ));
     let task = tokio::spawn(async move {
-        axum::serve(
+        // On shutdown axum drops the listener (new connections are refused) and waits for
+        // the open ones: requests in flight finish, standalone SSE streams end at once
+        // (`http/drain.rs`), idle keep-alive connections close. The drain time bounds it all.
+        let serve = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<ClosableConnection<SocketAddr>>(),
         )
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
+        .with_graceful_shutdown(stop.clone().cancelled_owned())
+        .into_future();
+        let deadline = async {
+            stop.cancelled().await;
+            tokio::time::sleep(drain_time).await;
+        };
+        let result = tokio::select! {
+            result = serve => {
+                tracing::info!("drained: every connection finished");
+                result
+            }
+            () = deadline => {
+                tracing::warn!(drain_secs = drain_time.as_secs(), "drain time over: closing what is left");
+                Ok(())
+            }
+        };
+        hard_stop.cancel();
+        result
     });
     tracing::info!(%addr, mcp_url = %config.mcp_url(), upstream = %config.layer_api_url, limiter = ?config.caps.store, "gateway listening");
     Ok(RunningGateway {

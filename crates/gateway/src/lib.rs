@@ -6,6 +6,8 @@
 //! - [`http`]: the tower layers in front of rmcp (guard, auth, sessions, protocol, accept);
 //! - [`auth`]: bearer extraction, the PAT authenticator and its cache, the 401 challenge;
 //! - [`sessions`]: which user owns which MCP session, with a per-user cap;
+//! - [`shared`]: the state replicas share in Redis (sessions, their events, the session
+//!   registry, the PAT cache) and the one Redis connection helper;
 //! - [`mcp`]: the rmcp server handler; [`tools`]: the 18 tools; [`errors`]: the one
 //!   failure-to-result mapping; [`upstream`]: the way to Layer and its choke point;
 //! - [`caps`]: the per-user caps of issue 5 (active runs, calls in flight) around every
@@ -28,6 +30,7 @@ pub mod legacy;
 pub mod mcp;
 pub mod oauth;
 pub mod sessions;
+pub mod shared;
 pub mod tools;
 pub mod upstream;
 

@@ -4,7 +4,8 @@
 //! that user's least recently used session. Sessions unused for the idle timeout are
 //! forgotten (rmcp closes its side with the same timeout).
 //!
-//! Behind a trait: issue 7 keeps these bindings in Redis so any replica can check them.
+//! Behind a trait: with `redis_url`, `shared::session_registry` keeps these bindings in
+//! Redis so any replica can check them.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,18 +25,36 @@ pub enum Ownership {
     Owner(UserId),
 }
 
+/// The registry's store (the shared Redis) cannot be asked: the session can be neither
+/// confirmed nor refused, so the request is refused with 503 and may be retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the session store is unavailable ({0})")]
+pub struct StoreUnavailable(pub String);
+
 /// Session ownership bookkeeping.
 #[async_trait::async_trait]
 pub trait SessionRegistry: Send + Sync + 'static {
     /// Records that `user` opened `session`. Returns the sessions of that user to close
     /// because the cap was exceeded (least recently used first).
-    async fn bind(&self, session: SessionKey, user: &UserId) -> Vec<SessionKey>;
+    async fn bind(
+        &self,
+        session: SessionKey,
+        user: &UserId,
+    ) -> Result<Vec<SessionKey>, StoreUnavailable>;
     /// Who owns `session`; a known session's last use becomes now.
-    async fn owner(&self, session: &str) -> Ownership;
+    async fn owner(&self, session: &str) -> Result<Ownership, StoreUnavailable>;
     /// Forgets a session (DELETE, eviction, or rmcp no longer knows it).
     async fn remove(&self, session: &str);
     /// Sessions idle for longer than the timeout, forgotten by this call, for closing.
     async fn expire_idle(&self) -> Vec<SessionKey>;
+    /// Where the bindings are kept, for `/readyz` (`memory`, `redis`).
+    fn store_name(&self) -> &'static str {
+        "memory"
+    }
+    /// Whether the store answers, for `/readyz`.
+    async fn check(&self) -> Result<(), StoreUnavailable> {
+        Ok(())
+    }
 }
 
 struct Entry {
@@ -77,7 +96,11 @@ impl MemorySessionRegistry {
 
 #[async_trait::async_trait]
 impl SessionRegistry for MemorySessionRegistry {
-    async fn bind(&self, session: SessionKey, user: &UserId) -> Vec<SessionKey> {
+    async fn bind(
+        &self,
+        session: SessionKey,
+        user: &UserId,
+    ) -> Result<Vec<SessionKey>, StoreUnavailable> {
         let now = Instant::now();
         let mut sessions = self.lock();
         sessions.insert(
@@ -94,20 +117,20 @@ impl SessionRegistry for MemorySessionRegistry {
             .collect();
         let excess = (mine.len() + 1).saturating_sub(self.max_per_user);
         if excess == 0 {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         mine.sort_by_key(|(_, used)| *used);
         let evicted: Vec<SessionKey> = mine.into_iter().take(excess).map(|(id, _)| id).collect();
         for id in &evicted {
             sessions.remove(id);
         }
-        evicted
+        Ok(evicted)
     }
 
-    async fn owner(&self, session: &str) -> Ownership {
+    async fn owner(&self, session: &str) -> Result<Ownership, StoreUnavailable> {
         let now = Instant::now();
         let mut sessions = self.lock();
-        match sessions.get_mut(session) {
+        Ok(match sessions.get_mut(session) {
             Some(entry) if now.duration_since(entry.last_used) <= self.idle_timeout => {
                 entry.last_used = now;
                 Ownership::Owner(entry.user.clone())
@@ -117,7 +140,7 @@ impl SessionRegistry for MemorySessionRegistry {
                 Ownership::Unknown
             }
             None => Ownership::Unknown,
-        }
+        })
     }
 
     async fn remove(&self, session: &str) {
@@ -150,38 +173,49 @@ mod tests {
     #[tokio::test]
     async fn sessions_belong_to_their_opener() {
         let reg = MemorySessionRegistry::new(4, Duration::from_secs(60));
-        assert!(reg.bind("s1".into(), &user("alice")).await.is_empty());
-        assert_eq!(reg.owner("s1").await, Ownership::Owner(user("alice")));
-        assert_eq!(reg.owner("nope").await, Ownership::Unknown);
+        assert!(
+            reg.bind("s1".into(), &user("alice"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            reg.owner("s1").await.unwrap(),
+            Ownership::Owner(user("alice"))
+        );
+        assert_eq!(reg.owner("nope").await.unwrap(), Ownership::Unknown);
         reg.remove("s1").await;
-        assert_eq!(reg.owner("s1").await, Ownership::Unknown);
+        assert_eq!(reg.owner("s1").await.unwrap(), Ownership::Unknown);
     }
 
     #[tokio::test]
     async fn cap_evicts_the_least_recently_used_of_that_user_only() {
         let reg = MemorySessionRegistry::new(2, Duration::from_secs(60));
-        reg.bind("a1".into(), &user("alice")).await;
+        reg.bind("a1".into(), &user("alice")).await.unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
-        reg.bind("a2".into(), &user("alice")).await;
-        reg.bind("b1".into(), &user("bob")).await;
+        reg.bind("a2".into(), &user("alice")).await.unwrap();
+        reg.bind("b1".into(), &user("bob")).await.unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
         // a1 used again: a2 is now the least recently used.
-        reg.owner("a1").await;
+        reg.owner("a1").await.unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let evicted = reg.bind("a3".into(), &user("alice")).await;
+        let evicted = reg.bind("a3".into(), &user("alice")).await.unwrap();
         assert_eq!(evicted, vec![SessionKey::from("a2")]);
-        assert_eq!(reg.owner("a2").await, Ownership::Unknown);
+        assert_eq!(reg.owner("a2").await.unwrap(), Ownership::Unknown);
         assert_eq!(reg.count_for(&user("alice")), 2);
-        assert_eq!(reg.owner("b1").await, Ownership::Owner(user("bob")));
+        assert_eq!(
+            reg.owner("b1").await.unwrap(),
+            Ownership::Owner(user("bob"))
+        );
     }
 
     #[tokio::test]
     async fn idle_sessions_expire() {
         let reg = MemorySessionRegistry::new(4, Duration::from_millis(40));
-        reg.bind("s".into(), &user("alice")).await;
-        reg.bind("t".into(), &user("alice")).await;
+        reg.bind("s".into(), &user("alice")).await.unwrap();
+        reg.bind("t".into(), &user("alice")).await.unwrap();
         tokio::time::sleep(Duration::from_millis(60)).await;
-        assert_eq!(reg.owner("s").await, Ownership::Unknown);
+        assert_eq!(reg.owner("s").await.unwrap(), Ownership::Unknown);
         assert_eq!(reg.expire_idle().await, vec![SessionKey::from("t")]);
         assert_eq!(reg.count_for(&user("alice")), 0);
     }

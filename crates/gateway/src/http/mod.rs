@@ -16,6 +16,7 @@
 pub mod accept;
 pub mod auth;
 pub mod disconnect;
+pub mod drain;
 pub mod guard;
 pub mod protocol;
 pub mod session;

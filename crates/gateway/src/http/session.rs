@@ -2,6 +2,10 @@
 //! unknown, expired, or another user's gets the same 404 rmcp gives an unknown session, so
 //! nothing reveals that someone else's session exists; the client re-initializes. Opening a
 //! session beyond the per-user cap closes that user's least recently used one.
+//!
+//! When the registry's store (the shared Redis) cannot be asked, a request naming a session
+//! gets 503 with a JSON-RPC error saying so, never 404 (which would make the client drop a
+//! session that still exists) and never a pass (which would skip the owner check).
 
 use std::sync::Arc;
 
@@ -10,9 +14,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use http::{HeaderName, Method, StatusCode};
 
-use super::text_error;
+use super::{jsonrpc_error, text_error};
 use crate::auth::Caller;
-use crate::sessions::{Ownership, SessionKey, SessionRegistry};
+use crate::sessions::{Ownership, SessionKey, SessionRegistry, StoreUnavailable};
 
 pub const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 
@@ -45,6 +49,26 @@ fn not_found() -> Response {
     text_error(StatusCode::NOT_FOUND, "Not Found: Session not found")
 }
 
+/// JSON-RPC code of "the session store is unavailable" (server-defined range).
+pub const SESSION_STORE_UNAVAILABLE: i64 = -32003;
+
+/// 503: the session can be neither confirmed nor refused right now; retry.
+fn store_unavailable(error: &StoreUnavailable) -> Response {
+    tracing::warn!(%error, "session store unavailable: refusing a session request");
+    let mut response = jsonrpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        SESSION_STORE_UNAVAILABLE,
+        "The session store is unavailable, so this session cannot be checked right now. \
+         The session is not lost: retry in a few seconds.",
+    );
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("2"),
+    );
+    response
+}
+
 pub async fn bind_sessions(
     State(state): State<SessionState>,
     request: Request,
@@ -71,12 +95,13 @@ pub async fn bind_sessions(
 
     if let Some(session) = &presented {
         match state.registry.owner(session).await {
-            Ownership::Owner(user) if &user == caller.user() => {}
-            Ownership::Owner(_) => {
+            Ok(Ownership::Owner(user)) if &user == caller.user() => {}
+            Ok(Ownership::Owner(_)) => {
                 tracing::warn!(user = %caller.user(), "refused another user's session");
                 return not_found();
             }
-            Ownership::Unknown => return not_found(),
+            Ok(Ownership::Unknown) => return not_found(),
+            Err(error) => return store_unavailable(&error),
         }
     }
 
@@ -88,6 +113,13 @@ pub async fn bind_sessions(
     }
 
     match &presented {
+        Some(_) if response.status() == StatusCode::INTERNAL_SERVER_ERROR => {
+            // rmcp could not restore the session from the store (Redis went away after the
+            // owner check): say so as the same retryable 503.
+            if let Err(error) = state.registry.check().await {
+                return store_unavailable(&error);
+            }
+        }
         Some(session) => {
             if response.status() == StatusCode::NOT_FOUND
                 || (is_delete && response.status().is_success())
@@ -102,9 +134,18 @@ pub async fn bind_sessions(
                 .and_then(|v| v.to_str().ok())
                 .map(SessionKey::from);
             if let Some(session) = issued.filter(|_| response.status().is_success()) {
-                for evicted in state.registry.bind(session, caller.user()).await {
-                    tracing::info!(user = %caller.user(), "session cap reached: closing the least recently used session");
-                    state.closer.close(&evicted).await;
+                match state.registry.bind(session.clone(), caller.user()).await {
+                    Ok(evicted) => {
+                        for evicted in evicted {
+                            tracing::info!(user = %caller.user(), "session cap reached: closing the least recently used session");
+                            state.closer.close(&evicted).await;
+                        }
+                    }
+                    Err(error) => {
+                        // A session no replica could check must not exist: close it here.
+                        state.closer.close(&session).await;
+                        return store_unavailable(&error);
+                    }
                 }
             }
         }

@@ -2,6 +2,8 @@
 //! a small raw MCP client (reqwest) that shows every header and status.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod redis;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
