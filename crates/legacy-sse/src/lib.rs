@@ -75,6 +75,8 @@ mod transport;
 
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "redis")]
+mod redis_directory;
 
 pub use config::{Config, ConfigError};
 pub use connection::{
@@ -82,5 +84,9 @@ pub use connection::{
 };
 pub use directory::{Delivery, DeliveryError, Inbox, LocalDirectory, SessionDirectory};
 pub use identity::{Identify, IdentityKey};
+#[cfg(feature = "redis")]
+pub use redis_directory::{
+    HeadersOnly, RebuildParts, RedisDirectory, RedisDirectoryConfig, RedisDirectoryError,
+};
 pub use server::{Builder, LegacySse, Stats};
 pub use session::SessionId;
