@@ -105,11 +105,12 @@ async fn accepted(http: &reqwest::Client, url: &Url, pat: &str, body: Value) -> 
 
 async fn reply_to(stream: &mut Connection, id: i64) -> Value {
     loop {
-        let (event, data) = tokio::time::timeout(Duration::from_secs(20), stream.events.next_event())
-            .await
-            .expect("a message in time")
-            .expect("stream open")
-            .expect("readable");
+        let (event, data) =
+            tokio::time::timeout(Duration::from_secs(20), stream.events.next_event())
+                .await
+                .expect("a message in time")
+                .expect("stream open")
+                .expect("readable");
         assert_eq!(event, "message");
         let message: Value = serde_json::from_str(&data).unwrap();
         if message["id"] == json!(id) {
@@ -169,7 +170,13 @@ async fn posts_to_another_replica_are_answered_on_the_stream_and_stay_the_owners
     assert_eq!(tools["result"]["tools"].as_array().unwrap().len(), 18);
 
     // The call runs on A with alice's own credential (authenticated again on A).
-    accepted(&env.http, &on_b, &env.alice, call(2, "list_workspaces", json!({}))).await;
+    accepted(
+        &env.http,
+        &on_b,
+        &env.alice,
+        call(2, "list_workspaces", json!({})),
+    )
+    .await;
     let listed = reply_to(&mut stream, 2).await;
     assert_ne!(listed["result"]["isError"], true, "{listed}");
     let workspaces = &listed["result"]["structuredContent"];
@@ -190,28 +197,57 @@ async fn posts_to_another_replica_are_answered_on_the_stream_and_stay_the_owners
         call(3, "get_workspace", json!({"workspace_id": "not-a-uuid"})),
     )
     .await;
-    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let error = reply_to(&mut stream, 3).await;
-    assert_eq!(error["result"]["structuredContent"]["code"], "INVALID_INPUTS");
-    assert_eq!(error["result"]["structuredContent"]["request_id"], request_id);
+    assert_eq!(
+        error["result"]["structuredContent"]["code"],
+        "INVALID_INPUTS"
+    );
+    assert_eq!(
+        error["result"]["structuredContent"]["request_id"],
+        request_id
+    );
 
     // Another user's POST to B: the same 404 as an unknown session; none at all: 401.
-    let bob = post(&env.http, &on_b, Some(&env.bob), &call(4, "list_workspaces", json!({}))).await;
+    let bob = post(
+        &env.http,
+        &on_b,
+        Some(&env.bob),
+        &call(4, "list_workspaces", json!({})),
+    )
+    .await;
     assert_eq!(bob.status(), StatusCode::NOT_FOUND);
-    let anonymous = post(&env.http, &on_b, None, &call(5, "list_workspaces", json!({}))).await;
+    let anonymous = post(
+        &env.http,
+        &on_b,
+        None,
+        &call(5, "list_workspaces", json!({})),
+    )
+    .await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 
     // The stream closes: B answers 404 (the client opens a new stream).
     drop(stream);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let status = post(&env.http, &on_b, Some(&env.alice), &call(6, "list_workspaces", json!({})))
-            .await
-            .status();
+        let status = post(
+            &env.http,
+            &on_b,
+            Some(&env.alice),
+            &call(6, "list_workspaces", json!({})),
+        )
+        .await
+        .status();
         if status == StatusCode::NOT_FOUND {
             break;
         }
-        assert!(Instant::now() < deadline, "still {status} after the stream closed");
+        assert!(
+            Instant::now() < deadline,
+            "still {status} after the stream closed"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     b.shutdown().await;
