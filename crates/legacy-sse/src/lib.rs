@@ -31,8 +31,8 @@
 //! a stream is ended and forgotten but its connection lingers until the client goes away.
 //!
 //! Finding a session from a POST goes through [`SessionDirectory`]: [`LocalDirectory`] is
-//! the in-process map; a shared implementation (Redis pub/sub) can deliver a POST that
-//! lands on one replica to the stream another replica holds.
+//! the in-process map; `RedisDirectory` (feature `redis`) delivers a POST that lands on one
+//! replica to the stream another replica holds, through Redis pub/sub.
 //!
 //! ```no_run
 //! # use std::sync::Arc;
