@@ -34,7 +34,6 @@ use crate::auth::{
 use crate::caps::Caps;
 use crate::config::{Config, origin_of};
 use crate::http::{self, accept, auth, disconnect, drain, guard, protocol, session};
-use crate::legacy;
 use crate::mcp::{LayerMcp, Shared};
 use crate::sessions::{MemorySessionRegistry, SessionRegistry};
 use crate::shared::{
@@ -43,6 +42,7 @@ use crate::shared::{
 };
 use crate::tools::{Catalogue, FileFetcher};
 use crate::upstream::Upstream;
+use crate::{legacy, legacy_directory};
 
 /// The replaceable parts of a gateway: production builds them from the configuration
 /// ([`Services::from_config`]); tests may swap one (e.g. the fetcher's allow-list).
@@ -328,7 +328,20 @@ pub fn router(config: &Config, services: Services, lifecycle: Lifecycle) -> anyh
         max_body_bytes: config.max_request_body_bytes,
     };
 
-    let old_sse = legacy::build(config, shared.clone(), shutdown.child_token())?;
+    let directory = legacy_directory::from_config(config, services.authenticator.clone())?;
+    let old_sse = legacy::build(
+        config,
+        shared.clone(),
+        shutdown.child_token(),
+        directory.sessions.clone(),
+    )?;
+    let streams = old_sse.clone();
+    // Streams get the drain time, then a few seconds to flush and close.
+    directory.drain_on(
+        shutdown.clone(),
+        move || streams.open_streams(),
+        config.shutdown_drain + Duration::from_secs(10),
+    );
     // The older transport's own routes, behind the same guard and authentication.
     let old_routes = old_sse
         .router(legacy::SSE_PATH, legacy::MESSAGES_PATH)

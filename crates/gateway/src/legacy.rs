@@ -11,7 +11,9 @@
 //! The same layers are in front (Host / Origin guard and CORS, then authentication: 401
 //! with the challenge on the GET and on every POST), the handler is the same [`LayerMcp`],
 //! and a stream belongs to the user who opened it: another user's `sessionId` is the same
-//! 404 as an unknown one. The transport itself is the `legacy-sse` crate.
+//! 404 as an unknown one. The transport itself is the `legacy-sse` crate. With `redis_url`
+//! set, a POST may land on any replica: `legacy_directory.rs` delivers it to the one
+//! holding the stream.
 
 use std::sync::Arc;
 
@@ -19,7 +21,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::{Method, header};
-use legacy_sse::{IdentityKey, LegacySse};
+use legacy_sse::{IdentityKey, LegacySse, SessionDirectory};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Caller;
@@ -36,11 +38,13 @@ pub const MESSAGES_PATH: &str = "/messages";
 /// The alias of `GET /mcp` for the old transport.
 pub const SSE_PATH: &str = "/sse";
 
-/// Builds the old transport. `shutdown` drains and closes its streams.
+/// Builds the old transport. `shutdown` drains and closes its streams; `directory` finds
+/// sessions (this process's, or every replica's: `legacy_directory.rs`).
 pub fn build(
     config: &Config,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
+    directory: Arc<dyn SessionDirectory>,
 ) -> Result<OldSse, legacy_sse::ConfigError> {
     let settings = legacy_sse::Config {
         messages_path: MESSAGES_PATH.to_owned(),
@@ -54,6 +58,7 @@ pub fn build(
     LegacySse::builder(move || Ok(LayerMcp::new(shared.clone())))
         .config(settings)
         .shutdown(shutdown)
+        .directory(directory)
         .identity(identity)
         .build()
 }

@@ -27,6 +27,7 @@ pub mod errors;
 pub mod fetch;
 pub mod http;
 pub mod legacy;
+pub mod legacy_directory;
 pub mod mcp;
 pub mod oauth;
 pub mod sessions;

@@ -1,9 +1,9 @@
 //! Finding the stream a POST is for, and handing it the POST's messages.
 //!
 //! This is the seam for running several replicas: a POST may land on a replica other than
-//! the one holding the stream. [`LocalDirectory`] knows the streams of this process only; a
-//! shared implementation (issue 7: Redis pub/sub) would publish the delivery on a channel
-//! named by the session and let the holding replica push it into its [`Inbox`].
+//! the one holding the stream. [`LocalDirectory`] knows the streams of this process only;
+//! `RedisDirectory` (feature `redis`) publishes the delivery on the holding replica's
+//! channel and lets that replica push it into its [`Inbox`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;

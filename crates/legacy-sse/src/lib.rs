@@ -31,8 +31,8 @@
 //! a stream is ended and forgotten but its connection lingers until the client goes away.
 //!
 //! Finding a session from a POST goes through [`SessionDirectory`]: [`LocalDirectory`] is
-//! the in-process map; a shared implementation (Redis pub/sub) can deliver a POST that
-//! lands on one replica to the stream another replica holds.
+//! the in-process map; `RedisDirectory` (feature `redis`) delivers a POST that lands on one
+//! replica to the stream another replica holds, through Redis pub/sub.
 //!
 //! ```no_run
 //! # use std::sync::Arc;
@@ -75,6 +75,8 @@ mod transport;
 
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "redis")]
+mod redis_directory;
 
 pub use config::{Config, ConfigError};
 pub use connection::{
@@ -82,5 +84,9 @@ pub use connection::{
 };
 pub use directory::{Delivery, DeliveryError, Inbox, LocalDirectory, SessionDirectory};
 pub use identity::{Identify, IdentityKey};
+#[cfg(feature = "redis")]
+pub use redis_directory::{
+    HeadersOnly, RebuildParts, RedisDirectory, RedisDirectoryConfig, RedisDirectoryError,
+};
 pub use server::{Builder, LegacySse, Stats};
 pub use session::SessionId;

@@ -2,6 +2,8 @@
 #![allow(dead_code)] // each test binary uses a part
 #![allow(deprecated)] // `flood` uses logging notifications, deprecated in newer revisions
 
+pub mod redis_server;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -9,7 +11,7 @@ use std::time::Duration;
 use legacy_sse::client::{self, Connection};
 use legacy_sse::{
     Closable, ClosableConnection, Config, ConnectionCloser, IdentityKey, LegacySse,
-    split_connect_info,
+    SessionDirectory, split_connect_info,
 };
 use reqwest::header::{HeaderMap, HeaderValue};
 use rmcp::model::{
@@ -22,6 +24,11 @@ use rmcp::{ErrorData, ServerHandler};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use url::Url;
+
+/// Put into a forwarded request's extensions by the redis tests' `RebuildParts` hook; the
+/// unlisted tool `tag` shows it.
+#[derive(Clone, Debug)]
+pub struct Tag(pub String);
 
 /// What the handlers did, for assertions.
 #[derive(Default)]
@@ -122,6 +129,15 @@ impl ServerHandler for Tiny {
                     parts.uri.path()
                 )))
             }
+            // Unlisted: what a `RebuildParts` hook put into the extensions, if anything.
+            "tag" => {
+                let tag = context
+                    .extensions
+                    .get::<http::request::Parts>()
+                    .and_then(|parts| parts.extensions.get::<Tag>())
+                    .map_or_else(|| "none".to_owned(), |tag| tag.0.clone());
+                Ok(text(tag))
+            }
             "slow" => {
                 let mut guard = CallGuard {
                     probe: self.probe.clone(),
@@ -184,23 +200,43 @@ impl TestServer {
         Self::start_serving(config, true).await
     }
 
+    /// With sessions found through `directory` (e.g. a `RedisDirectory`).
+    pub async fn start_with_directory(
+        config: Config,
+        directory: Arc<dyn SessionDirectory>,
+    ) -> TestServer {
+        Self::start_serving_with(config, false, Some(directory)).await
+    }
+
     async fn start_serving(config: Config, split: bool) -> TestServer {
+        Self::start_serving_with(config, split, None).await
+    }
+
+    async fn start_serving_with(
+        config: Config,
+        split: bool,
+        directory: Option<Arc<dyn SessionDirectory>>,
+    ) -> TestServer {
         let probe = Arc::new(Probe::default());
         let shutdown = CancellationToken::new();
         let factory_probe = probe.clone();
-        let sse = LegacySse::builder(move || {
+        let mut builder = LegacySse::builder(move || {
             Ok(Tiny {
                 probe: factory_probe.clone(),
             })
-        })
-        .config(config)
-        .shutdown(shutdown.clone())
-        .identity(|parts| {
-            let user = parts.headers.get("x-user")?.to_str().ok()?;
-            Some(IdentityKey::new(user))
-        })
-        .build()
-        .expect("valid config");
+        });
+        if let Some(directory) = directory {
+            builder = builder.directory(directory);
+        }
+        let sse = builder
+            .config(config)
+            .shutdown(shutdown.clone())
+            .identity(|parts| {
+                let user = parts.headers.get("x-user")?.to_str().ok()?;
+                Some(IdentityKey::new(user))
+            })
+            .build()
+            .expect("valid config");
         let app = sse.router("/sse", "/messages");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -1,0 +1,276 @@
+//! The older HTTP+SSE transport across replicas: two in-process gateways sharing one Redis
+//! (`redis_url`), a stream opened on A, its POSTs sent to B (same path and `sessionId`,
+//! B's origin), as a round-robin balancer would. The test starts its own redis-server on a
+//! free loopback port.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{ACME, Env};
+use gateway::{Config, RunningGateway, Services};
+use legacy_sse::client::{self, Connection};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use url::Url;
+
+/// A private redis-server on a free loopback port, keeping nothing on disk; killed on drop.
+struct Redis {
+    port: u16,
+    child: Child,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/setup-test-deps installs it)");
+        let redis = Redis { port, child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server not ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A second gateway in front of `env`'s simulator, sharing `redis`.
+async fn replica(env: &Env, redis: &Redis) -> RunningGateway {
+    let mut config = Config::for_local(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        env.sim.api_url().clone(),
+    );
+    config.upstream_request_timeout = Duration::from_secs(5);
+    config.redis_url = Some(redis.url().parse().unwrap());
+    let services = Services::from_config(&config).unwrap();
+    gateway::start(config, services).await.unwrap()
+}
+
+/// The stream's endpoint on `gateway`'s origin: what a balancer would route to it.
+fn endpoint_on(gateway: &RunningGateway, stream: &Connection) -> Url {
+    let mut url = Url::parse(&gateway.mcp_url())
+        .unwrap()
+        .join(stream.endpoint.path())
+        .unwrap();
+    url.set_query(stream.endpoint.query());
+    url
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: &Url,
+    pat: Option<&str>,
+    body: &Value,
+) -> reqwest::Response {
+    let mut request = http
+        .post(url.clone())
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(pat) = pat {
+        request = request.bearer_auth(pat);
+    }
+    request.send().await.unwrap()
+}
+
+async fn accepted(http: &reqwest::Client, url: &Url, pat: &str, body: Value) -> reqwest::Response {
+    let response = post(http, url, Some(pat), &body).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED, "{body}");
+    response
+}
+
+async fn reply_to(stream: &mut Connection, id: i64) -> Value {
+    loop {
+        let (event, data) =
+            tokio::time::timeout(Duration::from_secs(20), stream.events.next_event())
+                .await
+                .expect("a message in time")
+                .expect("stream open")
+                .expect("readable");
+        assert_eq!(event, "message");
+        let message: Value = serde_json::from_str(&data).unwrap();
+        if message["id"] == json!(id) {
+            return message;
+        }
+    }
+}
+
+fn call(id: i64, tool: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})
+}
+
+#[tokio::test]
+async fn posts_to_another_replica_are_answered_on_the_stream_and_stay_the_owners() {
+    let redis = Redis::start();
+    let redis_url = redis.url();
+    let env = Env::start_with(|config| config.redis_url = Some(redis_url.parse().unwrap())).await;
+    let b = replica(&env, &redis).await;
+
+    let stream_url = Url::parse(&env.mcp_url()).unwrap().join("/sse").unwrap();
+    let mut stream = client::open(&env.http, &stream_url, client::bearer(&env.alice))
+        .await
+        .expect("a stream on A");
+    assert_eq!(stream.endpoint.port(), Some(env.gateway.addr.port()));
+    let on_b = endpoint_on(&b, &stream);
+    assert_ne!(on_b.port(), stream.endpoint.port());
+
+    accepted(
+        &env.http,
+        &on_b,
+        &env.alice,
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2024-11-05", "capabilities": {},
+            "clientInfo": {"name": "gateway-tests", "version": "1"}}}),
+    )
+    .await;
+    assert_eq!(
+        reply_to(&mut stream, 0).await["result"]["protocolVersion"],
+        "2024-11-05"
+    );
+    accepted(
+        &env.http,
+        &on_b,
+        &env.alice,
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
+
+    accepted(
+        &env.http,
+        &on_b,
+        &env.alice,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}),
+    )
+    .await;
+    let tools = reply_to(&mut stream, 1).await;
+    assert_eq!(tools["result"]["tools"].as_array().unwrap().len(), 18);
+
+    // The call runs on A with alice's own credential (authenticated again on A).
+    accepted(
+        &env.http,
+        &on_b,
+        &env.alice,
+        call(2, "list_workspaces", json!({})),
+    )
+    .await;
+    let listed = reply_to(&mut stream, 2).await;
+    assert_ne!(listed["result"]["isError"], true, "{listed}");
+    let workspaces = &listed["result"]["structuredContent"];
+    common::assert_conforms("list_workspaces", workspaces);
+    assert!(
+        workspaces["workspaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["workspace_id"] == ACME)
+    );
+
+    // A tool error names the request id of the POST that B took.
+    let response = accepted(
+        &env.http,
+        &on_b,
+        &env.alice,
+        call(3, "get_workspace", json!({"workspace_id": "not-a-uuid"})),
+    )
+    .await;
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let error = reply_to(&mut stream, 3).await;
+    assert_eq!(
+        error["result"]["structuredContent"]["code"],
+        "INVALID_INPUTS"
+    );
+    assert_eq!(
+        error["result"]["structuredContent"]["request_id"],
+        request_id
+    );
+
+    // Another user's POST to B: the same 404 as an unknown session; none at all: 401.
+    let bob = post(
+        &env.http,
+        &on_b,
+        Some(&env.bob),
+        &call(4, "list_workspaces", json!({})),
+    )
+    .await;
+    assert_eq!(bob.status(), StatusCode::NOT_FOUND);
+    let anonymous = post(
+        &env.http,
+        &on_b,
+        None,
+        &call(5, "list_workspaces", json!({})),
+    )
+    .await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    // The stream closes: B answers 404 (the client opens a new stream).
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = post(
+            &env.http,
+            &on_b,
+            Some(&env.alice),
+            &call(6, "list_workspaces", json!({})),
+        )
+        .await
+        .status();
+        if status == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {status} after the stream closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.shutdown().await;
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_redis_url_a_post_to_another_gateway_is_404() {
+    let env = Env::start().await;
+    let other = Env::start().await;
+    let stream_url = Url::parse(&env.mcp_url()).unwrap().join("/sse").unwrap();
+    let stream = client::open(&env.http, &stream_url, client::bearer(&env.alice))
+        .await
+        .unwrap();
+    let on_other = endpoint_on(&other.gateway, &stream);
+    let response = post(
+        &env.http,
+        &on_other,
+        Some(&other.alice),
+        &call(1, "list_workspaces", json!({})),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    other.shutdown().await;
+    env.shutdown().await;
+}
