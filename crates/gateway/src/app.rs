@@ -189,7 +189,10 @@ async fn readyz(State(readiness): State<Arc<Readiness>>) -> impl IntoResponse {
         },
     };
     if readiness.layer_reachable().await {
-        (StatusCode::OK, format!("ready\nlayer: ok\n{limiter}{oauth_store}"))
+        (
+            StatusCode::OK,
+            format!("ready\nlayer: ok\n{limiter}{oauth_store}"),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
