@@ -1363,7 +1363,10 @@ async fn a_login_on_one_replica_refreshes_and_revokes_on_another_through_redis()
         &client,
         &[
             ("grant_type", "refresh_token"),
-            ("refresh_token", refreshed["refresh_token"].as_str().unwrap()),
+            (
+                "refresh_token",
+                refreshed["refresh_token"].as_str().unwrap(),
+            ),
         ],
     )
     .await;
@@ -1382,7 +1385,9 @@ async fn a_login_on_one_replica_refreshes_and_revokes_on_another_through_redis()
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert!(matches!(
-        a.server.authenticate(again["access_token"].as_str().unwrap()).await,
+        a.server
+            .authenticate(again["access_token"].as_str().unwrap())
+            .await,
         Err(AuthError::InvalidToken(_))
     ));
     let (status, body) = token_request(
@@ -1394,7 +1399,10 @@ async fn a_login_on_one_replica_refreshes_and_revokes_on_another_through_redis()
         ],
     )
     .await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
 }
 
 #[tokio::test]

@@ -145,18 +145,32 @@ async fn live(store: &dyn Store, grant: &str) -> bool {
 async fn clients_are_stored_and_touched(b: Backend) {
     let s = b.store.as_ref();
     let now = now_millis();
-    assert_eq!(s.get_client(&ClientId::new("lmc_none")).await.unwrap(), None);
+    assert_eq!(
+        s.get_client(&ClientId::new("lmc_none")).await.unwrap(),
+        None
+    );
     let c = client("lmc_1", now - 1000);
     s.put_client(&c).await.unwrap();
     assert_eq!(s.get_client(&c.id).await.unwrap(), Some(c.clone()));
     s.touch_client(&c.id, now).await.unwrap();
-    assert_eq!(s.get_client(&c.id).await.unwrap().unwrap().last_used_at, now);
+    assert_eq!(
+        s.get_client(&c.id).await.unwrap().unwrap().last_used_at,
+        now
+    );
     // Never backwards.
     s.touch_client(&c.id, now - 5000).await.unwrap();
-    assert_eq!(s.get_client(&c.id).await.unwrap().unwrap().last_used_at, now);
+    assert_eq!(
+        s.get_client(&c.id).await.unwrap().unwrap().last_used_at,
+        now
+    );
     // Touching an unknown client creates nothing.
-    s.touch_client(&ClientId::new("lmc_ghost"), now).await.unwrap();
-    assert_eq!(s.get_client(&ClientId::new("lmc_ghost")).await.unwrap(), None);
+    s.touch_client(&ClientId::new("lmc_ghost"), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_client(&ClientId::new("lmc_ghost")).await.unwrap(),
+        None
+    );
     // A re-registration (metadata document refetched) replaces the record.
     let mut again = c.clone();
     again.name = Some("Renamed".into());
@@ -177,7 +191,10 @@ async fn pending_consents_and_logins_are_single_use_and_expire(b: Backend) {
         expires_at: now + 60_000,
     };
     s.put_pending(&pending).await.unwrap();
-    assert_eq!(s.take_pending("p1", now).await.unwrap(), Some(pending.clone()));
+    assert_eq!(
+        s.take_pending("p1", now).await.unwrap(),
+        Some(pending.clone())
+    );
     assert_eq!(s.take_pending("p1", now).await.unwrap(), None, "single use");
     // Past its expiry it is not returned (and it is gone).
     let short = PendingAuthorization {
@@ -266,7 +283,11 @@ async fn refresh_rotation_has_a_grace_window_and_reuse_after_it_revokes(b: Backe
         other => panic!("{other:?}"),
     }
     let stored = s.get_refresh("r1").await.unwrap().unwrap();
-    assert_eq!(stored.grant_id.as_str(), "g1", "the successor joins the grant");
+    assert_eq!(
+        stored.grant_id.as_str(),
+        "g1",
+        "the successor joins the grant"
+    );
     assert_eq!(stored.rotated_at, None);
     assert_eq!(
         s.get_refresh("r0").await.unwrap().unwrap().rotated_at,
@@ -294,7 +315,11 @@ async fn refresh_rotation_has_a_grace_window_and_reuse_after_it_revokes(b: Backe
         RotateOutcome::Reused(GrantId::new("g1"))
     );
     assert!(!live(s, "g1").await);
-    assert_eq!(s.get_refresh("r9").await.unwrap(), None, "no successor stored");
+    assert_eq!(
+        s.get_refresh("r9").await.unwrap(),
+        None,
+        "no successor stored"
+    );
     for t in ["r0", "r1", "r1b", "r2"] {
         assert_eq!(s.get_refresh(t).await.unwrap(), None, "{t} dropped");
     }
@@ -340,7 +365,9 @@ async fn rotation_refuses_other_clients_expired_tokens_and_dead_grants(b: Backen
     assert_eq!(s.get_refresh("r0").await.unwrap().unwrap().rotated_at, None);
     // A token whose grant is revoked (stored after the revocation).
     s.revoke_grant(&GrantId::new("g1"), now).await.unwrap();
-    s.put_refresh(&refresh("late", "g1", "lmc_1")).await.unwrap();
+    s.put_refresh(&refresh("late", "g1", "lmc_1"))
+        .await
+        .unwrap();
     assert_eq!(
         s.rotate_refresh("late", &c, &successor("x4", "lmc_1"), now, 0)
             .await
@@ -357,12 +384,18 @@ async fn revoking_a_grant_drops_its_refresh_tokens(b: Backend) {
     s.put_refresh(&refresh("a", "g1", "lmc_1")).await.unwrap();
     s.put_refresh(&refresh("b", "g2", "lmc_1")).await.unwrap();
     assert!(s.revoke_grant(&GrantId::new("g1"), now).await.unwrap());
-    assert!(!s.revoke_grant(&GrantId::new("g1"), now).await.unwrap(), "once");
+    assert!(
+        !s.revoke_grant(&GrantId::new("g1"), now).await.unwrap(),
+        "once"
+    );
     assert!(!s.revoke_grant(&GrantId::new("nope"), now).await.unwrap());
     let g = s.get_grant(&GrantId::new("g1")).await.unwrap().unwrap();
     assert_eq!(g.revoked_at, Some(now), "kept as a tombstone");
     assert_eq!(s.get_refresh("a").await.unwrap(), None);
-    assert!(s.get_refresh("b").await.unwrap().is_some(), "other grants untouched");
+    assert!(
+        s.get_refresh("b").await.unwrap().is_some(),
+        "other grants untouched"
+    );
     assert!(live(s, "g2").await);
 }
 
@@ -381,7 +414,10 @@ async fn layer_tokens_swap_only_from_the_expected_version(b: Backend) {
         access_expires_at: 7,
         version: 1,
     };
-    assert!(!s.swap_upstream(&id, 0, &stale).await.unwrap(), "lost the race");
+    assert!(
+        !s.swap_upstream(&id, 0, &stale).await.unwrap(),
+        "lost the race"
+    );
     assert_eq!(s.get_grant(&id).await.unwrap().unwrap().upstream, v1);
     s.revoke_grant(&id, now_millis()).await.unwrap();
     let v2 = SealedUpstream { version: 2, ..v1 };
@@ -437,7 +473,10 @@ async fn signing_keys_are_kept_retired_and_deleted(b: Backend) {
     s.put_signing_key(&k("k2", 2000)).await.unwrap();
     s.put_signing_key(&k("k1", 1000)).await.unwrap();
     s.put_signing_key(&k("k3", 3000)).await.unwrap();
-    assert!(s.put_signing_key(&k("k3", 3000)).await.is_err(), "a kid is unique");
+    assert!(
+        s.put_signing_key(&k("k3", 3000)).await.is_err(),
+        "a kid is unique"
+    );
     let keys = s.signing_keys().await.unwrap();
     assert_eq!(
         keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
@@ -461,7 +500,9 @@ async fn purge_removes_unused_clients_without_live_grants(b: Backend) {
     let s = b.store.as_ref();
     let now = now_millis();
     let day = 24 * 3600 * 1000;
-    s.put_client(&client("old_unused", now - 40 * day)).await.unwrap();
+    s.put_client(&client("old_unused", now - 40 * day))
+        .await
+        .unwrap();
     s.put_client(&client("old_with_grant", now - 40 * day))
         .await
         .unwrap();
@@ -475,11 +516,17 @@ async fn purge_removes_unused_clients_without_live_grants(b: Backend) {
     s.put_refresh(&refresh("r", "g_live", "old_with_grant"))
         .await
         .unwrap();
-    s.create_grant(&grant("g_dead", "old_revoked")).await.unwrap();
+    s.create_grant(&grant("g_dead", "old_revoked"))
+        .await
+        .unwrap();
     s.revoke_grant(&GrantId::new("g_dead"), now).await.unwrap();
     // Touched recently although registered long ago.
-    s.put_client(&client("touched", now - 40 * day)).await.unwrap();
-    s.touch_client(&ClientId::new("touched"), now).await.unwrap();
+    s.put_client(&client("touched", now - 40 * day))
+        .await
+        .unwrap();
+    s.touch_client(&ClientId::new("touched"), now)
+        .await
+        .unwrap();
     let purged = s
         .purge(PurgePolicy {
             now,
@@ -521,7 +568,11 @@ fn two_replicas(server: &RedisServer) -> (Arc<dyn Store>, Arc<dyn Store>) {
 }
 
 fn pick(i: usize, a: &Arc<dyn Store>, b: &Arc<dyn Store>) -> Arc<dyn Store> {
-    if i % 2 == 0 { a.clone() } else { b.clone() }
+    if i.is_multiple_of(2) {
+        a.clone()
+    } else {
+        b.clone()
+    }
 }
 
 #[tokio::test]
@@ -579,7 +630,10 @@ async fn racing_replicas_rotate_a_refresh_token_once() {
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(rotated, 1, "one rotation; the others are within the grace window");
+    assert_eq!(
+        rotated, 1,
+        "one rotation; the others are within the grace window"
+    );
     for i in 0..16 {
         let t = a.get_refresh(&format!("r1-{i}")).await.unwrap().unwrap();
         assert_eq!(t.grant_id.as_str(), "g1");
@@ -645,7 +699,10 @@ async fn short_lived_state_expires_in_redis_by_itself() {
         })
         .await
         .unwrap();
-    store.put_refresh(&refresh("r", "g1", "lmc_1")).await.unwrap();
+    store
+        .put_refresh(&refresh("r", "g1", "lmc_1"))
+        .await
+        .unwrap();
     store
         .lease_upstream_refresh(&GrantId::new("g1"), "a", now, 10_000)
         .await
@@ -707,12 +764,7 @@ async fn an_outage_fails_fast_and_the_store_recovers_by_itself() {
         assert!(!text.contains("127.0.0.1"), "no address in {text}");
         let started = Instant::now();
         assert!(store.ping().await.is_err());
-        assert!(
-            store
-                .take_code("code", now_millis())
-                .await
-                .is_err()
-        );
+        assert!(store.take_code("code", now_millis()).await.is_err());
         assert!(started.elapsed() < Duration::from_millis(3000));
     }
     server.restart();

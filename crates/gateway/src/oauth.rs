@@ -123,7 +123,9 @@ mod tests {
         let redis = "redis://:hunter2@redis.internal:6379/0";
         let with_redis = config(Some(redis));
         assert_eq!(
-            oauth_store_url(&with_redis, &args(None, true)).ok().flatten(),
+            oauth_store_url(&with_redis, &args(None, true))
+                .ok()
+                .flatten(),
             Some(redis.to_owned())
         );
         assert_eq!(

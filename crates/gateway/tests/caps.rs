@@ -323,7 +323,9 @@ async fn readiness_names_the_oauth_store() {
         .unwrap()
         .with_oauth(oauth);
     let gw = gateway::start(config, services).await.unwrap();
-    let r = reqwest::get(format!("http://{}/readyz", gw.addr)).await.unwrap();
+    let r = reqwest::get(format!("http://{}/readyz", gw.addr))
+        .await
+        .unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::OK);
     let body = r.text().await.unwrap();
     assert!(body.contains("oauth store (sqlite): ok\n"), "{body}");

@@ -241,5 +241,4 @@ mod tests {
         assert!(!is_redis_url("sqlite://x"));
         assert!(!is_redis_url("redis"));
     }
-
 }

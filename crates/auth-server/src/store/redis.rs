@@ -492,12 +492,7 @@ impl RedisStore {
     /// for each round trip.
     async fn eval(&self, invocation: &redis::ScriptInvocation<'_>) -> Result<Value, StoreError> {
         let mut conn = self.conn.clone();
-        match tokio::time::timeout(
-            TIMEOUT * 2,
-            invocation.invoke_async::<Value>(&mut conn),
-        )
-        .await
-        {
+        match tokio::time::timeout(TIMEOUT * 2, invocation.invoke_async::<Value>(&mut conn)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(redis_error(&e)),
             Err(_) => Err(StoreError::Backend("redis did not answer in time".into())),
@@ -604,8 +599,12 @@ impl Store for RedisStore {
     }
 
     async fn put_pending(&self, pending: &PendingAuthorization) -> Result<(), StoreError> {
-        self.put_json_until(self.key("pending", &pending.id), pending, pending.expires_at)
-            .await
+        self.put_json_until(
+            self.key("pending", &pending.id),
+            pending,
+            pending.expires_at,
+        )
+        .await
     }
 
     async fn take_pending(
@@ -619,8 +618,12 @@ impl Store for RedisStore {
     }
 
     async fn put_login(&self, login: &UpstreamLogin) -> Result<(), StoreError> {
-        self.put_json_until(self.key("login", &login.state_hash), login, login.expires_at)
-            .await
+        self.put_json_until(
+            self.key("login", &login.state_hash),
+            login,
+            login.expires_at,
+        )
+        .await
     }
 
     async fn take_login(
@@ -628,7 +631,9 @@ impl Store for RedisStore {
         state_hash: &str,
         now: UnixMillis,
     ) -> Result<Option<UpstreamLogin>, StoreError> {
-        let l: Option<UpstreamLogin> = self.take_json(self.key("login", state_hash), "login").await?;
+        let l: Option<UpstreamLogin> = self
+            .take_json(self.key("login", state_hash), "login")
+            .await?;
         Ok(l.filter(|l| l.expires_at > now))
     }
 
@@ -890,7 +895,11 @@ impl Store for RedisStore {
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
         let v = self
-            .eval(SIGNING_KEYS.key(self.index("signing-keys")).arg(&self.prefix))
+            .eval(
+                SIGNING_KEYS
+                    .key(self.index("signing-keys"))
+                    .arg(&self.prefix),
+            )
             .await?;
         let Value::Array(items) = v else {
             return Err(corrupt("signing keys"));
@@ -985,7 +994,10 @@ impl Store for RedisStore {
                     .await?;
                 if gone == 1 {
                     purged.clients += 1;
-                } else if self.key_in_index(&index, id, policy.clients_unused_since).await? {
+                } else if self
+                    .key_in_index(&index, id, policy.clients_unused_since)
+                    .await?
+                {
                     kept += 1;
                 }
             }
@@ -1003,9 +1015,7 @@ impl RedisStore {
         id: &str,
         until: UnixMillis,
     ) -> Result<bool, StoreError> {
-        let score: Option<f64> = self
-            .query(redis::cmd("ZSCORE").arg(index).arg(id))
-            .await?;
+        let score: Option<f64> = self.query(redis::cmd("ZSCORE").arg(index).arg(id)).await?;
         Ok(score.is_some_and(|s| s <= until as f64))
     }
 }

@@ -224,11 +224,8 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.with(|c| {
-            c.query_row("SELECT 1", [], |_| Ok(()))
-                .map_err(backend)
-        })
-        .await
+        self.with(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
+            .await
     }
 
     async fn put_client(&self, client: &ClientRecord) -> Result<(), StoreError> {

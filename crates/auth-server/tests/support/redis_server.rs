@@ -68,7 +68,10 @@ impl RedisServer {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !server.answers() {
-            assert!(Instant::now() < deadline, "redis-server on {port} not ready");
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on {port} not ready"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         server
