@@ -274,3 +274,63 @@ async fn without_redis_url_a_post_to_another_gateway_is_404() {
     other.shutdown().await;
     env.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_replica_shutting_down_closes_its_streams_and_other_replicas_answer_404() {
+    let redis = Redis::start();
+    let redis_url = redis.url();
+    let env = Env::start_with(|config| {
+        config.redis_url = Some(redis_url.parse().unwrap());
+        config.shutdown_drain = Duration::from_secs(1);
+    })
+    .await;
+    let b = replica(&env, &redis).await;
+    let stream_url = Url::parse(&env.mcp_url()).unwrap().join("/sse").unwrap();
+    let mut stream = client::open(&env.http, &stream_url, client::bearer(&env.alice))
+        .await
+        .unwrap();
+    let on_b = endpoint_on(&b, &stream);
+    accepted(
+        &env.http,
+        &on_b,
+        &env.alice,
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2024-11-05", "capabilities": {},
+        "clientInfo": {"name": "gateway-tests", "version": "1"}}}),
+    )
+    .await;
+    reply_to(&mut stream, 0).await;
+
+    let Env {
+        sim,
+        gateway,
+        http,
+        alice,
+        ..
+    } = env;
+    let stopping = tokio::spawn(gateway.shutdown());
+    // The stream ends (the client reconnects, through the balancer, to another replica).
+    let ended = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(Ok(_)) = stream.events.next_frame().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream did not end");
+    stopping.await.unwrap();
+    let started = Instant::now();
+    let status = post(
+        &http,
+        &on_b,
+        Some(&alice),
+        &call(1, "list_workspaces", json!({})),
+    )
+    .await
+    .status();
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    b.shutdown().await;
+    sim.shutdown().await;
+}
