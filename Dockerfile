@@ -28,7 +28,7 @@ RUN find crates -name '*.rs' -exec touch {} + \
     && cargo build --release --locked -p layer-mcp-gateway -p layer-sim \
     && mkdir -p /out/data \
     && cp target/release/layer-mcp-gateway target/release/layer-sim /out/ \
-    && /out/layer-mcp-gateway settings | grep -q '^listen' \
+    && /out/layer-mcp-gateway settings | grep '^listen' >/dev/null \
     && /out/layer-sim --help >/dev/null
 
 # The simulator of Layer's API and login, for the compose demo. Not for production.
