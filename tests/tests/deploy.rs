@@ -7,6 +7,7 @@
 //! (`layer-mcp-gateway settings`), never copied here, so a setting added later and missing
 //! from `docs/operations.md`, or a variable the manifests set that the gateway does not read,
 //! fails a test.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -316,7 +317,9 @@ fn duration_secs(text: &str) -> u64 {
         text.find(|c: char| !c.is_ascii_digit())
             .unwrap_or(text.len()),
     );
-    let n: u64 = number.parse().unwrap_or_else(|_| panic!("bad duration {text}"));
+    let n: u64 = number
+        .parse()
+        .unwrap_or_else(|_| panic!("bad duration {text}"));
     match unit {
         "" | "s" => n,
         "m" => n * 60,
@@ -335,7 +338,11 @@ fn every_kubernetes_manifest_passes_the_kubernetes_schemas() {
     for (i, kustomization) in KUSTOMIZATIONS.iter().enumerate() {
         let rendered = render(kustomization);
         let docs = yaml_docs(&rendered);
-        assert!(docs.len() >= 7, "{kustomization}: only {} resources", docs.len());
+        assert!(
+            docs.len() >= 7,
+            "{kustomization}: only {} resources",
+            docs.len()
+        );
         let file = dir.join(format!("rendered-{i}.yaml"));
         std::fs::write(&file, &rendered).unwrap();
         let (ok, text) = run(Command::new(tool("kubernetes-validate"))
@@ -432,7 +439,8 @@ fn the_compose_file_passes_the_compose_spec() {
 
     // The schema does catch a mistake.
     let dir = scratch("compose");
-    let broken = read("docker-compose.yml").replacen("stop_grace_period: 20s", "stop_grace: 20s", 1);
+    let broken =
+        read("docker-compose.yml").replacen("stop_grace_period: 20s", "stop_grace: 20s", 1);
     std::fs::write(dir.join("docker-compose.yml"), broken).unwrap();
     let (ok, text) = run(Command::new(tool("check-jsonschema"))
         .args(["--builtin-schema", "vendor.compose-spec"])
@@ -488,7 +496,10 @@ fn the_dockerfile_passes_hadolint_and_builds_with_the_pinned_toolchain() {
 fn the_image_runs_one_binary_as_a_non_root_user_on_the_port_it_listens_on() {
     let stage = final_stage();
     let from = &stage[0];
-    assert!(from.contains("distroless") && from.contains(":nonroot"), "{from}");
+    assert!(
+        from.contains("distroless") && from.contains(":nonroot"),
+        "{from}"
+    );
     let user = stage
         .iter()
         .rev()
@@ -502,26 +513,42 @@ fn the_image_runs_one_binary_as_a_non_root_user_on_the_port_it_listens_on() {
         .collect();
     assert_eq!(copies.len(), 1, "{copies:?}");
     assert!(copies[0].ends_with("/usr/local/bin/layer-mcp-gateway"));
-    assert!(stage.iter().any(|i| i.starts_with("ENTRYPOINT [\"/usr/local/bin/layer-mcp-gateway\"]")));
+    assert!(
+        stage
+            .iter()
+            .any(|i| i.starts_with("ENTRYPOINT [\"/usr/local/bin/layer-mcp-gateway\"]"))
+    );
 
     // EXPOSE, the listen address and the health check agree.
     let listen = stage
         .iter()
-        .find_map(|i| i.split_whitespace().find_map(|w| w.strip_prefix("LAYER_MCP_LISTEN=")))
+        .find_map(|i| {
+            i.split_whitespace()
+                .find_map(|w| w.strip_prefix("LAYER_MCP_LISTEN="))
+        })
         .expect("the image sets LAYER_MCP_LISTEN");
     let port = listen.rsplit(':').next().unwrap();
     assert!(listen.starts_with("0.0.0.0:"), "{listen}");
-    assert!(stage.iter().any(|i| *i == format!("EXPOSE {port}")), "EXPOSE {port}");
+    assert!(
+        stage.iter().any(|i| *i == format!("EXPOSE {port}")),
+        "EXPOSE {port}"
+    );
     let health = stage
         .iter()
         .find(|i| i.starts_with("HEALTHCHECK"))
         .expect("a HEALTHCHECK");
-    assert!(health.contains("\"healthcheck\"") && health.contains("CMD ["), "{health}");
+    assert!(
+        health.contains("\"healthcheck\"") && health.contains("CMD ["),
+        "{health}"
+    );
 
     // Every variable the image sets is a setting.
     let known = known_env(&settings());
     for word in layer_mcp_words(&stage.join("\n")) {
-        assert!(known.contains(&word), "the image sets {word}, which no setting reads");
+        assert!(
+            known.contains(&word),
+            "the image sets {word}, which no setting reads"
+        );
     }
 }
 
@@ -548,10 +575,18 @@ fn the_dockerfile_dependency_layer_loads_the_workspace_from_manifests_alone() {
     assert!(ok, "stub-sources.sh:\n{text}");
     assert!(dir.join("crates/gateway/src/main.rs").exists());
     let (ok, text) = run(Command::new(env!("CARGO"))
-        .args(["metadata", "--locked", "--offline", "--format-version", "1", "--no-deps"])
+        .args([
+            "metadata",
+            "--locked",
+            "--offline",
+            "--format-version",
+            "1",
+            "--no-deps",
+        ])
         .current_dir(&dir));
     assert!(ok, "the stubbed workspace does not load:\n{text}");
-    let metadata: Value = serde_json::from_str(text.lines().find(|l| l.starts_with('{')).unwrap()).unwrap();
+    let metadata: Value =
+        serde_json::from_str(text.lines().find(|l| l.starts_with('{')).unwrap()).unwrap();
     let packages: Vec<&str> = metadata["packages"]
         .as_array()
         .unwrap()
@@ -603,13 +638,16 @@ fn three_replicas_probed_on_the_port_the_gateway_listens_on() {
     for (k, v) in service["spec"]["selector"].as_object().unwrap() {
         assert_eq!(&pod_labels[k], v, "Service selector {k}");
     }
-    assert_eq!(port_of(&service["spec"]["ports"][0]["targetPort"]), listen_port);
+    assert_eq!(
+        port_of(&service["spec"]["ports"][0]["targetPort"]),
+        listen_port
+    );
     let pdb = find(&docs, "PodDisruptionBudget", "layer-mcp-gateway");
     for (k, v) in pdb["spec"]["selector"]["matchLabels"].as_object().unwrap() {
         assert_eq!(&pod_labels[k], v, "PDB selector {k}");
     }
     let max_unavailable = as_u64(&pdb["spec"]["maxUnavailable"]);
-    assert!(max_unavailable >= 1 && max_unavailable < 3);
+    assert!((1..3).contains(&max_unavailable));
     let hpa = find(&docs, "HorizontalPodAutoscaler", "layer-mcp-gateway");
     assert_eq!(hpa["apiVersion"], "autoscaling/v2");
     assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "layer-mcp-gateway");
@@ -638,7 +676,10 @@ fn the_grace_period_outlasts_the_drain() {
     let drain = as_u64(&gateway_env(&docs)["LAYER_MCP_SHUTDOWN_DRAIN_SECS"]);
     let pre_stop = &gateway_container(deployment)["lifecycle"]["preStop"];
     // The image has no shell: a preStop hook can only be the kubelet's own sleep.
-    assert!(pre_stop.get("exec").is_none(), "no shell in the image: {pre_stop}");
+    assert!(
+        pre_stop.get("exec").is_none(),
+        "no shell in the image: {pre_stop}"
+    );
     let sleep = pre_stop["sleep"]["seconds"].as_u64().unwrap_or(0);
     assert!(
         grace > sleep + drain + 5,
@@ -649,7 +690,10 @@ fn the_grace_period_outlasts_the_drain() {
     for (name, service) in compose_gateways(&compose) {
         let drain = as_u64(&service["environment"]["LAYER_MCP_SHUTDOWN_DRAIN_SECS"]);
         let grace = duration_secs(service["stop_grace_period"].as_str().unwrap());
-        assert!(grace > drain, "{name}: stop_grace_period {grace} s <= drain {drain} s");
+        assert!(
+            grace > drain,
+            "{name}: stop_grace_period {grace} s <= drain {drain} s"
+        );
     }
 }
 
@@ -675,7 +719,8 @@ fn no_sticky_sessions_and_no_buffering_in_front_of_the_gateways() {
     }
     let service = find(&docs, "Service", "layer-mcp-gateway");
     assert!(
-        service["spec"]["sessionAffinity"].is_null() || service["spec"]["sessionAffinity"] == "None"
+        service["spec"]["sessionAffinity"].is_null()
+            || service["spec"]["sessionAffinity"] == "None"
     );
 
     // The compose demo's nginx: round-robin over the three gateways, unbuffered, long reads.
@@ -705,7 +750,9 @@ fn no_sticky_sessions_and_no_buffering_in_front_of_the_gateways() {
     assert_eq!(gateways.len(), 3);
     for (name, _) in &gateways {
         assert!(
-            directives.iter().any(|l| l.starts_with(&format!("server {name}:8080"))),
+            directives
+                .iter()
+                .any(|l| l.starts_with(&format!("server {name}:8080"))),
             "nginx does not send to {name}"
         );
     }
@@ -728,7 +775,11 @@ fn pods_run_as_non_root_with_a_read_only_root_and_no_capabilities() {
             let sc = &container["securityContext"];
             assert_eq!(sc["readOnlyRootFilesystem"], true, "{name}");
             assert_eq!(sc["allowPrivilegeEscalation"], false, "{name}");
-            assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]), "{name}");
+            assert_eq!(
+                sc["capabilities"]["drop"],
+                serde_json::json!(["ALL"]),
+                "{name}"
+            );
         }
     }
     let docs = manifests();
@@ -761,7 +812,10 @@ fn every_variable_the_deployment_sets_is_a_setting_and_secrets_come_from_secrets
     }
     // Every LAYER_MCP_ word anywhere in the manifests, too (comments included).
     for word in layer_mcp_words(&render("deploy/kubernetes")) {
-        assert!(known.contains(&word), "the manifests mention {word}, which no setting reads");
+        assert!(
+            known.contains(&word),
+            "the manifests mention {word}, which no setting reads"
+        );
     }
     for setting in settings.iter().filter(|s| s.secret) {
         let Some(value) = setting.env.as_ref().and_then(|name| env.get(name)) else {
@@ -770,7 +824,9 @@ fn every_variable_the_deployment_sets_is_a_setting_and_secrets_come_from_secrets
         // `limiter` may be a bare word (`redis`); anything that can carry a URL or a key
         // comes from a Secret.
         let bare_word = setting.toml_key.is_some()
-            && value.as_str().is_some_and(|v| !v.contains(':') && !v.contains('@'));
+            && value
+                .as_str()
+                .is_some_and(|v| !v.contains(':') && !v.contains('@'));
         assert!(
             bare_word || value.get("secretKeyRef").is_some(),
             "{:?} may hold a credential and must come from a Secret, not {value}",
@@ -833,7 +889,10 @@ fn the_operations_guide_documents_every_setting() {
     // And it names nothing the gateway does not read.
     let known = known_env(&settings);
     for word in layer_mcp_words(&guide) {
-        assert!(known.contains(&word), "docs/operations.md names {word}, which no setting reads");
+        assert!(
+            known.contains(&word),
+            "docs/operations.md names {word}, which no setting reads"
+        );
     }
 }
 

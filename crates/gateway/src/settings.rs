@@ -41,8 +41,7 @@ pub fn list(serve: &clap::Command) -> Vec<Setting> {
         .collect();
     for arg in serve.get_arguments() {
         let Some(long) = arg.get_long() else { continue };
-        if matches!(long, "help" | "version") || KEYS.contains(&long.replace('-', "_").as_str())
-        {
+        if matches!(long, "help" | "version") || KEYS.contains(&long.replace('-', "_").as_str()) {
             continue;
         }
         settings.push(Setting {
@@ -104,7 +103,9 @@ mod tests {
         let text = render(&settings);
         assert!(text.contains("-\t-\t--config\tplain\n"), "{text}");
         assert!(
-            text.contains("-\tLAYER_MCP_OAUTH_IDP_CLIENT_SECRET\t--oauth-idp-client-secret\tsecret\n"),
+            text.contains(
+                "-\tLAYER_MCP_OAUTH_IDP_CLIENT_SECRET\t--oauth-idp-client-secret\tsecret\n"
+            ),
             "{text}"
         );
     }
