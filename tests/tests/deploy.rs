@@ -919,3 +919,42 @@ async fn the_container_health_check_answers_for_a_gateway_on_a_wildcard_address(
     assert!(!ok, "healthcheck passed with the gateway gone: {text}");
     assert!(text.contains("cannot reach"), "{text}");
 }
+
+#[tokio::test]
+async fn the_shipped_configmap_starts_a_gateway_that_is_ready() {
+    // Every value in the ConfigMap must be one the gateway accepts (a `25s` where whole
+    // seconds are expected would stop every pod at start). OAuth is left out: it would ask
+    // the placeholder identity provider; the listen address, public URL and Layer URL are
+    // overridden by flags to reach this machine's simulator and Redis.
+    let sim = TestSim::start().await;
+    let redis = e2e_tests::redis::RedisServer::start().await;
+    let docs = manifests();
+    let configmap = find(&docs, "ConfigMap", "layer-mcp-gateway");
+    let mut env: Vec<(String, String)> = configmap["data"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| {
+            !k.starts_with("LAYER_MCP_OAUTH_") && *k != "LAYER_MCP_TRUST_FORWARDED_FOR"
+        })
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect();
+    assert!(env.len() >= 5, "{env:?}");
+    env.push(("LAYER_MCP_REDIS_URL".into(), redis.url()));
+    let gateway = GatewayProcess::start(GatewayOptions {
+        layer_api_url: sim.api_url(),
+        env,
+        ..GatewayOptions::default()
+    })
+    .await;
+    let ready = reqwest::get(gateway.url("/readyz")).await.unwrap();
+    let status = ready.status();
+    let body = ready.text().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("limiter (redis): ok"), "{body}");
+    assert!(
+        !gateway.log_text().contains("ignoring environment variable"),
+        "{}",
+        gateway.log_text()
+    );
+}
