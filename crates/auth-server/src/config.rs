@@ -196,8 +196,7 @@ pub struct OAuthArgs {
     #[arg(long, env = "LAYER_MCP_OAUTH_ENCRYPTION_KEY", hide_env_values = true)]
     pub oauth_encryption_key: Option<Secret>,
     /// Where OAuth state lives: `sqlite://PATH` (default `<data dir>/auth.sqlite3`).
-    /// A Redis URL may carry a password: its value is never shown in `--help`.
-    #[arg(long = "store", env = "LAYER_MCP_STORE", hide_env_values = true)]
+    #[arg(long = "store", env = "LAYER_MCP_STORE")]
     pub store: Option<String>,
     /// Data directory (default `./data`).
     #[arg(long, env = "LAYER_MCP_DATA_DIR")]
