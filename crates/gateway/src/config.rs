@@ -299,7 +299,9 @@ impl ConfigError {
 }
 
 /// Every key the file and the environment accept (env: upper-cased with the prefix).
-const KEYS: &[&str] = &[
+/// `layer-mcp-gateway settings` lists them, and `docs/operations.md` must document each
+/// (`tests/tests/deploy.rs`).
+pub const KEYS: &[&str] = &[
     "listen",
     "public_url",
     "allowed_hosts",
@@ -333,7 +335,7 @@ const KEYS: &[&str] = &[
 ];
 
 /// Settings whose values may carry credentials (a Redis URL's password).
-const SECRET_KEYS: &[&str] = &["redis_url", "limiter"];
+pub const SECRET_KEYS: &[&str] = &["redis_url", "limiter"];
 
 /// A raw value before parsing: one string, or a list (TOML array or comma-separated env).
 #[derive(Debug, Clone)]

@@ -15,7 +15,9 @@
 //! - [`legacy`]: the older HTTP+SSE transport (`GET /mcp` or `/sse`, `POST /messages`) on
 //!   the same handler;
 //! - [`fetch`]: the SSRF-guarded downloader `upload_file` uses; [`demo`]: `demo`;
-//! - [`oauth`]: the OAuth authorization server (crate `auth-server`) wired in.
+//! - [`oauth`]: the OAuth authorization server (crate `auth-server`) wired in;
+//! - [`settings`]: every setting `serve` knows, listed for the deployment checks;
+//!   [`healthcheck`]: the container health check (`/healthz`) without a shell.
 
 pub mod app;
 pub mod auth;
@@ -25,12 +27,14 @@ pub mod config;
 pub mod demo;
 pub mod errors;
 pub mod fetch;
+pub mod healthcheck;
 pub mod http;
 pub mod legacy;
 pub mod legacy_directory;
 pub mod mcp;
 pub mod oauth;
 pub mod sessions;
+pub mod settings;
 pub mod shared;
 pub mod tools;
 pub mod upstream;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use gateway::config::{Config, Flags, LogFormat};
 
 // jemalloc returns freed memory to the OS (dirty pages purged after its 10 s decay, by its
@@ -65,6 +65,18 @@ enum Command {
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
         listen: String,
     },
+    /// Ask the gateway on this machine for `/healthz`; exit 0 on a 200, 1 otherwise. For
+    /// container health checks: the runtime image has no shell or curl.
+    Healthcheck {
+        /// Address of the gateway [default: LAYER_MCP_LISTEN, else 127.0.0.1:8080; a
+        /// wildcard address is asked on loopback].
+        #[arg(long, value_name = "ADDR")]
+        addr: Option<String>,
+    },
+    /// Print every setting of `serve`, one per line: TOML key, environment variable, flag,
+    /// `secret` or `plain` (tab-separated, `-` for none). The deployment tests read it.
+    #[command(hide = true)]
+    Settings,
 }
 
 fn init_tracing(format: LogFormat) {
@@ -122,6 +134,19 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Command::Healthcheck { addr } => healthcheck(addr).await,
+        Command::Settings => {
+            let cli = Cli::command();
+            let Some(serve) = cli.find_subcommand("serve") else {
+                eprintln!("layer-mcp-gateway: no serve command");
+                return ExitCode::FAILURE;
+            };
+            print!(
+                "{}",
+                gateway::settings::render(&gateway::settings::list(serve))
+            );
+            ExitCode::SUCCESS
+        }
         Command::Demo { listen } => {
             init_tracing(LogFormat::Text);
             match gateway::demo::run(&listen).await {
@@ -131,6 +156,27 @@ async fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+async fn healthcheck(addr: Option<String>) -> ExitCode {
+    let text = addr
+        .or_else(|| std::env::var(format!("{}LISTEN", gateway::config::ENV_PREFIX)).ok())
+        .unwrap_or_else(|| gateway::config::DEFAULT_LISTEN.to_owned());
+    let listen: std::net::SocketAddr = match text.trim().parse() {
+        Ok(addr) => addr,
+        Err(error) => {
+            eprintln!("layer-mcp-gateway healthcheck: bad address {text:?}: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let addr = gateway::healthcheck::probe_addr(listen);
+    match gateway::healthcheck::check(addr, std::time::Duration::from_secs(3)).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("layer-mcp-gateway healthcheck: {error}");
+            ExitCode::FAILURE
         }
     }
 }
