@@ -90,10 +90,8 @@ impl Cluster {
         let mut gateways = Vec::new();
         let mut data_dirs = Vec::new();
         for port in &ports {
-            let data_dir = std::env::temp_dir().join(format!(
-                "layer-mcp-cluster-{}-{port}",
-                std::process::id()
-            ));
+            let data_dir = std::env::temp_dir()
+                .join(format!("layer-mcp-cluster-{}-{port}", std::process::id()));
             std::fs::create_dir_all(&data_dir).expect("data dir");
             let mut args = oauth_args.clone();
             args.push("--data-dir".into());

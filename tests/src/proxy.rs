@@ -265,7 +265,9 @@ async fn forward(shared: &Shared, request: Request<Incoming>) -> Response<ProxyB
     tokio::spawn(connection);
 
     let (mut parts, body) = request.into_parts();
-    parts.uri = path.parse().unwrap_or_else(|_| hyper::Uri::from_static("/"));
+    parts.uri = path
+        .parse()
+        .unwrap_or_else(|_| hyper::Uri::from_static("/"));
     parts.version = hyper::Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
     // One request per backend connection, as nginx without upstream keep-alive.
