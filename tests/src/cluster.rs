@@ -30,6 +30,10 @@ pub struct ClusterOptions {
     pub env: Vec<(String, String)>,
     /// Extra `serve` flags for every replica.
     pub args: Vec<String>,
+    /// How many replicas (default [`REPLICAS`]).
+    pub replicas: usize,
+    /// The gateway binary (default: the debug build).
+    pub binary: Option<PathBuf>,
 }
 
 impl Default for ClusterOptions {
@@ -38,6 +42,8 @@ impl Default for ClusterOptions {
             sim: SimConfig::for_tests(),
             env: Vec::new(),
             args: Vec::new(),
+            replicas: REPLICAS,
+            binary: None,
         }
     }
 }
@@ -61,7 +67,7 @@ impl Cluster {
     pub async fn start_with(options: ClusterOptions) -> Cluster {
         let sim = TestSim::start_with(options.sim.clone()).await;
         let redis = RedisServer::start().await;
-        let ports: Vec<u16> = (0..REPLICAS).map(|_| crate::free_port()).collect();
+        let ports: Vec<u16> = (0..options.replicas).map(|_| crate::free_port()).collect();
         // The proxy first: its URL is every replica's public URL.
         let proxy = Proxy::start(&ports);
         let client = sim
@@ -110,6 +116,7 @@ impl Cluster {
                     env,
                     port: Some(*port),
                     public_url: Some(proxy.origin()),
+                    binary: options.binary.clone(),
                 })
                 .await,
             );

@@ -19,6 +19,9 @@ pub struct GatewayOptions {
     pub port: Option<u16>,
     /// The public origin; defaults to `http://127.0.0.1:<port>`.
     pub public_url: Option<String>,
+    /// The gateway binary; defaults to the workspace's debug build (benchmarks pass a
+    /// release build).
+    pub binary: Option<std::path::PathBuf>,
 }
 
 /// A running gateway process; killed when dropped.
@@ -36,7 +39,11 @@ impl GatewayProcess {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
-        let mut command = Command::new(crate::paths::binary("layer-mcp-gateway"));
+        let binary = options
+            .binary
+            .clone()
+            .unwrap_or_else(|| crate::paths::binary("layer-mcp-gateway"));
+        let mut command = Command::new(binary);
         command
             .arg("serve")
             .arg("--listen")
