@@ -18,6 +18,9 @@ use crate::proxy::Proxy;
 use crate::redis::RedisServer;
 use crate::sim::TestSim;
 
+/// The pause between taking a replica out of the rotation and SIGTERM (a `preStop` sleep).
+pub const PRE_STOP: Duration = Duration::from_secs(1);
+
 /// How many replicas a cluster runs.
 pub const REPLICAS: usize = 3;
 
@@ -151,12 +154,21 @@ impl Cluster {
         self.gateways[i].start_again().await;
     }
 
-    /// A rolling-restart step: SIGTERM replica `i`, wait for it to drain and exit (within
-    /// `grace`, else SIGKILL), and start it again on the same port. Returns whether it
-    /// exited by itself.
+    /// A rolling-restart step as Kubernetes does it: replica `i` leaves the proxy's rotation
+    /// (its endpoint is removed), a short pre-stop pause lets requests already routed to it
+    /// arrive, then SIGTERM; it drains (calls in flight finish, streams close) and exits
+    /// within `grace` (else SIGKILL), starts again on its port and rejoins the rotation once
+    /// healthy. Returns whether it exited by itself.
+    ///
+    /// Without the first step a plain round robin keeps routing to the replica until its
+    /// listener closes, and a request connected in that instant is reset: no server can
+    /// answer a connection its kernel accepted after the process stopped accepting.
     pub async fn restart_with_grace(&mut self, i: usize, grace: Duration) -> bool {
+        self.proxy.set_in_rotation(i, false);
+        tokio::time::sleep(PRE_STOP).await;
         let exited = self.gateways[i].stop_gracefully(grace).await;
         self.gateways[i].start_again().await;
+        self.proxy.set_in_rotation(i, true);
         exited
     }
 

@@ -15,7 +15,7 @@
 //! really spread over the replicas.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -60,6 +60,9 @@ pub struct Routed {
 
 struct Shared {
     backends: Vec<SocketAddr>,
+    /// Whether each backend is in the rotation (a Kubernetes Service drops a terminating
+    /// pod's endpoint; see [`Proxy::set_in_rotation`]).
+    in_rotation: Vec<AtomicBool>,
     next: AtomicUsize,
     routed: Mutex<Vec<Routed>>,
 }
@@ -92,6 +95,10 @@ impl Proxy {
             backends: backend_ports
                 .iter()
                 .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
+                .collect(),
+            in_rotation: backend_ports
+                .iter()
+                .map(|_| AtomicBool::new(true))
                 .collect(),
             next: AtomicUsize::new(0),
             routed: Mutex::new(Vec::new()),
@@ -157,6 +164,13 @@ impl Proxy {
         counts
     }
 
+    /// Takes backend `i` out of the rotation or puts it back, as a Kubernetes Service does
+    /// with the endpoint of a pod that is terminating (or not ready). Requests already
+    /// routed to it go on.
+    pub fn set_in_rotation(&self, i: usize, in_rotation: bool) {
+        self.shared.in_rotation[i].store(in_rotation, Ordering::Relaxed);
+    }
+
     /// Forgets the routing log (e.g. after setup, before the part a test asserts on).
     pub fn reset(&self) {
         self.shared
@@ -206,6 +220,9 @@ async fn connect(shared: &Shared) -> Option<(usize, TcpStream)> {
     let first = shared.next.fetch_add(1, Ordering::Relaxed);
     for attempt in 0..n {
         let index = (first + attempt) % n;
+        if !shared.in_rotation[index].load(Ordering::Relaxed) {
+            continue;
+        }
         let addr = shared.backends[index];
         if let Ok(Ok(stream)) =
             tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await

@@ -541,11 +541,19 @@ async fn a_sigkilled_replica_loses_no_run_and_no_login() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_under_load_fails_no_tool_call() {
     let mut cluster = Cluster::start().await;
+    // Reads take 1.5 s at Layer, so calls are in flight on a replica when it gets SIGTERM
+    // (after the pre-stop pause): its drain must finish them.
+    cluster
+        .sim
+        .add_faults(
+            json!({"kind": "latency", "path_prefix": "/api/v1/workspaces", "latency_ms": 1500}),
+        )
+        .await;
     let mut client = TsClient::spawn(
         &cluster,
         &cluster.pat("alice"),
         "loop",
-        &[("CONCURRENCY", "2")],
+        &[("CONCURRENCY", "4")],
     );
     client.wait_for(10, CLIENT_TIMEOUT, is_ok_call).await;
     for i in 0..REPLICAS {
