@@ -689,7 +689,7 @@ async fn load(url: String, pat: String, stop: Arc<AtomicBool>, seen: Arc<Mutex<S
             if session.is_none() {
                 session = Some(open_session(&http, &url, &pat).await?);
             }
-            let (tool, args) = if i % 2 == 0 {
+            let (tool, args) = if i.is_multiple_of(2) {
                 ("execute_forge", held_forge())
             } else {
                 ("get_workspace", json!({"workspace_id": ACME}))
@@ -838,7 +838,7 @@ async fn redis_stopped_for_ten_seconds_under_load() {
     finisher_stop.store(true, Ordering::Relaxed);
     finisher.await.unwrap();
 
-    let seen = seen.lock().unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     assert_eq!(seen.hung, 0, "nothing hangs");
     // While Redis was down the errors said what is missing.
     let outage: Vec<&String> = seen
