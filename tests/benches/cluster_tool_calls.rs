@@ -194,6 +194,7 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(16);
     let binary = gateway_binary();
+    eprintln!("gateway binary: {}", binary.display());
     let sim = TestSim::start().await;
     let pat = sim.pat("alice");
     let mut lines: Vec<(String, Stats)> = Vec::new();
@@ -207,6 +208,7 @@ async fn main() {
             ..GatewayOptions::default()
         })
         .await;
+        eprintln!("one gateway started; opening {concurrency} sessions");
         let direct = Arc::new(Sessions::open(gateway.mcp_url(), pat.clone(), concurrency).await);
         lines.push((
             "one gateway, direct (baseline)".into(),
@@ -230,6 +232,7 @@ async fn main() {
             ..ClusterOptions::default()
         })
         .await;
+        eprintln!("{label}: started; opening {concurrency} sessions");
         let sessions = Arc::new(Sessions::open(cluster.url(), pat.clone(), concurrency).await);
         let stats = measure(sessions, calls, concurrency).await;
         let counts = cluster.proxy.counts();
