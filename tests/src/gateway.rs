@@ -19,6 +19,9 @@ pub struct GatewayOptions {
     pub port: Option<u16>,
     /// The public origin; defaults to `http://127.0.0.1:<port>`.
     pub public_url: Option<String>,
+    /// The gateway binary; defaults to the workspace's debug build (benchmarks pass a
+    /// release build).
+    pub binary: Option<std::path::PathBuf>,
 }
 
 /// A running gateway process; killed when dropped.
@@ -36,7 +39,11 @@ impl GatewayProcess {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
-        let mut command = Command::new(crate::paths::binary("layer-mcp-gateway"));
+        let binary = options
+            .binary
+            .clone()
+            .unwrap_or_else(|| crate::paths::binary("layer-mcp-gateway"));
+        let mut command = Command::new(binary);
         command
             .arg("serve")
             .arg("--listen")
@@ -55,7 +62,9 @@ impl GatewayProcess {
             options,
             process,
         };
-        if let Err(e) = wait_until_ok(&gateway.url("/healthz"), Duration::from_secs(20)).await {
+        // Its own address, not the public URL: behind a proxy, another replica would answer.
+        if let Err(e) = wait_until_ok(&gateway.local_url("/healthz"), Duration::from_secs(30)).await
+        {
             panic!("gateway did not start: {e}\n{}", gateway.process.log_text());
         }
         gateway
@@ -64,6 +73,11 @@ impl GatewayProcess {
     /// `<public url><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.public_url)
+    }
+
+    /// `http://127.0.0.1:<port><path>`: this process, whatever the public URL is.
+    pub fn local_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     /// The MCP endpoint.
@@ -87,6 +101,21 @@ impl GatewayProcess {
     /// Starts a new process with the same options and port.
     pub async fn restart(&mut self) {
         self.process.kill_hard().await;
+        self.start_again().await;
+    }
+
+    /// SIGTERM and wait up to `grace` for the process to drain and exit (SIGKILL after
+    /// that); returns whether it exited by itself in time.
+    pub async fn stop_gracefully(&mut self, grace: Duration) -> bool {
+        let exited = self.process.terminate(grace).await;
+        if !exited {
+            self.process.kill_hard().await;
+        }
+        exited
+    }
+
+    /// Starts a new process with the same options and port (after a stop or a kill).
+    pub async fn start_again(&mut self) {
         let mut options = self.options.clone();
         options.port = Some(self.port);
         options.public_url = Some(self.public_url.clone());

@@ -8,6 +8,7 @@ url>?code=…&state=…&iss=…`) from stdin. Then it lists the tools, calls one
 
 import asyncio
 import json
+import os
 import sys
 from urllib.parse import parse_qs, urlparse
 
@@ -70,6 +71,21 @@ async def main(url: str) -> None:
                 print("TOOLS", json.dumps(sorted(t.name for t in tools.tools)), flush=True)
                 result = await session.call_tool("list_workspaces", {})
                 print("CALL", json.dumps({"is_error": bool(result.is_error), "structured": result.structured_content}), flush=True)
+                extra = int(os.environ.get("EXTRA_CALLS", "0"))
+                interval = float(os.environ.get("CALL_INTERVAL_SECONDS", "1"))
+                outcomes = {"ok": 0, "errors": []}
+                for _ in range(extra):
+                    await asyncio.sleep(interval)
+                    try:
+                        result = await session.call_tool("list_workspaces", {})
+                        if result.is_error:
+                            outcomes["errors"].append(str(result.structured_content))
+                        else:
+                            outcomes["ok"] += 1
+                    except Exception as error:  # noqa: BLE001 - reported to the test
+                        outcomes["errors"].append(repr(error))
+                if extra:
+                    print("CALLS", json.dumps(outcomes), flush=True)
 
 
 if __name__ == "__main__":

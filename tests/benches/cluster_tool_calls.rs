@@ -1,0 +1,264 @@
+//! Tool calls through replicas behind the round-robin proxy (issue 7), against one gateway
+//! called directly, measured in the same run and printed with ratios to that baseline.
+//!
+//! `cargo bench -p e2e-tests --bench cluster_tool_calls` (env: `BENCH_CALLS`, default 2000;
+//! `BENCH_CONCURRENCY`, default 16; `BENCH_PROFILE=debug` to use the debug build instead of
+//! building the release one). Every line is the same call: `tools/call get_workspace` in an
+//! existing 2025-11-25 session (one per worker, answered as an SSE stream), which a gateway
+//! process turns into one `GET /workspaces/{id}` at the in-process simulator. Lines:
+//!
+//! - one gateway, called directly, limiter in process (the baseline);
+//! - the same gateway behind the proxy (the cost of the extra hop, a fresh backend
+//!   connection per request);
+//! - one gateway with `LAYER_MCP_REDIS_URL` behind the proxy (sessions, PAT cache and
+//!   limiter in Redis: the cost of sharing, without more replicas);
+//! - three replicas sharing Redis behind the proxy (the deployment).
+//!
+//! The per-user call cap is raised (every worker is one user in one workspace; the cap would
+//! measure queueing, not cost). Everything shares the machine's cores: three replicas do not
+//! get three times the CPU here, so the last line shows the cost of spreading, not a speed-up.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use e2e_tests::cluster::{Cluster, ClusterOptions};
+use e2e_tests::gateway::{GatewayOptions, GatewayProcess};
+use e2e_tests::proxy::Proxy;
+use e2e_tests::sim::TestSim;
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+const WORKSPACE: &str = "a0000000-0000-4000-8000-000000000001";
+
+fn bench_env() -> Vec<(String, String)> {
+    [
+        ("RUST_LOG", "warn"),
+        ("LAYER_MCP_MAX_CALLS_IN_FLIGHT", "100000"),
+        ("LAYER_MCP_MAX_SESSIONS_PER_USER", "10000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// The gateway binary: the release build (built here), or the debug one.
+fn gateway_binary() -> PathBuf {
+    if std::env::var("BENCH_PROFILE").as_deref() == Ok("debug") {
+        return e2e_tests::paths::binary("layer-mcp-gateway");
+    }
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "-p", "layer-mcp-gateway"])
+        .args(["--bin", "layer-mcp-gateway"])
+        .current_dir(e2e_tests::paths::workspace_root())
+        .status()
+        .expect("run cargo build --release");
+    assert!(status.success(), "release build failed");
+    e2e_tests::paths::target_dir()
+        .join("release")
+        .join("layer-mcp-gateway")
+}
+
+/// MCP sessions at `url`, one per worker, and the way to call in them.
+struct Sessions {
+    http: reqwest::Client,
+    url: String,
+    pat: String,
+    ids: Vec<String>,
+}
+
+impl Sessions {
+    async fn open(url: String, pat: String, workers: usize) -> Sessions {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(workers * 2)
+            .build()
+            .unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..workers {
+            let r = http
+                .post(&url)
+                .bearer_auth(&pat)
+                .header("accept", "application/json, text/event-stream")
+                .json(
+                    &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                    "protocolVersion": "2025-11-25", "capabilities": {},
+                    "clientInfo": {"name": "bench", "version": "1"}}}),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "initialize: {}", r.status());
+            let id = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+            drop(r);
+            let r = http
+                .post(&url)
+                .bearer_auth(&pat)
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-session-id", &id)
+                .header("mcp-protocol-version", "2025-11-25")
+                .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "initialized: {}", r.status());
+            ids.push(id);
+        }
+        Sessions {
+            http,
+            url,
+            pat,
+            ids,
+        }
+    }
+
+    async fn call(&self, worker: usize) {
+        let response = self
+            .http
+            .post(&self.url)
+            .bearer_auth(&self.pat)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", &self.ids[worker % self.ids.len()])
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                          "params": {"name": "get_workspace", "arguments": {"workspace_id": WORKSPACE}}}))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+        let mut stream = response.bytes_stream();
+        let mut seen = String::new();
+        while let Some(chunk) = stream.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if seen.contains("\"result\"") && seen.contains("\n\n") {
+                break;
+            }
+        }
+        let data = seen
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .find(|d| d.contains("\"result\""))
+            .unwrap_or_else(|| panic!("no result: {seen}"));
+        let v: Value = serde_json::from_str(data.trim()).unwrap();
+        assert_eq!(v["result"]["isError"], false, "{v}");
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Stats {
+    per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn measure(sessions: Arc<Sessions>, calls: usize, concurrency: usize) -> Stats {
+    // Warm up: connections, caches, the PAT check with Layer.
+    for w in 0..concurrency {
+        sessions.call(w).await;
+    }
+    let started = Instant::now();
+    let mut latencies: Vec<Duration> = futures::stream::iter(0..calls)
+        .map(|i| {
+            let sessions = sessions.clone();
+            async move {
+                let t = Instant::now();
+                sessions.call(i % concurrency).await;
+                t.elapsed()
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Stats {
+        per_sec: calls as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    let calls: usize = std::env::var("BENCH_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let concurrency: usize = std::env::var("BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16);
+    let binary = gateway_binary();
+    eprintln!("gateway binary: {}", binary.display());
+    let sim = TestSim::start().await;
+    let pat = sim.pat("alice");
+    let mut lines: Vec<(String, Stats)> = Vec::new();
+
+    // One gateway, no Redis: direct, then behind the proxy.
+    {
+        let gateway = GatewayProcess::start(GatewayOptions {
+            layer_api_url: sim.api_url(),
+            env: bench_env(),
+            binary: Some(binary.clone()),
+            ..GatewayOptions::default()
+        })
+        .await;
+        eprintln!("one gateway started; opening {concurrency} sessions");
+        let direct = Arc::new(Sessions::open(gateway.mcp_url(), pat.clone(), concurrency).await);
+        lines.push((
+            "one gateway, direct (baseline)".into(),
+            measure(direct, calls, concurrency).await,
+        ));
+        let proxy = Proxy::start(&[gateway.port]);
+        let proxied = Arc::new(Sessions::open(proxy.url("/mcp"), pat.clone(), concurrency).await);
+        lines.push((
+            "one gateway behind the proxy".into(),
+            measure(proxied, calls, concurrency).await,
+        ));
+    }
+    for (replicas, label) in [
+        (1, "one gateway with Redis behind the proxy"),
+        (3, "three replicas sharing Redis behind the proxy"),
+    ] {
+        let cluster = Cluster::start_with(ClusterOptions {
+            env: bench_env(),
+            replicas,
+            binary: Some(binary.clone()),
+            ..ClusterOptions::default()
+        })
+        .await;
+        eprintln!("{label}: started; opening {concurrency} sessions");
+        let sessions = Arc::new(Sessions::open(cluster.url(), pat.clone(), concurrency).await);
+        let stats = measure(sessions, calls, concurrency).await;
+        let counts = cluster.proxy.counts();
+        println!("{label}: requests per replica {counts:?}");
+        lines.push((label.into(), stats));
+    }
+
+    let base = lines[0].1;
+    println!(
+        "\n{calls} calls of get_workspace, {concurrency} at a time, {} build:\n",
+        if std::env::var("BENCH_PROFILE").as_deref() == Ok("debug") {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+    println!("| scenario | calls/s | p50 ms | p99 ms | vs direct |");
+    println!("|---|---:|---:|---:|---|");
+    for (name, s) in &lines {
+        println!(
+            "| {name} | {:.0} | {:.2} | {:.2} | {:.2}x throughput, {:.2}x p50 |",
+            s.per_sec,
+            ms(s.p50),
+            ms(s.p99),
+            s.per_sec / base.per_sec,
+            ms(s.p50) / ms(base.p50),
+        );
+    }
+}
