@@ -21,6 +21,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use e2e_tests::cluster::{Cluster, ClusterOptions};
@@ -46,10 +47,13 @@ fn bench_env() -> Vec<(String, String)> {
 /// The gateway binary: the release build (built here), or the debug one.
 fn gateway_binary() -> PathBuf {
     if std::env::var("BENCH_PROFILE").as_deref() == Ok("debug") {
+        eprintln!("building the debug binaries (cargo build --workspace --bins)");
         return e2e_tests::paths::binary("layer-mcp-gateway");
     }
+    // Not quiet: on a cold target directory this build is most of the run's time.
+    eprintln!("building the release gateway (cargo build --release -p layer-mcp-gateway)");
     let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "-p", "layer-mcp-gateway"])
+        .args(["build", "--release", "-p", "layer-mcp-gateway"])
         .args(["--bin", "layer-mcp-gateway"])
         .current_dir(e2e_tests::paths::workspace_root())
         .status()
@@ -112,7 +116,12 @@ impl Sessions {
         }
     }
 
-    async fn call(&self, worker: usize) {
+    /// One `tools/call` in worker `worker`'s session, read until its result.
+    ///
+    /// Each call has its own JSON-RPC id: rmcp routes a response to the HTTP request by
+    /// (session, request id), so two calls in flight in one session with the same id get
+    /// each other's answer, and one of them none at all.
+    async fn call(&self, worker: usize, id: u64) {
         let response = self
             .http
             .post(&self.url)
@@ -120,26 +129,43 @@ impl Sessions {
             .header("accept", "application/json, text/event-stream")
             .header("mcp-session-id", &self.ids[worker % self.ids.len()])
             .header("mcp-protocol-version", "2025-11-25")
-            .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            .json(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
                           "params": {"name": "get_workspace", "arguments": {"workspace_id": WORKSPACE}}}))
             .send()
             .await
             .unwrap();
         assert!(response.status().is_success(), "{}", response.status());
-        let mut stream = response.bytes_stream();
-        let mut seen = String::new();
-        while let Some(chunk) = stream.next().await {
-            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-            if seen.contains("\"result\"") && seen.contains("\n\n") {
-                break;
-            }
-        }
-        let data = seen
-            .lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .find(|d| d.contains("\"result\""))
-            .unwrap_or_else(|| panic!("no result: {seen}"));
-        let v: Value = serde_json::from_str(data.trim()).unwrap();
+        let json = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        let v: Value = if json {
+            response.json().await.unwrap()
+        } else {
+            // Read until a complete SSE event carries the result.
+            let mut stream = response.bytes_stream();
+            let mut seen = String::new();
+            let data = loop {
+                let chunk = stream
+                    .next()
+                    .await
+                    .unwrap_or_else(|| panic!("stream ended without a result: {seen}"));
+                seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+                let mut events: Vec<&str> = seen.split("\n\n").collect();
+                events.pop(); // not complete yet
+                if let Some(data) = events
+                    .iter()
+                    .flat_map(|e| e.lines())
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .find(|d| d.contains("\"result\""))
+                {
+                    break data.trim().to_owned();
+                }
+            };
+            serde_json::from_str(&data).unwrap()
+        };
+        assert_eq!(v["id"], id, "{v}");
         assert_eq!(v["result"]["isError"], false, "{v}");
     }
 }
@@ -151,32 +177,63 @@ struct Stats {
     p99: Duration,
 }
 
-async fn measure(sessions: Arc<Sessions>, calls: usize, concurrency: usize) -> Stats {
-    // Warm up: connections, caches, the PAT check with Layer.
+/// How long one call may take before the bench gives up on it: a call that never gets its
+/// answer must fail the run, not stall it.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `calls` calls by `concurrency` workers, each with its own session and one call in flight
+/// at a time (as an MCP client does), taking the next call from a shared counter.
+async fn measure(label: &str, sessions: Arc<Sessions>, calls: usize, concurrency: usize) -> Stats {
+    let ids = Arc::new(AtomicU64::new(2));
+    let call = |sessions: Arc<Sessions>, ids: Arc<AtomicU64>, worker: usize| async move {
+        let id = ids.fetch_add(1, Ordering::Relaxed);
+        tokio::time::timeout(CALL_TIMEOUT, sessions.call(worker, id))
+            .await
+            .unwrap_or_else(|_| {
+                panic!("call {id} of worker {worker} got no answer in {CALL_TIMEOUT:?}")
+            });
+    };
+    // Warm up: connections, caches, the PAT check with Layer, each replica's copy of each
+    // session.
     for w in 0..concurrency {
-        sessions.call(w).await;
+        for _ in 0..3 {
+            call(sessions.clone(), ids.clone(), w).await;
+        }
     }
+    eprintln!("{label}: warmed up; {calls} calls, {concurrency} at a time");
     let started = Instant::now();
-    let mut latencies: Vec<Duration> = futures::stream::iter(0..calls)
-        .map(|i| {
-            let sessions = sessions.clone();
-            async move {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for worker in 0..concurrency {
+        let (sessions, ids, next) = (sessions.clone(), ids.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < calls {
                 let t = Instant::now();
-                sessions.call(i % concurrency).await;
-                t.elapsed()
+                call(sessions.clone(), ids.clone(), worker).await;
+                latencies.push(t.elapsed());
             }
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
+            latencies
+        }));
+    }
+    let mut latencies = Vec::with_capacity(calls);
+    for w in workers {
+        latencies.extend(w.await.unwrap());
+    }
     let elapsed = started.elapsed();
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Stats {
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    let stats = Stats {
         per_sec: calls as f64 / elapsed.as_secs_f64(),
         p50: at(0.50),
         p99: at(0.99),
-    }
+    };
+    eprintln!(
+        "{label}: {:.0} calls/s in {:.1} s",
+        stats.per_sec,
+        elapsed.as_secs_f64()
+    );
+    stats
 }
 
 fn ms(d: Duration) -> f64 {
@@ -212,13 +269,13 @@ async fn main() {
         let direct = Arc::new(Sessions::open(gateway.mcp_url(), pat.clone(), concurrency).await);
         lines.push((
             "one gateway, direct (baseline)".into(),
-            measure(direct, calls, concurrency).await,
+            measure("direct", direct, calls, concurrency).await,
         ));
         let proxy = Proxy::start(&[gateway.port]);
         let proxied = Arc::new(Sessions::open(proxy.url("/mcp"), pat.clone(), concurrency).await);
         lines.push((
             "one gateway behind the proxy".into(),
-            measure(proxied, calls, concurrency).await,
+            measure("proxied", proxied, calls, concurrency).await,
         ));
     }
     for (replicas, label) in [
@@ -233,8 +290,9 @@ async fn main() {
         })
         .await;
         eprintln!("{label}: started; opening {concurrency} sessions");
-        let sessions = Arc::new(Sessions::open(cluster.url(), pat.clone(), concurrency).await);
-        let stats = measure(sessions, calls, concurrency).await;
+        let sessions =
+            Arc::new(Sessions::open(cluster.url(), cluster.pat("alice"), concurrency).await);
+        let stats = measure(label, sessions, calls, concurrency).await;
         let counts = cluster.proxy.counts();
         println!("{label}: requests per replica {counts:?}");
         lines.push((label.into(), stats));
