@@ -1,7 +1,7 @@
 //! Tool calls through replicas behind the round-robin proxy (issue 7), against one gateway
 //! called directly, measured in the same run and printed with ratios to that baseline.
 //!
-//! `cargo bench -p e2e-tests --bench cluster_tool_calls` (env: `BENCH_CALLS`, default 2000;
+//! `cargo bench -p e2e-tests --bench cluster_tool_calls` (env: `BENCH_CALLS`, default 10000;
 //! `BENCH_CONCURRENCY`, default 16; `BENCH_PROFILE=debug` to use the debug build instead of
 //! building the release one). Every line is the same call: `tools/call get_workspace` in an
 //! existing 2025-11-25 session (one per worker, answered as an SSE stream), which a gateway
@@ -245,7 +245,7 @@ async fn main() {
     let calls: usize = std::env::var("BENCH_CALLS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
+        .unwrap_or(10000);
     let concurrency: usize = std::env::var("BENCH_CONCURRENCY")
         .ok()
         .and_then(|v| v.parse().ok())
