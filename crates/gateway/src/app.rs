@@ -68,8 +68,12 @@ impl Services {
         let verifier: Arc<dyn PatVerifier> = Arc::new(LayerVerifier(layer.clone()));
         let redis = match &config.redis_url {
             Some(url) => Some(
-                SharedRedis::connect(url, crate::shared::redis::DEFAULT_TIMEOUT)
-                    .map_err(|e| anyhow::anyhow!("setting `redis_url`: {e}"))?,
+                SharedRedis::connect_with_tls(
+                    url,
+                    &config.redis_tls(),
+                    crate::shared::redis::DEFAULT_TIMEOUT,
+                )
+                .map_err(|e| anyhow::anyhow!("setting `redis_url`: {e}"))?,
             ),
             None => None,
         };
@@ -94,7 +98,7 @@ impl Services {
             )),
         };
         let fetcher = crate::fetch::fetcher_from_config(config)?;
-        let caps = Arc::new(Caps::from_config(&config.caps)?);
+        let caps = Arc::new(Caps::from_config(&config.caps, &config.redis_tls())?);
         Ok(Self {
             layer,
             authenticator,

@@ -47,8 +47,7 @@ impl FromStr for RedisUrl {
         if !matches!(url.scheme(), "redis" | "rediss" | "redis+unix" | "unix") {
             return Err(UrlError::Scheme(url.scheme().to_owned()));
         }
-        if matches!(url.scheme(), "redis" | "rediss") && url.host_str().is_none_or(str::is_empty)
-        {
+        if matches!(url.scheme(), "redis" | "rediss") && url.host_str().is_none_or(str::is_empty) {
             return Err(UrlError::NoHost);
         }
         Ok(RedisUrl(text.to_owned()))
@@ -136,7 +135,10 @@ mod tests {
             redact_url("redis://:hunter2@redis.internal:6379/2"),
             "redis://:***@redis.internal:6379/2"
         );
-        assert_eq!(redact_url("redis-cluster://h?password=hunter2"), "redis-cluster://h");
+        assert_eq!(
+            redact_url("redis-cluster://h?password=hunter2"),
+            "redis-cluster://h"
+        );
         assert_eq!(redact_url("mysql:user:hunter2@host"), "mysql:***");
         assert_eq!(redact_url("hunter2"), "***");
         let err = "http://user:hunter2@h".parse::<RedisUrl>().unwrap_err();
