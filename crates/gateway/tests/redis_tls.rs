@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use auth_server::Store;
 use common::Env;
 use common::redis::free_port;
 use gateway::shared::SharedRedis;
@@ -33,11 +32,8 @@ struct TlsRedis {
 
 impl TlsRedis {
     async fn start() -> TlsRedis {
-        let dir = std::env::temp_dir().join(format!(
-            "redis-tls-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("redis-tls-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&dir).unwrap();
 
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -119,6 +115,7 @@ fn tls(url: &str, ca_file: Option<&Path>) -> impl Fn(&mut Config) + Clone + use<
     let ca_file = ca_file.map(Path::to_path_buf);
     move |config: &mut Config| {
         config.redis_url = Some(url.parse().unwrap());
+        config.caps.store = gateway::caps::LimiterStore::Redis(url.parse().unwrap());
         config.redis_ca_file = ca_file.clone();
         config.upstream_request_timeout = Duration::from_secs(5);
     }
@@ -197,8 +194,7 @@ async fn without_the_ca_the_server_is_not_trusted_and_the_password_stays_hidden(
 
     // Straight through the gateway's connector: refused, saying why, without the password.
     let untrusted =
-        SharedRedis::connect_with_tls(&url, &redis_conn_tls(None), Duration::from_secs(2))
-            .unwrap();
+        SharedRedis::connect_with_tls(&url, &redis_conn_tls(None), Duration::from_secs(2)).unwrap();
     let error = untrusted.ping().await.unwrap_err().to_string();
     assert!(error.contains("certificate"), "{error}");
     assert!(!error.contains(PASSWORD), "{error}");
@@ -215,9 +211,11 @@ async fn without_the_ca_the_server_is_not_trusted_and_the_password_stays_hidden(
     let env = Env::start_with(tls(&redis.url(), None)).await;
     let mut client = env.client(&env.alice);
     let answer = client
-        .post(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        .post(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-11-25", "capabilities": {},
-            "clientInfo": {"name": "gateway-tests", "version": "1"}}}))
+            "clientInfo": {"name": "gateway-tests", "version": "1"}}}),
+        )
         .await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{answer:?}");
     assert!(!answer.text.contains(PASSWORD), "{answer:?}");
@@ -240,17 +238,14 @@ async fn the_oauth_store_uses_the_same_ca() {
     let redis = TlsRedis::start().await;
     let dir = Path::new("/nonexistent");
     let ca = redis.ca_file();
-    let with_ca = auth_server::open_store_with_tls(
-        Some(&redis.url()),
-        dir,
-        &redis_conn_tls(Some(&ca)),
-    )
-    .unwrap();
+    let with_ca =
+        auth_server::open_store_with_tls(Some(&redis.url()), dir, &redis_conn_tls(Some(&ca)))
+            .unwrap();
     with_ca.ping().await.unwrap();
     assert!(with_ca.signing_keys().await.unwrap().is_empty());
 
-    let without = auth_server::open_store_with_tls(Some(&redis.url()), dir, &redis_conn_tls(None))
-        .unwrap();
+    let without =
+        auth_server::open_store_with_tls(Some(&redis.url()), dir, &redis_conn_tls(None)).unwrap();
     let error = without.ping().await.unwrap_err().to_string();
     assert!(!error.contains(PASSWORD), "{error}");
 }

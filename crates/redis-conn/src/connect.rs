@@ -99,6 +99,15 @@ pub fn manager(
         .map_err(|e| ConnectError::Client(e.kind()))
 }
 
+/// A clear reason when `error` is a TLS verification failure (the client's text names the
+/// certificate problem only, never the URL), for callers that map errors to their own.
+pub fn tls_failure(error: &redis::RedisError) -> Option<&'static str> {
+    let text = error.to_string();
+    (text.contains("certificate") || text.contains("UnknownIssuer")).then_some(
+        "TLS: the server's certificate is not trusted (set redis_ca_file to the CA that signed it)",
+    )
+}
+
 /// rustls needs a process-wide crypto provider when more than one could be compiled in;
 /// the workspace uses aws-lc-rs. Installing fails harmlessly when one is already set.
 fn install_crypto_provider() {

@@ -36,6 +36,8 @@ impl RedisError {
             RedisError::Unreachable("timed out".to_owned())
         } else if error.is_connection_refusal() {
             RedisError::Unreachable("connection refused".to_owned())
+        } else if let Some(reason) = redis_conn::tls_failure(error) {
+            RedisError::Unreachable(reason.to_owned())
         } else if error.is_io_error()
             || error.is_connection_dropped()
             || error.is_unrecoverable_error()

@@ -512,7 +512,10 @@ async fn subscribe_forever(shared: Arc<Shared>) {
                             None => break,
                         },
                         _ = ping.tick() => {
-                            let alive = tokio::time::timeout(timeout, sink.ping::<String>()).await;
+                            // Any answer means alive: in subscribed mode (RESP2) Redis
+                            // answers PING with `["pong", ""]`, not `PONG`.
+                            let alive =
+                                tokio::time::timeout(timeout, sink.ping::<redis::Value>()).await;
                             if !matches!(alive, Ok(Ok(_))) {
                                 break;
                             }
