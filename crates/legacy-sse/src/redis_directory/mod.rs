@@ -512,10 +512,7 @@ async fn subscribe_forever(shared: Arc<Shared>) {
                             None => break,
                         },
                         _ = ping.tick() => {
-                            // Any answer means alive: in subscribed mode (RESP2) Redis
-                            // answers PING with `["pong", ""]`, not `PONG`.
-                            let alive =
-                                tokio::time::timeout(timeout, sink.ping::<redis::Value>()).await;
+                            let alive = tokio::time::timeout(timeout, sink.ping::<String>()).await;
                             if !matches!(alive, Ok(Ok(_))) {
                                 break;
                             }
