@@ -512,7 +512,10 @@ async fn subscribe_forever(shared: Arc<Shared>) {
                             None => break,
                         },
                         _ = ping.tick() => {
-                            let alive = tokio::time::timeout(timeout, sink.ping::<String>()).await;
+                            // Any answer means alive: in subscribed mode (RESP2) Redis
+                            // answers PING with `["pong", ""]`, not `PONG`.
+                            let alive =
+                                tokio::time::timeout(timeout, sink.ping::<redis::Value>()).await;
                             if !matches!(alive, Ok(Ok(_))) {
                                 break;
                             }
@@ -536,17 +539,52 @@ async fn subscribe_forever(shared: Arc<Shared>) {
     }
 }
 
-/// Refreshes the records of the sessions held here every third of their TTL.
+/// Refreshes the records of the sessions held here every third of their TTL, and at once
+/// when Redis has lost them: every `ping_interval` it sets a marker key of this replica with
+/// `NX`, and a marker that had to be created means Redis restarted empty (the subscription
+/// may come back by itself without this replica noticing a reconnect).
 async fn refresh_forever(shared: Arc<Shared>) {
-    let mut every = tokio::time::interval(shared.config.record_ttl / 3);
+    let marker = format!("{}:present", shared.channel);
+    let full_every = shared.config.record_ttl / 3;
+    let mut every = tokio::time::interval(shared.config.ping_interval.min(full_every));
     every.tick().await;
+    let mut last_full = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = shared.tasks.cancelled() => return,
             _ = every.tick() => {}
         }
-        if let Err(error) = shared.announce_all().await {
-            tracing::debug!(%error, "could not refresh SSE session records");
+        let lost = match shared
+            .query::<Option<String>>(
+                redis::cmd("SET")
+                    .arg(&marker)
+                    .arg("1")
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(shared.config.record_ttl.as_millis() as u64),
+            )
+            .await
+        {
+            Ok(created) => created.is_some(),
+            Err(_) => continue,
+        };
+        if !lost && last_full.elapsed() < full_every {
+            continue;
+        }
+        match shared.announce_all().await {
+            Ok(()) => {
+                last_full = tokio::time::Instant::now();
+                let _ = shared
+                    .query::<()>(
+                        redis::cmd("PEXPIRE")
+                            .arg(&marker)
+                            .arg(shared.config.record_ttl.as_millis() as u64),
+                    )
+                    .await;
+            }
+            Err(error) => {
+                tracing::debug!(%error, "could not refresh SSE session records");
+            }
         }
     }
 }
