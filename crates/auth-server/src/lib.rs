@@ -39,7 +39,7 @@ pub use config::{AuthConfig, IdpConfig, OAuthArgs, SCOPE};
 pub use error::{AuthError, OAuthError};
 pub use model::{ClientId, GrantId, Subject};
 pub use secret::Secret;
-pub use store::{Store, StoreError, open_store};
+pub use store::{Store, StoreError, open_store, open_store_with_tls};
 
 use crate::clients::RegistrationLimiter;
 use crate::jwt::{AccessClaims, JwtError, KeyRing, KeyRingError, SigningKey};

@@ -68,8 +68,12 @@ impl Services {
         let verifier: Arc<dyn PatVerifier> = Arc::new(LayerVerifier(layer.clone()));
         let redis = match &config.redis_url {
             Some(url) => Some(
-                SharedRedis::connect(url, crate::shared::redis::DEFAULT_TIMEOUT)
-                    .map_err(|e| anyhow::anyhow!("setting `redis_url`: {e}"))?,
+                SharedRedis::connect_with_tls(
+                    url,
+                    &config.redis_tls(),
+                    crate::shared::redis::DEFAULT_TIMEOUT,
+                )
+                .map_err(|e| anyhow::anyhow!("setting `redis_url`: {e}"))?,
             ),
             None => None,
         };
@@ -94,7 +98,7 @@ impl Services {
             )),
         };
         let fetcher = crate::fetch::fetcher_from_config(config)?;
-        let caps = Arc::new(Caps::from_config(&config.caps)?);
+        let caps = Arc::new(Caps::from_config(&config.caps, &config.redis_tls())?);
         Ok(Self {
             layer,
             authenticator,
@@ -156,6 +160,8 @@ struct Readiness {
     caps: Arc<Caps>,
     oauth: Option<AuthServer>,
     sessions: Arc<dyn SessionRegistry>,
+    /// The old transport's shared directory, when it is Redis.
+    legacy_directory: Option<Arc<legacy_sse::RedisDirectory>>,
 }
 
 impl Readiness {
@@ -195,7 +201,8 @@ async fn healthz() -> impl IntoResponse {
 /// load balancer would only turn a partial outage into a full one. The OAuth store
 /// (`oauth store (redis|sqlite): ok | unreachable (…)`) follows the same rule: without it
 /// OAuth logins, refreshes and OAuth-token calls get 503 `temporarily_unavailable`, but PAT
-/// callers are still served.
+/// callers are still served. The old transport's Redis directory
+/// (`old-transport directory (redis): ok | unreachable`) too.
 async fn readyz(State(readiness): State<Arc<Readiness>>) -> impl IntoResponse {
     let limiter = match readiness.caps.check().await {
         Ok(()) => format!("limiter ({}): ok\n", readiness.caps.store_name()),
@@ -217,15 +224,18 @@ async fn readyz(State(readiness): State<Arc<Readiness>>) -> impl IntoResponse {
         },
     };
     let sessions = session_store_line(readiness.sessions.as_ref()).await;
+    let legacy = legacy_directory_line(readiness.legacy_directory.as_deref());
     if readiness.layer_reachable().await {
         (
             StatusCode::OK,
-            format!("ready\nlayer: ok\n{limiter}{sessions}{oauth_store}"),
+            format!("ready\nlayer: ok\n{limiter}{sessions}{legacy}{oauth_store}"),
         )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("Layer API unreachable\nlayer: unreachable\n{limiter}{sessions}{oauth_store}"),
+            format!(
+                "Layer API unreachable\nlayer: unreachable\n{limiter}{sessions}{legacy}{oauth_store}"
+            ),
         )
     }
 }
@@ -239,6 +249,19 @@ async fn session_store_line(sessions: &dyn SessionRegistry) -> String {
             sessions.store_name(),
             error.0
         ),
+    }
+}
+
+/// `/readyz`'s line for the old transport's shared directory (same rule: said, not 503).
+/// Its subscription is what lets POSTs from other replicas reach this one's streams; it
+/// reconnects by itself, so "unreachable" is what a probe sees while Redis is away.
+fn legacy_directory_line(directory: Option<&legacy_sse::RedisDirectory>) -> String {
+    match directory {
+        None => String::new(),
+        Some(d) if d.is_subscribed() => "old-transport directory (redis): ok\n".to_owned(),
+        Some(_) => "old-transport directory (redis): unreachable; old-transport POSTs for \
+                    streams on other replicas get 503 until it is back\n"
+            .to_owned(),
     }
 }
 
@@ -373,6 +396,7 @@ pub fn router(config: &Config, services: Services, lifecycle: Lifecycle) -> anyh
         caps: services.caps.clone(),
         oauth: services.oauth.clone(),
         sessions: services.sessions.clone(),
+        legacy_directory: directory.shared.clone(),
     });
     let mut app = Router::new()
         .route_service("/mcp", mcp)

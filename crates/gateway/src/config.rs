@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+pub use redis_conn::RedisUrl;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -97,6 +99,10 @@ pub struct Config {
     /// The Redis every replica shares (`redis_url`): the limiter uses it unless `limiter` says
     /// otherwise; issue 7's shared state is meant to use the same one.
     pub redis_url: Option<RedisUrl>,
+    /// PEM file of a private CA that signed the Redis server's certificate (`rediss://`
+    /// URLs: `redis_url`, a `limiter` URL, the OAuth `--store`). Without it, the system's
+    /// roots.
+    pub redis_ca_file: Option<PathBuf>,
     /// The per-user caps of issue 5 (active runs, calls in flight) and where they are counted.
     pub caps: CapsConfig,
     /// Things worth a warning at start that do not stop it (e.g. an unknown `LAYER_MCP_*`
@@ -132,9 +138,15 @@ impl Config {
             upload_allow_hosts: Vec::new(),
             log_format: LogFormat::Text,
             redis_url: None,
+            redis_ca_file: None,
             caps: CapsConfig::default(),
             warnings: Vec::new(),
         }
+    }
+
+    /// TLS settings for every `rediss://` connection the gateway makes.
+    pub fn redis_tls(&self) -> redis_conn::Tls {
+        redis_conn::Tls::with_ca_file(self.redis_ca_file.as_deref())
     }
 
     /// The MCP endpoint clients are given: `<public_url>/mcp`.
@@ -324,6 +336,7 @@ pub const KEYS: &[&str] = &[
     "upload_allow_hosts",
     "log_format",
     "redis_url",
+    "redis_ca_file",
     "limiter",
     "max_active_runs",
     "max_calls_in_flight",
@@ -566,6 +579,16 @@ impl Layers {
         )? {
             config.redis_url = Some(url);
         }
+        if let Some((path, origin)) = self.scalar::<PathBuf>("redis_ca_file", None)? {
+            std::fs::metadata(&path).map_err(|e| {
+                ConfigError::invalid(
+                    "redis_ca_file",
+                    origin,
+                    format!("cannot read {} ({})", path.display(), e.kind()),
+                )
+            })?;
+            config.redis_ca_file = Some(path);
+        }
         let caps = &mut config.caps;
         caps.store = match self
             .scalar::<LimiterChoice>("limiter", flags.limiter.as_ref().map(|v| ("--limiter", v)))?
@@ -626,61 +649,6 @@ impl Layers {
     }
 }
 
-/// A Redis URL (`redis://`, `rediss://`, `redis+unix://` or `unix://`). It may carry a
-/// password, so `Debug` and `Display` show it with the password replaced by `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RedisUrl(String);
-
-impl RedisUrl {
-    /// The URL itself, for the Redis client only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    fn redacted(&self) -> String {
-        match Url::parse(&self.0) {
-            Ok(mut url) => {
-                if url.password().is_some() {
-                    let _ = url.set_password(Some("***"));
-                }
-                url.to_string()
-            }
-            Err(_) => "redis://***".to_owned(),
-        }
-    }
-}
-
-impl FromStr for RedisUrl {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let text = s.trim();
-        // Never echo the value: it may hold a password.
-        let url = Url::parse(text).map_err(|e| format!("not a URL ({e})"))?;
-        if !matches!(url.scheme(), "redis" | "rediss" | "redis+unix" | "unix") {
-            return Err(format!(
-                "must be a redis://, rediss:// or unix:// URL, got scheme `{}`",
-                url.scheme()
-            ));
-        }
-        if matches!(url.scheme(), "redis" | "rediss") && url.host_str().is_none() {
-            return Err("must name a host".into());
-        }
-        Ok(RedisUrl(text.to_owned()))
-    }
-}
-
-impl fmt::Debug for RedisUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RedisUrl({})", self.redacted())
-    }
-}
-
-impl fmt::Display for RedisUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
-
 /// What the `limiter` setting says: `memory` (in process), `redis` (the shared `redis_url`)
 /// or a Redis URL of its own.
 enum LimiterChoice {
@@ -695,7 +663,10 @@ impl FromStr for LimiterChoice {
         match s.trim().to_ascii_lowercase().as_str() {
             "memory" | "in-process" | "local" => Ok(LimiterChoice::InProcess),
             "redis" => Ok(LimiterChoice::SharedRedis),
-            _ if s.contains("://") => s.parse().map(LimiterChoice::Url),
+            _ if s.contains("://") => s
+                .parse()
+                .map(LimiterChoice::Url)
+                .map_err(|e: redis_conn::UrlError| e.to_string()),
             _ => Err("must be `memory`, `redis` (use redis_url) or a redis:// URL".into()),
         }
     }

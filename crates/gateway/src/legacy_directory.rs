@@ -47,6 +47,7 @@ pub fn from_config(
     let settings = RedisDirectoryConfig {
         key_prefix: KEY_PREFIX.to_owned(),
         forward_headers: vec![http::header::AUTHORIZATION, REQUEST_ID],
+        tls: config.redis_tls(),
         ..RedisDirectoryConfig::default()
     };
     let directory = RedisDirectory::start(

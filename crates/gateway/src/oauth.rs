@@ -7,7 +7,7 @@ use auth_server::config::{AuthConfig, IdpConfig};
 use auth_server::crypto::EncryptionKey;
 use auth_server::store::SqliteStore;
 use auth_server::store::is_redis_url;
-use auth_server::{AuthServer, OAuthArgs, Secret, Store, open_store};
+use auth_server::{AuthServer, OAuthArgs, Secret, Store, open_store_with_tls};
 use layer_sim::RunningSim;
 use url::Url;
 
@@ -37,7 +37,7 @@ pub async fn start_auth_server(
     else {
         return Ok(None);
     };
-    let store = open_store(store_url.as_deref(), &args.data_dir())
+    let store = open_store_with_tls(store_url.as_deref(), &args.data_dir(), &config.redis_tls())
         .map_err(|e| anyhow::anyhow!("setting `store`: {e}"))?;
     let kind = store.kind();
     let server = AuthServer::start(auth_config, store)

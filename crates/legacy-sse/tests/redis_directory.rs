@@ -401,3 +401,28 @@ async fn the_directory_alone_answers_unknown_sessions_and_a_bad_url_is_refused()
     let error = bad.err().expect("refused").to_string();
     assert!(!error.contains("hunter2"), "{error}");
 }
+
+/// Pings keep the subscription up, they do not break it: a subscription that dropped at
+/// every ping would make POSTs landing on other replicas meanwhile answer 404 (the client
+/// would then lose its session).
+#[tokio::test]
+async fn the_subscription_stays_up_across_pings() {
+    let redis = RedisServer::start();
+    let a = replica(&redis).await;
+    let b = replica(&redis).await;
+    let mut stream = a.server.open("alice").await;
+    initialize_via(&b.server, &mut stream, "alice").await;
+    // Six ping intervals, sampled every 10 ms.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        assert!(a.directory.is_subscribed(), "the subscription dropped");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut id = 100;
+    for _ in 0..20 {
+        id += 1;
+        assert_eq!(status_via(&b.server, &stream, "alice", id).await, 202);
+        assert_eq!(text_of(&reply_to(&mut stream, id).await), "hi");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -52,9 +52,18 @@ impl Limiter {
     /// [`Limiter::check`] to see whether Redis answers. Must be called inside a Tokio
     /// runtime. Errors never repeat the URL.
     pub fn redis(url: &str, config: LimiterConfig) -> Result<Limiter, ConfigError> {
+        Self::redis_with_tls(url, &redis_conn::Tls::default(), config)
+    }
+
+    /// The same, with TLS settings for a `rediss://` URL (a private CA).
+    pub fn redis_with_tls(
+        url: &str,
+        tls: &redis_conn::Tls,
+        config: LimiterConfig,
+    ) -> Result<Limiter, ConfigError> {
         config.validate()?;
         Ok(Limiter {
-            backend: Backend::Redis(Arc::new(RedisBackend::connect(url, config)?)),
+            backend: Backend::Redis(Arc::new(RedisBackend::connect(url, tls, config)?)),
         })
     }
 

@@ -140,36 +140,8 @@ pub fn is_redis_url(url: &str) -> bool {
         .any(|scheme| url.len() >= scheme.len() && url[..scheme.len()].eq_ignore_ascii_case(scheme))
 }
 
-/// `url` fit for an error message or a log line: user name and password become `***`, a
-/// query (which may carry a password) goes; anything that does not parse as a URL with a
-/// host but holds an `@` keeps only its scheme.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.has_host() => {
-            if !parsed.username().is_empty() {
-                let _ = parsed.set_username("***");
-            }
-            if parsed.password().is_some() {
-                let _ = parsed.set_password(Some("***"));
-            }
-            parsed.set_query(None);
-            parsed.set_fragment(None);
-            parsed.to_string()
-        }
-        _ if !url.contains('@') && !url.contains('?') && url.contains(':') => url.to_owned(),
-        _ => match url.split_once(':') {
-            Some((scheme, _))
-                if !scheme.is_empty()
-                    && scheme
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) =>
-            {
-                format!("{scheme}:***")
-            }
-            _ => "***".to_owned(),
-        },
-    }
-}
+/// `url` fit for an error message or a log line (user name, password and query hidden).
+pub use redis_conn::redact_url;
 
 /// Opens the store a `--store` URL names: `sqlite://PATH` (a relative path is under
 /// `data_dir`; the default is `<data_dir>/auth.sqlite3`), `sqlite::memory:` (tests), or a
@@ -178,10 +150,26 @@ pub fn redact_url(url: &str) -> String {
 /// runtime, and it succeeds while Redis is down (the first use fails instead). Error
 /// messages never show a password from the URL.
 pub fn open_store(url: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
+    open_store_with_tls(url, data_dir, &redis_conn::Tls::default())
+}
+
+/// [`open_store`] with TLS settings for a `rediss://` store (the gateway's
+/// `redis_ca_file`).
+pub fn open_store_with_tls(
+    url: Option<&str>,
+    data_dir: &Path,
+    tls: &redis_conn::Tls,
+) -> Result<Arc<dyn Store>, StoreError> {
     let path: PathBuf = match url {
         None => data_dir.join("auth.sqlite3"),
         Some("sqlite::memory:") => return Ok(Arc::new(SqliteStore::open_in_memory()?)),
-        Some(url) if is_redis_url(url) => return Ok(Arc::new(RedisStore::connect(url)?)),
+        Some(url) if is_redis_url(url) => {
+            return Ok(Arc::new(RedisStore::connect_with_tls(
+                url,
+                redis::PREFIX,
+                tls,
+            )?));
+        }
         Some(url) => {
             let rest = url
                 .strip_prefix("sqlite://")

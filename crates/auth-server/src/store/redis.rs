@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{RedisError, Script, Value};
 
 use super::{PurgePolicy, Store, StoreError};
@@ -447,23 +447,29 @@ impl RedisStore {
 
     /// The same with another key prefix (several deployments on one Redis; tests).
     pub fn connect_with_prefix(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        Self::connect_with_tls(url, prefix, &redis_conn::Tls::default())
+    }
+
+    /// The same with TLS settings for a `rediss://` URL (a private CA).
+    pub fn connect_with_tls(
+        url: &str,
+        prefix: &str,
+        tls: &redis_conn::Tls,
+    ) -> Result<Self, StoreError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(StoreError::Backend(
                 "the Redis store must be opened inside a Tokio runtime".into(),
             ));
         }
-        let bad_url = |e: RedisError| StoreError::InvalidUrl {
+        let bad_url = |reason: String| StoreError::InvalidUrl {
             url: super::redact_url(url),
-            reason: format!("{:?}", e.kind()),
+            reason,
         };
-        let client = redis::Client::open(url).map_err(bad_url)?;
+        let parsed: redis_conn::RedisUrl = url.parse().map_err(|e| bad_url(format!("{e}")))?;
+        let client = redis_conn::client(&parsed, tls).map_err(|e| bad_url(e.to_string()))?;
         // No reconnect retries inside the manager: a call during an outage fails at once
         // and the next call starts a fresh connection attempt.
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(0)
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT));
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(bad_url)?;
+        let conn = redis_conn::manager(&client, TIMEOUT).map_err(|e| bad_url(e.to_string()))?;
         Ok(Self {
             conn,
             prefix: prefix.to_owned(),

@@ -67,12 +67,14 @@ pub struct CapsError(#[from] limiter::ConfigError);
 impl Caps {
     /// Builds the limiter the configuration names. The Redis one connects lazily (the gateway
     /// starts while Redis is away, and fails closed until it is back); must be called inside
-    /// a Tokio runtime.
-    pub fn from_config(config: &CapsConfig) -> Result<Caps, CapsError> {
+    /// a Tokio runtime. `tls` applies to a `rediss://` limiter URL.
+    pub fn from_config(config: &CapsConfig, tls: &redis_conn::Tls) -> Result<Caps, CapsError> {
         let limiter_config = config.limiter_config();
         let limiter = match &config.store {
             LimiterStore::InProcess => Limiter::in_process(limiter_config.clone())?,
-            LimiterStore::Redis(url) => Limiter::redis(url.expose(), limiter_config.clone())?,
+            LimiterStore::Redis(url) => {
+                Limiter::redis_with_tls(url.expose(), tls, limiter_config.clone())?
+            }
         };
         Ok(Caps {
             limiter,

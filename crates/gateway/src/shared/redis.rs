@@ -1,5 +1,6 @@
 //! The gateway's one way to the shared Redis (`redis_url`): a [`SharedRedis`] holds a lazy
-//! `ConnectionManager` with short timeouts and no retries inside it, so a call during an
+//! `ConnectionManager` (made by `redis-conn`, as every Redis user's is) with short timeouts
+//! and no retries inside it, so a call during an
 //! outage fails at once (callers fail closed) and the next call tries a fresh connection
 //! (the gateway recovers by itself when Redis is back). Clone it freely: every clone shares
 //! the one multiplexed connection. Other modules that need Redis (the old transport's
@@ -9,7 +10,7 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 
 use crate::config::RedisUrl;
 
@@ -35,6 +36,8 @@ impl RedisError {
             RedisError::Unreachable("timed out".to_owned())
         } else if error.is_connection_refusal() {
             RedisError::Unreachable("connection refused".to_owned())
+        } else if let Some(reason) = redis_conn::tls_failure(error) {
+            RedisError::Unreachable(reason.to_owned())
         } else if error.is_io_error()
             || error.is_connection_dropped()
             || error.is_unrecoverable_error()
@@ -69,19 +72,18 @@ impl std::fmt::Debug for SharedRedis {
 impl SharedRedis {
     /// Prepares the connection (made on first use, inside a Tokio runtime).
     pub fn connect(url: &RedisUrl, timeout: Duration) -> Result<Self, RedisError> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(RedisError::Url(
-                "the Redis connection must be made inside a Tokio runtime".to_owned(),
-            ));
-        }
-        let client = redis::Client::open(url.expose())
-            .map_err(|e| RedisError::Url(format!("{:?}", e.kind())))?;
-        let manager = ConnectionManagerConfig::new()
-            .set_number_of_retries(0)
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager)
-            .map_err(|e| RedisError::Url(format!("{:?}", e.kind())))?;
+        Self::connect_with_tls(url, &redis_conn::Tls::default(), timeout)
+    }
+
+    /// The same with TLS settings for a `rediss://` URL (`redis_ca_file`).
+    pub fn connect_with_tls(
+        url: &RedisUrl,
+        tls: &redis_conn::Tls,
+        timeout: Duration,
+    ) -> Result<Self, RedisError> {
+        let client = redis_conn::client(url, tls).map_err(|e| RedisError::Url(e.to_string()))?;
+        let conn =
+            redis_conn::manager(&client, timeout).map_err(|e| RedisError::Url(e.to_string()))?;
         Ok(Self {
             client,
             conn,

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use http::HeaderName;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use tokio::sync::oneshot;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -62,6 +62,8 @@ pub struct RedisDirectoryConfig {
     /// How often the subscriber connection is pinged (a Redis that hangs without closing
     /// the connection is noticed within this plus `redis_timeout`).
     pub ping_interval: Duration,
+    /// TLS settings for a `rediss://` URL (a private CA).
+    pub tls: redis_conn::Tls,
 }
 
 impl Default for RedisDirectoryConfig {
@@ -76,6 +78,7 @@ impl Default for RedisDirectoryConfig {
                 HeaderName::from_static("x-request-id"),
             ],
             ping_interval: Duration::from_secs(5),
+            tls: redis_conn::Tls::default(),
         }
     }
 }
@@ -85,8 +88,8 @@ impl Default for RedisDirectoryConfig {
 pub enum RedisDirectoryError {
     /// The URL is not one the Redis client accepts (the URL itself is not repeated: it may
     /// hold a password).
-    #[error("invalid Redis URL for the SSE session directory ({0:?})")]
-    InvalidUrl(redis::ErrorKind),
+    #[error("invalid Redis URL for the SSE session directory ({0})")]
+    InvalidUrl(String),
     #[error("the SSE session directory must be started inside a Tokio runtime")]
     NoRuntime,
     #[error("invalid SSE session directory setting: {0}")]
@@ -140,16 +143,15 @@ impl RedisDirectory {
         }
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| RedisDirectoryError::NoRuntime)?;
-        let client =
-            redis::Client::open(url).map_err(|e| RedisDirectoryError::InvalidUrl(e.kind()))?;
+        let url: redis_conn::RedisUrl = url
+            .parse()
+            .map_err(|e: redis_conn::UrlError| RedisDirectoryError::InvalidUrl(e.to_string()))?;
+        let client = redis_conn::client(&url, &config.tls)
+            .map_err(|e| RedisDirectoryError::InvalidUrl(e.to_string()))?;
         // No retries inside the manager: during an outage a call fails at once (503) rather
         // than making the POST wait; the next call reconnects.
-        let manager = ConnectionManagerConfig::new()
-            .set_number_of_retries(0)
-            .set_connection_timeout(Some(config.redis_timeout))
-            .set_response_timeout(Some(config.redis_timeout));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager)
-            .map_err(|e| RedisDirectoryError::InvalidUrl(e.kind()))?;
+        let conn = redis_conn::manager(&client, config.redis_timeout)
+            .map_err(|e| RedisDirectoryError::InvalidUrl(e.to_string()))?;
         let channel = format!(
             "{}:replica:{}",
             config.key_prefix,
@@ -510,7 +512,10 @@ async fn subscribe_forever(shared: Arc<Shared>) {
                             None => break,
                         },
                         _ = ping.tick() => {
-                            let alive = tokio::time::timeout(timeout, sink.ping::<String>()).await;
+                            // Any answer means alive: in subscribed mode (RESP2) Redis
+                            // answers PING with `["pong", ""]`, not `PONG`.
+                            let alive =
+                                tokio::time::timeout(timeout, sink.ping::<redis::Value>()).await;
                             if !matches!(alive, Ok(Ok(_))) {
                                 break;
                             }
@@ -534,17 +539,52 @@ async fn subscribe_forever(shared: Arc<Shared>) {
     }
 }
 
-/// Refreshes the records of the sessions held here every third of their TTL.
+/// Refreshes the records of the sessions held here every third of their TTL, and at once
+/// when Redis has lost them: every `ping_interval` it sets a marker key of this replica with
+/// `NX`, and a marker that had to be created means Redis restarted empty (the subscription
+/// may come back by itself without this replica noticing a reconnect).
 async fn refresh_forever(shared: Arc<Shared>) {
-    let mut every = tokio::time::interval(shared.config.record_ttl / 3);
+    let marker = format!("{}:present", shared.channel);
+    let full_every = shared.config.record_ttl / 3;
+    let mut every = tokio::time::interval(shared.config.ping_interval.min(full_every));
     every.tick().await;
+    let mut last_full = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = shared.tasks.cancelled() => return,
             _ = every.tick() => {}
         }
-        if let Err(error) = shared.announce_all().await {
-            tracing::debug!(%error, "could not refresh SSE session records");
+        let lost = match shared
+            .query::<Option<String>>(
+                redis::cmd("SET")
+                    .arg(&marker)
+                    .arg("1")
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(shared.config.record_ttl.as_millis() as u64),
+            )
+            .await
+        {
+            Ok(created) => created.is_some(),
+            Err(_) => continue,
+        };
+        if !lost && last_full.elapsed() < full_every {
+            continue;
+        }
+        match shared.announce_all().await {
+            Ok(()) => {
+                last_full = tokio::time::Instant::now();
+                let _ = shared
+                    .query::<()>(
+                        redis::cmd("PEXPIRE")
+                            .arg(&marker)
+                            .arg(shared.config.record_ttl.as_millis() as u64),
+                    )
+                    .await;
+            }
+            Err(error) => {
+                tracing::debug!(%error, "could not refresh SSE session records");
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ mod wake;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -196,23 +196,26 @@ fn places_from(values: &[Value]) -> Option<Vec<ActivePlace>> {
 }
 
 impl RedisBackend {
-    pub(crate) fn connect(url: &str, config: LimiterConfig) -> Result<RedisBackend, ConfigError> {
+    pub(crate) fn connect(
+        url: &str,
+        tls: &redis_conn::Tls,
+        config: LimiterConfig,
+    ) -> Result<RedisBackend, ConfigError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(ConfigError::Invalid(
                 "the Redis limiter must be created inside a Tokio runtime".to_owned(),
             ));
         }
-        let client = redis::Client::open(url)
-            .map_err(|e| ConfigError::RedisUrl(format!("{:?}", e.kind())))?;
+        let url: redis_conn::RedisUrl = url
+            .parse()
+            .map_err(|e: redis_conn::UrlError| ConfigError::RedisUrl(e.to_string()))?;
+        let client =
+            redis_conn::client(&url, tls).map_err(|e| ConfigError::RedisUrl(e.to_string()))?;
         let t = config.redis_timeout;
         // No reconnect retries inside the manager: a call during an outage fails at once
         // (fail closed, quickly) and the next call starts a fresh connection attempt.
-        let manager = ConnectionManagerConfig::new()
-            .set_number_of_retries(0)
-            .set_connection_timeout(Some(t))
-            .set_response_timeout(Some(t));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager)
-            .map_err(|e| ConfigError::RedisUrl(format!("{:?}", e.kind())))?;
+        let conn =
+            redis_conn::manager(&client, t).map_err(|e| ConfigError::RedisUrl(e.to_string()))?;
         let redis = Conn { conn, timeout: t };
         let wakers = Arc::new(Wakers::default());
         let ledger = Arc::new(Ledger::default());

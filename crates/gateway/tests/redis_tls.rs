@@ -1,0 +1,255 @@
+//! `rediss://`: a real `redis-server` with TLS on (and a password), its certificate signed by
+//! a private CA made in the test. With `redis_ca_file`, two replicas share sessions, the
+//! limiter and the old transport's directory over TLS; without it, the connection is
+//! refused with a clear error that never shows the password.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::Env;
+use common::redis::free_port;
+use gateway::shared::SharedRedis;
+use gateway::{Config, RunningGateway, Services};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::process::{Child, Command};
+
+const PASSWORD: &str = "hunter2-tls";
+
+/// A CA, a server certificate for 127.0.0.1 signed by it, and a TLS-only redis-server.
+struct TlsRedis {
+    port: u16,
+    dir: PathBuf,
+    _child: Child,
+}
+
+impl TlsRedis {
+    async fn start() -> TlsRedis {
+        let dir =
+            std::env::temp_dir().join(format!("redis-tls-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&dir).unwrap();
+
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let server_params =
+            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+        let server_key = KeyPair::generate().unwrap();
+        let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+        std::fs::write(dir.join("server.pem"), server_cert.pem()).unwrap();
+        std::fs::write(dir.join("server.key"), server_key.serialize_pem()).unwrap();
+
+        let port = free_port();
+        let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--tls-cert-file",
+                &path("server.pem"),
+                "--tls-key-file",
+                &path("server.key"),
+                "--tls-ca-cert-file",
+                &path("ca.pem"),
+                "--tls-auth-clients",
+                "no",
+                "--requirepass",
+                PASSWORD,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server is installed (scripts/setup-test-deps)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "redis-server (TLS) not ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        TlsRedis {
+            port,
+            dir,
+            _child: child,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("rediss://:{PASSWORD}@127.0.0.1:{}/", self.port)
+    }
+
+    fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn tls(url: &str, ca_file: Option<&Path>) -> impl Fn(&mut Config) + Clone + use<> {
+    let url = url.to_owned();
+    let ca_file = ca_file.map(Path::to_path_buf);
+    move |config: &mut Config| {
+        config.redis_url = Some(url.parse().unwrap());
+        config.caps.store = gateway::caps::LimiterStore::Redis(url.parse().unwrap());
+        config.redis_ca_file = ca_file.clone();
+        config.upstream_request_timeout = Duration::from_secs(5);
+    }
+}
+
+async fn replica(env: &Env, adjust: impl Fn(&mut Config)) -> RunningGateway {
+    let mut config = Config::for_local(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        env.sim.api_url().clone(),
+    );
+    adjust(&mut config);
+    let services = Services::from_config(&config).unwrap();
+    gateway::start(config, services).await.unwrap()
+}
+
+/// `/readyz`'s body once it has every line in `wanted` (the old transport's subscription
+/// comes up in the background), or the last body after 10 s.
+async fn readyz_with(env: &Env, gateway: &RunningGateway, wanted: &[&str]) -> String {
+    let url = gateway.mcp_url().replace("/mcp", "/readyz");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = env.http.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = response.text().await.unwrap();
+        if wanted.iter().all(|w| body.contains(w)) || Instant::now() > deadline {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn with_the_private_ca_replicas_share_sessions_over_tls() {
+    let redis = TlsRedis::start().await;
+    let adjust = tls(&redis.url(), Some(&redis.ca_file()));
+    let env = Env::start_with(adjust.clone()).await;
+    let b = replica(&env, adjust).await;
+
+    let mut client = env.session(&env.alice).await;
+    let session = client.session.clone().unwrap();
+    // B never saw the session: it restores it from the TLS Redis.
+    client.url = b.mcp_url();
+    let tools = client.list_tools().await;
+    assert_eq!(tools.status, StatusCode::OK, "{tools:?}");
+    let workspaces = client.ok("list_workspaces", json!({})).await;
+    assert!(
+        workspaces.to_string().contains(common::ACME),
+        "{workspaces}"
+    );
+    assert_eq!(client.session.as_deref(), Some(session.as_str()));
+    client.url = env.mcp_url();
+    client.ok("list_workspaces", json!({})).await;
+
+    // Every Redis user of the gateway went through TLS: sessions, limiter, the old
+    // transport's pub/sub directory.
+    let wanted = [
+        "session store (redis): ok",
+        "limiter (redis): ok",
+        "old-transport directory (redis): ok",
+    ];
+    for gateway in [&env.gateway, &b] {
+        let body = readyz_with(&env, gateway, &wanted).await;
+        for w in wanted {
+            assert!(body.contains(w), "{body}");
+        }
+    }
+
+    b.shutdown().await;
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_the_ca_the_server_is_not_trusted_and_the_password_stays_hidden() {
+    let redis = TlsRedis::start().await;
+    let url = redis.url().parse().unwrap();
+
+    // Straight through the gateway's connector: refused, saying why, without the password.
+    let untrusted =
+        SharedRedis::connect_with_tls(&url, &redis_conn_tls(None), Duration::from_secs(2)).unwrap();
+    let error = untrusted.ping().await.unwrap_err().to_string();
+    assert!(error.contains("certificate"), "{error}");
+    assert!(!error.contains(PASSWORD), "{error}");
+    let trusted = SharedRedis::connect_with_tls(
+        &url,
+        &redis_conn_tls(Some(&redis.ca_file())),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    trusted.ping().await.unwrap();
+
+    // A gateway without the CA starts (Redis may be away at start), then says so on
+    // `/readyz` and refuses new sessions with 503, never showing the password.
+    let env = Env::start_with(tls(&redis.url(), None)).await;
+    let mut client = env.client(&env.alice);
+    let answer = client
+        .post(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "gateway-tests", "version": "1"}}}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{answer:?}");
+    assert!(!answer.text.contains(PASSWORD), "{answer:?}");
+    let body = readyz_with(&env, &env.gateway, &[]).await;
+    assert!(
+        body.contains("session store (redis): unreachable"),
+        "{body}"
+    );
+    assert!(
+        body.contains("old-transport directory (redis): unreachable"),
+        "{body}"
+    );
+    assert!(body.contains("limiter (redis): unreachable"), "{body}");
+    assert!(!body.contains(PASSWORD), "{body}");
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_oauth_store_uses_the_same_ca() {
+    let redis = TlsRedis::start().await;
+    let dir = Path::new("/nonexistent");
+    let ca = redis.ca_file();
+    let with_ca =
+        auth_server::open_store_with_tls(Some(&redis.url()), dir, &redis_conn_tls(Some(&ca)))
+            .unwrap();
+    with_ca.ping().await.unwrap();
+    assert!(with_ca.signing_keys().await.unwrap().is_empty());
+
+    let without =
+        auth_server::open_store_with_tls(Some(&redis.url()), dir, &redis_conn_tls(None)).unwrap();
+    let error = without.ping().await.unwrap_err().to_string();
+    assert!(!error.contains(PASSWORD), "{error}");
+}
+
+fn redis_conn_tls(ca_file: Option<&Path>) -> redis_conn::Tls {
+    redis_conn::Tls::with_ca_file(ca_file)
+}
