@@ -99,6 +99,24 @@ pub fn manager(
         .map_err(|e| ConnectError::Client(e.kind()))
 }
 
+/// What kind of Redis fault `error` is, for errors and logs: never the URL or a value.
+/// Every crate that talks to Redis reports faults with this, so an operator reads the same
+/// words (and a TLS trust failure names the fix) whichever part of the gateway hit it.
+pub fn describe(error: &redis::RedisError) -> String {
+    let what = if error.is_timeout() {
+        "redis did not answer in time"
+    } else if error.is_connection_refusal() {
+        "redis refused the connection"
+    } else if let Some(reason) = tls_failure(error) {
+        reason
+    } else if error.is_connection_dropped() || error.is_io_error() {
+        "redis connection lost"
+    } else {
+        "redis returned an error"
+    };
+    format!("{what} ({:?})", error.kind())
+}
+
 /// A clear reason when `error` is a TLS verification failure (the client's text names the
 /// certificate problem only, never the URL), for callers that map errors to their own.
 pub fn tls_failure(error: &redis::RedisError) -> Option<&'static str> {
@@ -133,6 +151,23 @@ mod tests {
         assert!(err.to_string().contains("no PEM certificate"), "{err}");
         assert!(!err.to_string().contains("hunter2"));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_fault_is_described_by_its_kind_without_the_url() {
+        // Port 1 on loopback: nothing listens, the connection is refused.
+        let url: RedisUrl = "redis://:hunter2@127.0.0.1:1".parse().unwrap();
+        let client = client(&url, &Tls::default()).unwrap();
+        let error = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect_err("nothing listens on port 1");
+        let text = describe(&error);
+        assert!(text.starts_with("redis refused the connection"), "{text}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("127.0.0.1"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -11,5 +11,5 @@
 mod connect;
 mod url;
 
-pub use connect::{ConnectError, Tls, client, manager, tls_failure};
+pub use connect::{ConnectError, Tls, client, describe, manager, tls_failure};
 pub use url::{RedisUrl, UrlError, redact_url};

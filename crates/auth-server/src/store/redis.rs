@@ -60,16 +60,7 @@ impl std::fmt::Debug for RedisStore {
 }
 
 fn redis_error(e: &RedisError) -> StoreError {
-    let what = if e.is_timeout() {
-        "redis did not answer in time"
-    } else if e.is_connection_refusal() {
-        "redis refused the connection"
-    } else if e.is_connection_dropped() || e.is_io_error() {
-        "redis connection lost"
-    } else {
-        "redis returned an error"
-    };
-    StoreError::Backend(format!("{what} ({:?})", e.kind()))
+    StoreError::Backend(redis_conn::describe(e))
 }
 
 fn corrupt(what: &str) -> StoreError {

@@ -242,7 +242,7 @@ impl Shared {
         match tokio::time::timeout(self.config.redis_timeout, cmd.query_async::<T>(&mut conn)).await
         {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(DeliveryError::Unavailable(describe(&error))),
+            Ok(Err(error)) => Err(DeliveryError::Unavailable(redis_conn::describe(&error))),
             Err(_) => Err(DeliveryError::Unavailable(
                 "redis did not answer in time".to_owned(),
             )),
@@ -282,7 +282,9 @@ impl Shared {
                 .await
             {
                 Ok(Ok(())) => {}
-                Ok(Err(error)) => return Err(DeliveryError::Unavailable(describe(&error))),
+                Ok(Err(error)) => {
+                    return Err(DeliveryError::Unavailable(redis_conn::describe(&error)));
+                }
                 Err(_) => {
                     return Err(DeliveryError::Unavailable(
                         "redis did not answer in time".to_owned(),
@@ -455,20 +457,6 @@ impl Drop for PendingGuard<'_> {
     }
 }
 
-/// What kind of Redis fault, for errors and logs (never the URL or a value).
-fn describe(error: &redis::RedisError) -> String {
-    let what = if error.is_timeout() {
-        "redis did not answer in time"
-    } else if error.is_connection_refusal() {
-        "redis refused the connection"
-    } else if error.is_connection_dropped() || error.is_io_error() {
-        "redis connection lost"
-    } else {
-        "redis returned an error"
-    };
-    format!("{what} ({:?})", error.kind())
-}
-
 /// Keeps this replica subscribed to its channel for as long as the directory lives,
 /// reconnecting with a capped backoff; after each (re)subscription the sessions held here
 /// are written to Redis again (it may have restarted empty).
@@ -527,7 +515,7 @@ async fn subscribe_forever(shared: Arc<Shared>) {
                 tracing::warn!("SSE session directory lost its redis subscription; reconnecting");
             }
             Ok(Err(error)) => {
-                tracing::debug!(error = %describe(&error), "SSE session directory cannot subscribe");
+                tracing::debug!(error = %redis_conn::describe(&error), "SSE session directory cannot subscribe");
             }
             Err(_) => tracing::debug!("SSE session directory subscription timed out"),
         }

@@ -126,16 +126,7 @@ pub(crate) fn ms(d: Duration) -> String {
 }
 
 fn unavailable(e: &RedisError) -> LimiterUnavailable {
-    let what = if e.is_timeout() {
-        "redis did not answer in time"
-    } else if e.is_connection_refusal() {
-        "redis refused the connection"
-    } else if e.is_connection_dropped() || e.is_io_error() {
-        "redis connection lost"
-    } else {
-        "redis returned an error"
-    };
-    LimiterUnavailable::new(format!("{what} ({:?})", e.kind()))
+    LimiterUnavailable::new(redis_conn::describe(e))
 }
 
 fn recovering_error() -> LimiterUnavailable {
