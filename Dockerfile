@@ -19,13 +19,16 @@ FROM rust:${RUST_VERSION}-bookworm AS build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
 COPY --from=manifests /src ./
-# Every dependency, built once against empty sources of our own crates.
+# Every dependency, built once against empty sources of our own crates. The gateway without
+# its default `demo` feature: the simulator is not inside the production binary.
 RUN sh deploy/docker/stub-sources.sh \
-    && cargo build --release --locked -p layer-mcp-gateway -p layer-sim
+    && cargo build --release --locked -p layer-mcp-gateway --no-default-features --features jemalloc \
+    && cargo build --release --locked -p layer-sim
 COPY crates crates
 # COPY keeps the files' old mtimes, which cargo would take for "older than the stub build".
 RUN find crates -name '*.rs' -exec touch {} + \
-    && cargo build --release --locked -p layer-mcp-gateway -p layer-sim \
+    && cargo build --release --locked -p layer-mcp-gateway --no-default-features --features jemalloc \
+    && cargo build --release --locked -p layer-sim \
     && mkdir -p /out/data \
     && cp target/release/layer-mcp-gateway target/release/layer-sim /out/ \
     && /out/layer-mcp-gateway settings | grep '^listen' >/dev/null \

@@ -481,6 +481,11 @@ fn the_dockerfile_passes_hadolint_and_builds_with_the_pinned_toolchain() {
                 && build.contains("-p layer-mcp-gateway"),
             "{build}"
         );
+        // The production binary leaves the simulator (the default feature `demo`) out.
+        assert!(
+            build.contains("-p layer-mcp-gateway --no-default-features --features jemalloc"),
+            "{build}"
+        );
     }
 
     let ignore = read(".dockerignore");

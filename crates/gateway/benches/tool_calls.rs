@@ -296,7 +296,7 @@ async fn main() {
     let redis_gw = match &redis {
         Some(redis) => {
             let mut config = config.clone();
-            config.caps.store = gateway::caps::LimiterStore::Redis(redis.url.parse().unwrap());
+            config.caps.store = gateway::LimiterStore::Redis(redis.url.parse().unwrap());
             let services = gateway::Services::from_config(&config).unwrap();
             Some(gateway::start(config, services).await.unwrap())
         }

@@ -28,21 +28,22 @@ use crate::auth::challenge::Challenge;
 use auth_server::AuthServer;
 
 use crate::auth::{
-    MemoryCredentialCache, OAuthAuthenticator, PatAuthenticator, PatVerifier, SharedAuthenticator,
-    VerifyError,
+    self, MemoryCredentialCache, OAuthAuthenticator, PatAuthenticator, PatVerifier,
+    RedisCredentialCache, SharedAuthenticator, VerifyError,
 };
 use crate::caps::Caps;
 use crate::config::{Config, origin_of};
-use crate::http::{self, accept, auth, disconnect, drain, guard, protocol, session};
+use crate::http::{self, accept, disconnect, drain, guard, protocol};
+use crate::legacy::{self, directory as legacy_directory};
 use crate::mcp::{LayerMcp, Shared};
-use crate::sessions::{MemorySessionRegistry, SessionRegistry};
-use crate::shared::{
-    EventRetention, RedisCredentialCache, RedisEventStore, RedisSessionRegistry, RedisSessionStore,
-    SharedRedis,
+use crate::redis::SharedRedis;
+use crate::sessions::layer as session;
+use crate::sessions::{
+    EventRetention, MemorySessionRegistry, RedisEventStore, RedisSessionRegistry,
+    RedisSessionStore, SessionRegistry,
 };
 use crate::tools::{Catalogue, FileFetcher};
 use crate::upstream::Upstream;
-use crate::{legacy, legacy_directory};
 
 /// The replaceable parts of a gateway: production builds them from the configuration
 /// ([`Services::from_config`]); tests may swap one (e.g. the fetcher's allow-list).
@@ -52,10 +53,10 @@ pub struct Services {
     pub authenticator: SharedAuthenticator,
     pub sessions: Arc<dyn SessionRegistry>,
     pub fetcher: Arc<dyn FileFetcher>,
-    /// The OAuth authorization server (issue 4), when configured: its routes are mounted
+    /// The OAuth authorization server, when configured: its routes are mounted
     /// and its tokens are accepted beside PATs.
     pub oauth: Option<AuthServer>,
-    /// The per-user caps (issue 5) and the limiter counting them.
+    /// The per-user caps and the limiter counting them.
     pub caps: Arc<Caps>,
     /// The shared Redis (`redis_url`), when set: sessions, their events, the session
     /// registry and the PAT cache live there, so replicas are interchangeable.
@@ -71,7 +72,7 @@ impl Services {
                 SharedRedis::connect_with_tls(
                     url,
                     &config.redis_tls(),
-                    crate::shared::redis::DEFAULT_TIMEOUT,
+                    crate::redis::DEFAULT_TIMEOUT,
                 )
                 .map_err(|e| anyhow::anyhow!("setting `redis_url`: {e}"))?,
             ),
@@ -334,7 +335,7 @@ pub fn router(config: &Config, services: Services, lifecycle: Lifecycle) -> anyh
         ),
         None => Challenge::new(),
     };
-    let auth_state = auth::AuthState {
+    let auth_state = auth::layer::AuthState {
         authenticator: services.authenticator.clone(),
         challenge: Arc::new(challenge),
     };
@@ -372,13 +373,16 @@ pub fn router(config: &Config, services: Services, lifecycle: Lifecycle) -> anyh
             ServiceBuilder::new()
                 .layer(guard.cors())
                 .layer(from_fn_with_state(guard.clone(), guard::check))
-                .layer(from_fn_with_state(auth_state.clone(), auth::require_caller)),
+                .layer(from_fn_with_state(
+                    auth_state.clone(),
+                    auth::layer::require_caller,
+                )),
         );
 
     let mcp = ServiceBuilder::new()
         .layer(guard.cors())
         .layer(from_fn_with_state(guard, guard::check))
-        .layer(from_fn_with_state(auth_state, auth::require_caller))
+        .layer(from_fn_with_state(auth_state, auth::layer::require_caller))
         .layer(from_fn_with_state(old_sse, legacy::dispatch))
         .layer(from_fn_with_state(session_state, session::bind_sessions))
         .layer(from_fn_with_state(

@@ -50,7 +50,7 @@ impl Demo {
         let mut config = Config::for_local(listen, sim.api_url().clone());
         // upload_file may fetch the simulator's own files (it serves on loopback).
         config.upload_allow_hosts = vec![sim.local_addr().to_string()];
-        let oauth = crate::oauth::demo_auth_server(&sim, &config.public_url).await?;
+        let oauth = crate::auth::demo_auth_server(&sim, &config.public_url).await?;
         let services = Services::from_config(&config)?.with_oauth(oauth);
         let gateway = start(config, services).await?;
         Ok(Self {

@@ -11,12 +11,6 @@ use crate::tools::{FetchError, FetchedFile, FileFetcher};
 /// A [`FileFetcher`] over [`SafeFetcher`].
 pub struct GuardedFetcher(SafeFetcher);
 
-impl GuardedFetcher {
-    pub fn new(fetcher: SafeFetcher) -> Self {
-        Self(fetcher)
-    }
-}
-
 /// The fetch policy the configuration describes.
 pub fn policy_from_config(config: &Config) -> anyhow::Result<FetchPolicy> {
     let mut policy = FetchPolicy::default()

@@ -1,5 +1,5 @@
-//! `layer-mcp-gateway`: `serve` runs the gateway; `demo` runs it in front of an in-process
-//! Layer simulator.
+//! `layer-mcp-gateway`: `serve` runs the gateway; `demo` (feature `demo`, on by default, off
+//! in the production image) runs it in front of an in-process Layer simulator.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -60,6 +60,7 @@ enum Command {
     },
     /// Start a Layer simulator in-process and the gateway in front of it, then print the MCP
     /// URL, a demo PAT, a demo login and how to connect each client.
+    #[cfg(feature = "demo")]
     Demo {
         /// Socket address of the gateway.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
@@ -147,6 +148,7 @@ async fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        #[cfg(feature = "demo")]
         Command::Demo { listen } => {
             init_tracing(LogFormat::Text);
             match gateway::demo::run(&listen).await {
@@ -183,13 +185,13 @@ async fn healthcheck(addr: Option<String>) -> ExitCode {
 
 async fn serve(config: Config, oauth: auth_server::OAuthArgs) -> anyhow::Result<()> {
     let mut services = gateway::Services::from_config(&config)?;
-    if let Some(server) = gateway::oauth::start_auth_server(&config, &oauth).await? {
+    if let Some(server) = gateway::auth::start_auth_server(&config, &oauth).await? {
         services = services.with_oauth(server);
     }
     let running = gateway::start(config, services).await?;
     let token = running.shutdown_token();
     tokio::spawn(async move {
-        gateway::app::shutdown_signal().await;
+        gateway::shutdown_signal().await;
         tracing::info!("shutting down");
         token.cancel();
     });

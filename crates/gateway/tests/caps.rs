@@ -3,6 +3,8 @@
 //! read, and the queue of calls in flight. The simulator's own 5-run limit is raised (unless
 //! a test is about it), so only the gateway's cap can keep Layer from seeing a 6th run.
 //! Several gateways sharing Redis, SIGKILL and Redis outages are in `tests/tests/caps.rs`.
+// The OAuth test starts the authorization server `demo` uses, against the simulator.
+#![cfg(feature = "demo")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -316,7 +318,7 @@ async fn readiness_names_the_oauth_store() {
         std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         sim.api_url().clone(),
     );
-    let oauth = gateway::oauth::demo_auth_server(&sim, &config.public_url)
+    let oauth = gateway::auth::demo_auth_server(&sim, &config.public_url)
         .await
         .unwrap();
     let services = gateway::Services::from_config(&config)

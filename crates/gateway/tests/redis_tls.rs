@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::Env;
 use common::redis::free_port;
-use gateway::shared::SharedRedis;
+use gateway::SharedRedis;
 use gateway::{Config, RunningGateway, Services};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use reqwest::StatusCode;
@@ -115,7 +115,7 @@ fn tls(url: &str, ca_file: Option<&Path>) -> impl Fn(&mut Config) + Clone + use<
     let ca_file = ca_file.map(Path::to_path_buf);
     move |config: &mut Config| {
         config.redis_url = Some(url.parse().unwrap());
-        config.caps.store = gateway::caps::LimiterStore::Redis(url.parse().unwrap());
+        config.caps.store = gateway::LimiterStore::Redis(url.parse().unwrap());
         config.redis_ca_file = ca_file.clone();
         config.upstream_request_timeout = Duration::from_secs(5);
     }

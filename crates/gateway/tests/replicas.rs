@@ -603,7 +603,7 @@ async fn sigterm_drains_and_exits_zero() {
 /// that stream, retention is bounded, and losing Redis never loses an event's delivery.
 #[tokio::test]
 async fn the_event_store_replays_one_stream_after_an_id() {
-    use gateway::shared::{EventRetention, RedisEventStore, SharedRedis};
+    use gateway::{EventRetention, RedisEventStore, SharedRedis};
     use rmcp::model::ServerJsonRpcMessage;
     use rmcp::transport::streamable_http_server::session::{EventStore, ServerSseMessage};
 

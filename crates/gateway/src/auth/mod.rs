@@ -1,16 +1,22 @@
 //! Who is calling: the bearer credential on each HTTP request is resolved to a [`Caller`]
-//! before any MCP handling, and tool handlers read that caller back from the request.
+//! before any MCP handling (`layer.rs`, the tower layer: 401 with the challenge of
+//! `challenge.rs`, or 503), and tool handlers read that caller back from the request.
 //!
-//! Today the only credential is a Layer Personal Access Token ([`pat`]). Issue 4 adds the
-//! gateway's own OAuth access tokens beside it: another [`Authenticator`] tried first for
-//! tokens that look like our JWTs, yielding a `Caller` whose upstream credential is the Layer
-//! token held for that grant.
+//! Two credentials: a Layer Personal Access Token (`pat.rs`: checked with Layer on first
+//! use, then cached under its SHA-256 in this process, `cache.rs`, or in the shared Redis,
+//! `redis_cache.rs`), and the gateway's own OAuth access tokens (`oauth.rs`: an
+//! [`Authenticator`] tried first for tokens that are our JWTs, yielding a `Caller` whose
+//! upstream credential is the Layer token held for that grant). `server.rs` wires the
+//! OAuth authorization server (crate `auth-server`) in.
 
-pub mod bearer;
-pub mod cache;
-pub mod challenge;
-pub mod oauth;
-pub mod pat;
+pub(crate) mod bearer;
+pub(crate) mod cache;
+pub(crate) mod challenge;
+pub(crate) mod layer;
+pub(crate) mod oauth;
+pub(crate) mod pat;
+pub(crate) mod redis_cache;
+pub(crate) mod server;
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,16 +25,21 @@ use std::time::Duration;
 use layer_api::BearerToken;
 use rmcp::service::{RequestContext, RoleServer};
 
-pub use bearer::{BearerError, PresentedToken};
-pub use cache::{CredentialCache, MemoryCredentialCache};
-pub use oauth::OAuthAuthenticator;
-pub use pat::{PatAuthenticator, PatVerifier, VerifyError};
+pub(crate) use bearer::BearerError;
+pub use bearer::PresentedToken;
+pub(crate) use cache::{CredentialCache, MemoryCredentialCache};
+pub(crate) use oauth::OAuthAuthenticator;
+pub(crate) use pat::{PatAuthenticator, PatVerifier, VerifyError};
+pub(crate) use redis_cache::RedisCredentialCache;
+#[cfg(feature = "demo")]
+pub use server::demo_auth_server;
+pub use server::start_auth_server;
 
 /// The identity a caller acts as: the key for session ownership, per-user caps and logs.
 ///
 /// For a PAT, Layer's v1 API names no user, so the id is a stable hash of the PAT
-/// (`pat:<32 hex>`): two PATs of one person are two users here. For OAuth (issue 4) it will
-/// be `sub:<subject>`. It is not a secret, but it is not reversible to the PAT either.
+/// (`pat:<32 hex>`): two PATs of one person are two users here. For OAuth it is
+/// `sub:<subject>`. It is not a secret, but it is not reversible to the PAT either.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(Arc<str>);
 
@@ -109,7 +120,7 @@ impl Caller {
 
     /// The caller of the MCP request being handled. The auth layer put it into the HTTP
     /// request's extensions; rmcp hands the request's `http::request::Parts` to the handler.
-    /// Every transport that drives the tool service (issue 6's older HTTP+SSE one too) must
+    /// Every transport that drives the tool service (the older HTTP+SSE one too) must
     /// inject `Parts` the same way; this is the one place that reads it.
     pub fn from_context(context: &RequestContext<RoleServer>) -> Option<Caller> {
         context

@@ -31,7 +31,6 @@ use limiter::{
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-pub use check::CheckReport;
 pub use config::{CapsConfig, LimiterStore};
 
 use crate::auth::UserId;

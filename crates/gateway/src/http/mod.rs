@@ -1,26 +1,27 @@
-//! The tower layers in front of rmcp's MCP service on `/mcp`, outermost first:
+//! The tower layers in front of rmcp's MCP service on `/mcp`, outermost first (the ones of
+//! a concern with its own room live there):
 //!
 //! 1. request id + tracing ([`trace`]),
 //! 2. CORS for browser clients and the Host / Origin guard ([`guard`]): 403 before anything,
-//! 3. authentication ([`auth`]): 401 / 503 before any MCP handling, on every method,
-//! 4. session binding ([`session`]): another user's session is 404, like an unknown one,
-//! 5. body limit and protocol-version compatibility ([`protocol`]): 413, JSON-RPC parse
+//! 3. authentication (`auth/layer.rs`): 401 / 503 before any MCP handling, on every method,
+//! 4. the older transport's stream (`legacy/`),
+//! 5. session binding (`sessions/layer.rs`): another user's session is 404, like an unknown
+//!    one; [`drain`] ends standalone SSE streams on shutdown,
+//! 6. body limit and protocol-version compatibility ([`protocol`]): 413, JSON-RPC parse
 //!    errors, and the `_meta` / header revision quirk,
-//! 6. `Accept` normalisation ([`accept`]): `*/*` and one-of-two clients get a plain JSON
+//! 7. `Accept` normalisation ([`accept`]): `*/*` and one-of-two clients get a plain JSON
 //!    answer,
-//! 7. disconnect detection ([`disconnect`]): a POST whose client went away tells its tool
+//! 8. disconnect detection ([`disconnect`]): a POST whose client went away tells its tool
 //!    call, so a call waiting in the caller's queue leaves it.
 //!
 //! Each is an `axum::middleware::from_fn_with_state` function with its own small state.
 
-pub mod accept;
-pub mod auth;
-pub mod disconnect;
-pub mod drain;
-pub mod guard;
-pub mod protocol;
-pub mod session;
-pub mod trace;
+pub(crate) mod accept;
+pub(crate) mod disconnect;
+pub(crate) mod drain;
+pub(crate) mod guard;
+pub(crate) mod protocol;
+pub(crate) mod trace;
 
 use axum::body::Body;
 use http::{HeaderValue, Response, StatusCode};

@@ -171,7 +171,7 @@ fn reconcile_revisions(headers: &mut http::HeaderMap, message: &mut Value) -> bo
     {
         return false;
     }
-    let in_session = headers.contains_key(super::session::SESSION_ID);
+    let in_session = headers.contains_key(crate::sessions::layer::SESSION_ID);
     if in_session && method != "server/discover" {
         tracing::debug!(%header, %meta_version, "serving a request as its header's revision");
         strip_lifecycle(meta);
@@ -229,7 +229,7 @@ mod tests {
         h.insert(PROTOCOL_VERSION, HeaderValue::from_str(version).unwrap());
         if session {
             h.insert(
-                super::super::session::SESSION_ID,
+                crate::sessions::layer::SESSION_ID,
                 HeaderValue::from_static("s-1"),
             );
         }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 
-use super::redis::{RedisError, SharedRedis};
-use crate::auth::cache::{CacheKey, CachedIdentity, CredentialCache};
-use crate::auth::{CredentialKind, UserId};
+use super::cache::{CacheKey, CachedIdentity, CredentialCache};
+use super::{CredentialKind, UserId};
+use crate::redis::{RedisError, SharedRedis};
 
 pub struct RedisCredentialCache {
     redis: SharedRedis,

@@ -12,8 +12,10 @@
 //! with the challenge on the GET and on every POST), the handler is the same [`LayerMcp`],
 //! and a stream belongs to the user who opened it: another user's `sessionId` is the same
 //! 404 as an unknown one. The transport itself is the `legacy-sse` crate. With `redis_url`
-//! set, a POST may land on any replica: `legacy_directory.rs` delivers it to the one
-//! holding the stream.
+//! set, a POST may land on any replica: [`directory`] delivers it to the one holding the
+//! stream.
+
+pub(crate) mod directory;
 
 use std::sync::Arc;
 
@@ -26,8 +28,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Caller;
 use crate::config::Config;
-use crate::http::session::SESSION_ID;
 use crate::mcp::{LayerMcp, Shared};
+use crate::sessions::layer::SESSION_ID;
 
 /// The old transport serving the gateway's handler.
 pub type OldSse = LegacySse<LayerMcp>;
@@ -39,7 +41,7 @@ pub const MESSAGES_PATH: &str = "/messages";
 pub const SSE_PATH: &str = "/sse";
 
 /// Builds the old transport. `shutdown` drains and closes its streams; `directory` finds
-/// sessions (this process's, or every replica's: `legacy_directory.rs`).
+/// sessions (this process's, or every replica's: [`directory`]).
 pub fn build(
     config: &Config,
     shared: Arc<Shared>,

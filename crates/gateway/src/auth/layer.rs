@@ -11,8 +11,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use http::Method;
 
-use crate::auth::challenge::{Challenge, ChallengeError};
-use crate::auth::{AuthError, BearerError, PresentedToken, SharedAuthenticator};
+use super::challenge::{Challenge, ChallengeError};
+use super::{AuthError, BearerError, PresentedToken, SharedAuthenticator};
 
 /// State of the auth middleware.
 #[derive(Clone)]

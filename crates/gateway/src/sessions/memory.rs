@@ -1,61 +1,12 @@
-//! Which user opened which MCP session (`Mcp-Session-Id`). A session never authenticates
-//! anyone: every request still carries its bearer, and a session is usable only by the user
-//! who opened it. A per-user cap bounds memory: opening one more session than allowed closes
-//! that user's least recently used session. Sessions unused for the idle timeout are
-//! forgotten (rmcp closes its side with the same timeout).
-//!
-//! Behind a trait: with `redis_url`, `shared::session_registry` keeps these bindings in
-//! Redis so any replica can check them.
+//! [`MemorySessionRegistry`]: session ownership in this process (one replica, no
+//! `redis_url`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::{Ownership, SessionKey, SessionRegistry, StoreUnavailable};
 use crate::auth::UserId;
-
-/// The id rmcp issued in `Mcp-Session-Id`.
-pub type SessionKey = std::sync::Arc<str>;
-
-/// Who may use a session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ownership {
-    /// Unknown, expired or ended.
-    Unknown,
-    /// Opened by this user.
-    Owner(UserId),
-}
-
-/// The registry's store (the shared Redis) cannot be asked: the session can be neither
-/// confirmed nor refused, so the request is refused with 503 and may be retried.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the session store is unavailable ({0})")]
-pub struct StoreUnavailable(pub String);
-
-/// Session ownership bookkeeping.
-#[async_trait::async_trait]
-pub trait SessionRegistry: Send + Sync + 'static {
-    /// Records that `user` opened `session`. Returns the sessions of that user to close
-    /// because the cap was exceeded (least recently used first).
-    async fn bind(
-        &self,
-        session: SessionKey,
-        user: &UserId,
-    ) -> Result<Vec<SessionKey>, StoreUnavailable>;
-    /// Who owns `session`; a known session's last use becomes now.
-    async fn owner(&self, session: &str) -> Result<Ownership, StoreUnavailable>;
-    /// Forgets a session (DELETE, eviction, or rmcp no longer knows it).
-    async fn remove(&self, session: &str);
-    /// Sessions idle for longer than the timeout, forgotten by this call, for closing.
-    async fn expire_idle(&self) -> Vec<SessionKey>;
-    /// Where the bindings are kept, for `/readyz` (`memory`, `redis`).
-    fn store_name(&self) -> &'static str {
-        "memory"
-    }
-    /// Whether the store answers, for `/readyz`.
-    async fn check(&self) -> Result<(), StoreUnavailable> {
-        Ok(())
-    }
-}
 
 struct Entry {
     user: UserId,
@@ -84,8 +35,9 @@ impl MemorySessionRegistry {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Open sessions of `user` (for tests and metrics).
-    pub fn count_for(&self, user: &UserId) -> usize {
+    /// Open sessions of `user`.
+    #[cfg(test)]
+    fn count_for(&self, user: &UserId) -> usize {
         let now = Instant::now();
         self.lock()
             .values()

@@ -1,19 +1,23 @@
-//! Wiring of the OAuth authorization server (crate `auth-server`, issue 4) into the gateway:
-//! from the `serve` flags, and against the in-process simulator for `demo`.
+//! The OAuth authorization server (crate `auth-server`) wired into the gateway: from the
+//! `serve` settings, and (feature `demo`) against the in-process simulator for `demo`.
 
-use std::sync::Arc;
-
-use auth_server::config::{AuthConfig, IdpConfig};
-use auth_server::crypto::EncryptionKey;
-use auth_server::store::SqliteStore;
 use auth_server::store::is_redis_url;
-use auth_server::{AuthServer, OAuthArgs, Secret, Store, open_store_with_tls};
-use layer_sim::RunningSim;
-use url::Url;
+use auth_server::{AuthServer, OAuthArgs, open_store_with_tls};
+#[cfg(feature = "demo")]
+use {
+    auth_server::config::{AuthConfig, IdpConfig},
+    auth_server::crypto::EncryptionKey,
+    auth_server::store::SqliteStore,
+    auth_server::{Secret, Store},
+    layer_sim::RunningSim,
+    std::sync::Arc,
+    url::Url,
+};
 
 use crate::config::Config;
 
 /// The gateway's client at the simulator's identity provider (a simulator fixture).
+#[cfg(feature = "demo")]
 pub const SIM_GATEWAY_CLIENT_ID: &str = "layer-mcp-gateway";
 
 /// Starts the authorization server the `serve` flags describe, or `None` when OAuth is not
@@ -69,6 +73,7 @@ fn oauth_store_url(config: &Config, args: &OAuthArgs) -> anyhow::Result<Option<S
 
 /// The authorization server for `demo`: logs users in at the simulator's identity provider,
 /// keeps its state in memory (the simulator's logins do not outlive the demo either).
+#[cfg(feature = "demo")]
 pub async fn demo_auth_server(sim: &RunningSim, public_url: &Url) -> anyhow::Result<AuthServer> {
     let client = sim
         .fixtures()
@@ -99,6 +104,8 @@ pub async fn demo_auth_server(sim: &RunningSim, public_url: &Url) -> anyhow::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use auth_server::Secret;
+    use url::Url;
 
     fn config(redis_url: Option<&str>) -> Config {
         let mut config = Config::for_local(

@@ -14,9 +14,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use http::{HeaderName, Method, StatusCode};
 
-use super::{jsonrpc_error, text_error};
+use super::{Ownership, SessionKey, SessionRegistry, StoreUnavailable};
 use crate::auth::Caller;
-use crate::sessions::{Ownership, SessionKey, SessionRegistry, StoreUnavailable};
+use crate::http::{jsonrpc_error, text_error};
 
 pub const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 

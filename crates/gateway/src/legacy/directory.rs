@@ -6,7 +6,7 @@
 //! A forwarded POST carries its `Authorization` and `X-Request-Id` headers through Redis;
 //! the holder authenticates the credential again with the gateway's own authenticator
 //! ([`Reauthenticate`]) and puts the [`Caller`] into the rebuilt request, exactly as
-//! `http/auth.rs` does for a request that arrives directly. The credential thus crosses
+//! `auth/layer.rs` does for a request that arrives directly. The credential thus crosses
 //! Redis: production Redis belongs on a private network or behind `rediss://`.
 
 use std::sync::Arc;
@@ -88,7 +88,7 @@ impl Directory {
     }
 }
 
-/// Rebuilds a forwarded POST as `http/auth.rs` would have: its bearer authenticated again,
+/// Rebuilds a forwarded POST as `auth/layer.rs` would have: its bearer authenticated again,
 /// the [`Caller`](crate::auth::Caller) in its extensions.
 struct Reauthenticate(SharedAuthenticator);
 

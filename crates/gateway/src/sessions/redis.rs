@@ -1,8 +1,8 @@
 //! [`RedisSessionRegistry`]: which user owns which MCP session, kept in the shared Redis so
 //! every replica checks a session the same way.
 //!
-//! Keys ([`Keys`](super::redis::Keys)): the session's hash `session:<id>` holds `user`
-//! (beside rmcp's `init`, see [`super::session_store`]), with the idle timeout as its TTL,
+//! Keys ([`Keys`](crate::redis::Keys)): the session's hash `session:<id>` holds `user`
+//! (beside rmcp's `init`, see [`super::store`]), with the idle timeout as its TTL,
 //! renewed on every use; the sorted set `user-sessions:<user>` holds that user's sessions
 //! scored by last use (ms), so the per-user cap evicts the least recently used. Each
 //! operation is one Lua script, so two replicas binding at once cannot exceed the cap.
@@ -22,9 +22,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::Script;
 
-use super::redis::{RedisError, SharedRedis};
+use super::{Ownership, SessionKey, SessionRegistry, StoreUnavailable};
 use crate::auth::UserId;
-use crate::sessions::{Ownership, SessionKey, SessionRegistry, StoreUnavailable};
+use crate::redis::{RedisError, SharedRedis};
 
 /// Returns the epoch of this Redis's data, creating it (`ARGV[n]`) if missing.
 const EPOCH: &str = r#"
@@ -218,20 +218,6 @@ impl RedisSessionRegistry {
 
     fn idle_ms(&self) -> u64 {
         (self.idle_timeout.as_millis() as u64).max(1)
-    }
-
-    /// Open sessions of `user` (tests and metrics).
-    pub async fn count_for(&self, user: &UserId) -> Result<usize, StoreUnavailable> {
-        let mut conn = self.redis.conn();
-        let since = now_ms().saturating_sub(self.idle_ms());
-        let count: usize = redis::cmd("ZCOUNT")
-            .arg(self.redis.keys().user_sessions(user.as_str()))
-            .arg(since)
-            .arg("+inf")
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(count)
     }
 }
 

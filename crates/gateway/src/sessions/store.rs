@@ -2,7 +2,7 @@
 //! `initialize` parameters once, after the handshake; a replica that has never seen the
 //! session loads them and replays the handshake into a fresh local worker, so the client
 //! goes on without re-initializing. The state is the `init` field of the session's hash
-//! (`session:<id>`, shared with [`super::session_registry`], whose use renews its TTL).
+//! (`session:<id>`, shared with [`super::redis`], whose use renews its TTL).
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use rmcp::transport::streamable_http_server::session::{
     SessionState, SessionStore, SessionStoreError,
 };
 
-use super::redis::{RedisError, SharedRedis};
+use crate::redis::{RedisError, SharedRedis};
 
 pub struct RedisSessionStore {
     redis: SharedRedis,

@@ -20,7 +20,7 @@ use rmcp::transport::streamable_http_server::session::{
     EventId, EventStore, EventStoreError, EventStream, ServerSseMessage,
 };
 
-use super::redis::{RedisError, SharedRedis};
+use crate::redis::{RedisError, SharedRedis};
 
 /// How much of each stream is kept for resumption.
 #[derive(Debug, Clone, Copy)]
