@@ -53,8 +53,10 @@ fn release_gateway(allocator: Allocator) -> PathBuf {
         "--bin",
         "layer-mcp-gateway",
     ]);
-    if let Allocator::Glibc = allocator {
-        command.arg("--no-default-features");
+    // Both as the image builds it (no `demo`), so only the allocator differs.
+    command.arg("--no-default-features");
+    if let Allocator::Jemalloc = allocator {
+        command.args(["--features", "jemalloc"]);
     }
     let status = command
         .current_dir(&root)

@@ -1,5 +1,6 @@
 //! A short-lived cache of credentials Layer has accepted, keyed by a SHA-256 of the token so
-//! the cache never holds a token. Behind a trait: issue 7 shares it between replicas in Redis.
+//! the cache never holds a token. Behind a trait: with `redis_url`, `redis_cache.rs` shares it
+//! between replicas.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;

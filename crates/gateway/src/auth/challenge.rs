@@ -1,6 +1,6 @@
 //! The one place that builds `WWW-Authenticate` challenges and the 401/503 answers of the
-//! auth layer. Issue 4 adds `resource_metadata="…"` and `scope="…"` here, and every 401
-//! (GET, POST, DELETE, any bad or foreign token) picks it up.
+//! auth layer. With OAuth on, `resource_metadata="…"` and `scope="…"` are added here, so
+//! every 401 (GET, POST, DELETE, any bad or foreign token) carries them.
 
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ pub enum ChallengeError {
 #[derive(Debug, Clone, Default)]
 pub struct Challenge {
     realm: Option<String>,
-    /// RFC 9728 `resource_metadata` and the scope to ask for, when OAuth is on (issue 4).
+    /// RFC 9728 `resource_metadata` and the scope to ask for, when OAuth is on.
     oauth: Option<(String, String)>,
 }
 

@@ -1,4 +1,4 @@
-//! The gateway's own OAuth access tokens (issue 4), beside PATs: a token that is one of our
+//! The gateway's own OAuth access tokens, beside PATs: a token that is one of our
 //! JWTs is verified by the authorization server and resolved to the Layer token held for its
 //! grant (refreshed at Layer when due); anything else goes to the PAT authenticator.
 

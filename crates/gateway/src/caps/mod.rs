@@ -1,4 +1,4 @@
-//! The per-user caps of issue 5, in front of Layer: at most 5 runs in progress and at most 5
+//! The per-user caps, in front of Layer: at most 5 runs in progress and at most 5
 //! calls in flight per (user, workspace). The counting itself is the `limiter` crate's
 //! (in process, or in Redis for several replicas); this module decides what the gateway does
 //! with its answers, and [`crate::upstream::Upstream::admit`] calls it for every tool call.

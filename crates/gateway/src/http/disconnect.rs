@@ -3,12 +3,12 @@
 //! rmcp does not: in a 2025-xx session a request's answer is a stream the client may resume
 //! (`Last-Event-ID`), so dropping the HTTP connection leaves the handler running. That is
 //! right for a call already talking to Layer, but a call still *waiting* for a place in the
-//! per-user queue (issue 5) must leave it at once, or it holds back the calls behind it. So
-//! this layer, innermost, puts a [`ConnectionGone`] token into the request's extensions
-//! (rmcp hands them to the tool handler with the request's `http::request::Parts`) and
-//! cancels it when the response is dropped before its end: the connection closed (hyper
-//! drops the body), or the request future itself was dropped. After a normal end the token
-//! fires too, harmlessly: the handler is done by then.
+//! per-user queue of calls in flight must leave it at once, or it holds back the calls
+//! behind it. So this layer, innermost, puts a [`ConnectionGone`] token into the request's
+//! extensions (rmcp hands them to the tool handler with the request's
+//! `http::request::Parts`) and cancels it when the response is dropped before its end: the
+//! connection closed (hyper drops the body), or the request future itself was dropped.
+//! After a normal end the token fires too, harmlessly: the handler is done by then.
 
 use axum::body::Body;
 use axum::extract::Request;
