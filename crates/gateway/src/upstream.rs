@@ -63,10 +63,6 @@ impl Upstream {
         }
     }
 
-    pub fn client(&self) -> &LayerClient {
-        &self.client
-    }
-
     pub fn caps(&self) -> &Caps {
         &self.caps
     }
