@@ -686,3 +686,273 @@ pub(crate) mod text {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Args as _, FromArgMatches as _};
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    /// What `serve` would make of these flags.
+    fn flags(args: &[&str]) -> Flags {
+        let command = Flags::augment_args(clap::Command::new("serve"));
+        let matches = command
+            .try_get_matches_from(std::iter::once("serve").chain(args.iter().copied()))
+            .unwrap();
+        Flags::from_arg_matches(&matches).unwrap()
+    }
+
+    fn enabled_oauth() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("LAYER_MCP_OAUTH_IDP_ISSUER", "https://login.example/"),
+            ("LAYER_MCP_OAUTH_IDP_CLIENT_ID", "gw"),
+            ("LAYER_MCP_OAUTH_IDP_CLIENT_SECRET", "client-s3cret"),
+        ]
+    }
+
+    #[test]
+    fn the_reference_in_the_operations_guide_is_generated_from_the_definitions() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/operations.md");
+        let guide = std::fs::read_to_string(&path).unwrap();
+        for component in components() {
+            let (begin, end) = (begin_marker(component.name), end_marker(component.name));
+            let start = guide
+                .find(&begin)
+                .unwrap_or_else(|| panic!("docs/operations.md lacks the marker {begin}"));
+            let stop = guide[start..]
+                .find(&end)
+                .unwrap_or_else(|| panic!("docs/operations.md lacks the marker {end}"));
+            let found = &guide[start + begin.len()..start + stop];
+            assert_eq!(
+                found.trim(),
+                markdown_table(component).trim(),
+                "the `{}` table of docs/operations.md differs from the code: paste the output \
+                 of `cargo run -p layer-mcp-gateway -- settings --markdown` between its markers",
+                component.name
+            );
+        }
+    }
+
+    #[test]
+    fn every_setting_has_a_description_and_unique_names() {
+        let mut names = std::collections::BTreeSet::new();
+        for s in all() {
+            assert!(!s.description.is_empty(), "{} has no doc comment", s.key);
+            for name in [Some(&s.key), Some(&s.env), s.flag.as_ref()]
+                .into_iter()
+                .flatten()
+                .chain(&s.env_aliases)
+                .chain(&s.flag_aliases)
+            {
+                assert!(names.insert(name.clone()), "{name} is used twice");
+            }
+        }
+        let text = render();
+        assert!(text.starts_with("-\t-\t--config\tplain\t-\n"), "{text}");
+        assert!(
+            text.contains("redis_url\tLAYER_MCP_REDIS_URL\t--redis-url\tsecret\t-\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "oauth_code_ttl_secs\tLAYER_MCP_OAUTH_CODE_TTL_SECS\t--oauth-code-ttl-secs\tplain\tLAYER_MCP_OAUTH_CODE_TTL,--oauth-code-ttl\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn oauth_settings_come_from_every_layer_and_their_old_names_still_work() {
+        let file = std::env::temp_dir().join(format!("settings-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(
+            &file,
+            "oauth_idp_client_id = \"from-file\"\noauth_code_ttl_secs = 90\ntrust_forwarded_for = true\n",
+        )
+        .unwrap();
+        let config = load(Some(&file), &env(&[]), &Flags::default());
+        let _ = std::fs::remove_file(&file);
+        let err = config.unwrap_err();
+        assert_eq!(err.setting(), Some("oauth_idp_issuer"), "{err}");
+
+        let mut vars = enabled_oauth();
+        vars.extend([
+            ("LAYER_MCP_OAUTH_ACCESS_TOKEN_TTL", "120"),
+            ("LAYER_MCP_OAUTH_REFRESH_TOKEN_TTL", "7200"),
+            ("LAYER_MCP_OAUTH_REFRESH_GRACE", "5"),
+            ("LAYER_MCP_OAUTH_CODE_TTL", "30"),
+            ("LAYER_MCP_OAUTH_REGISTRATIONS_PER_MINUTE", "7"),
+            ("LAYER_MCP_TRUST_FORWARDED_FOR", "true"),
+            ("LAYER_MCP_STORE", "sqlite://auth.db"),
+            ("LAYER_MCP_DATA_DIR", "/tmp/gw"),
+        ]);
+        let config = load(None, &env(&vars), &Flags::default()).unwrap();
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let oauth = &config.oauth;
+        assert!(oauth.enabled());
+        assert_eq!(
+            (
+                oauth.oauth_access_token_ttl_secs,
+                oauth.oauth_refresh_token_ttl_secs,
+                oauth.oauth_refresh_grace_secs,
+                oauth.oauth_code_ttl_secs,
+                oauth.oauth_registrations_per_minute,
+            ),
+            (120, 7200, 5, 30, 7)
+        );
+        assert!(oauth.trust_forwarded_for);
+        assert_eq!(
+            oauth.store.as_ref().map(|s| s.expose()),
+            Some("sqlite://auth.db")
+        );
+        assert_eq!(oauth.data_dir, Path::new("/tmp/gw"));
+        assert_eq!(
+            oauth.oauth_idp_client_secret.as_ref().map(|s| s.expose()),
+            Some("client-s3cret")
+        );
+
+        // The current name wins over the old one; a flag (old or new name) over both.
+        vars.push(("LAYER_MCP_OAUTH_ACCESS_TOKEN_TTL_SECS", "240"));
+        let config = load(None, &env(&vars), &Flags::default()).unwrap();
+        assert_eq!(config.oauth.oauth_access_token_ttl_secs, 240);
+        let given = flags(&[
+            "--oauth-access-token-ttl",
+            "60",
+            "--oauth-code-ttl-secs",
+            "10",
+        ]);
+        let config = load(None, &env(&vars), &given).unwrap();
+        assert_eq!(config.oauth.oauth_access_token_ttl_secs, 60);
+        assert_eq!(config.oauth.oauth_code_ttl_secs, 10);
+
+        // A bad value under an old name is reported under that name.
+        let mut bad = enabled_oauth();
+        bad.push(("LAYER_MCP_OAUTH_CODE_TTL", "0"));
+        let err = load(None, &env(&bad), &Flags::default()).unwrap_err();
+        assert_eq!(err.setting(), Some("oauth_code_ttl_secs"));
+        assert!(
+            err.to_string().contains("LAYER_MCP_OAUTH_CODE_TTL)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn flags_are_built_from_the_definitions() {
+        let given = flags(&[
+            "--listen",
+            "127.0.0.1:4444",
+            "--public-url",
+            "https://mcp.example.com",
+            "--layer-api-url",
+            "http://127.0.0.1:9/api/v1",
+            "--redis-url",
+            "redis://127.0.0.1:6379",
+            "--limiter",
+            "memory",
+            "--oauth-idp-issuer",
+            "https://login.example/",
+            "--oauth-idp-client-id",
+            "gw",
+            "--oauth-idp-client-secret",
+            "s",
+            "--oauth-idp-audience",
+            "https://api.example/",
+            "--oauth-encryption-key",
+            &"ab".repeat(32),
+            "--store",
+            "sqlite://x.db",
+            "--data-dir",
+            "/tmp/x",
+            "--oauth-refresh-token-ttl",
+            "100",
+            "--oauth-refresh-grace",
+            "3",
+            "--oauth-registrations-per-minute",
+            "4",
+            "--trust-forwarded-for",
+        ]);
+        let config = load(None, &env(&[]), &given).unwrap();
+        assert_eq!(config.listen.port(), 4444);
+        assert_eq!(config.mcp_url(), "https://mcp.example.com/mcp");
+        assert_eq!(config.caps.store, LimiterStore::InProcess);
+        assert!(config.redis_url.is_some());
+        let oauth = &config.oauth;
+        assert_eq!(
+            oauth.oauth_idp_audience.as_deref(),
+            Some("https://api.example/")
+        );
+        assert_eq!(
+            (
+                oauth.oauth_refresh_token_ttl_secs,
+                oauth.oauth_refresh_grace_secs
+            ),
+            (100, 3)
+        );
+        assert_eq!(oauth.oauth_registrations_per_minute, 4);
+        assert!(oauth.trust_forwarded_for);
+        // Without the switch, the environment decides.
+        let config = load(
+            None,
+            &env(&[("LAYER_MCP_TRUST_FORWARDED_FOR", "true")]),
+            &flags(&[]),
+        )
+        .unwrap();
+        assert!(config.oauth.trust_forwarded_for);
+    }
+
+    #[test]
+    fn bad_secret_values_are_named_but_never_shown() {
+        let cases: Vec<(Vec<(&str, &str)>, &str, &str)> = vec![
+            (
+                vec![("LAYER_MCP_REDIS_URL", "http://user:hunter2@example.com")],
+                "redis_url",
+                "hunter2",
+            ),
+            (
+                vec![("LAYER_MCP_LIMITER", "rediss//:hunter2@x")],
+                "limiter",
+                "hunter2",
+            ),
+            (
+                {
+                    let mut v = enabled_oauth();
+                    v.push(("LAYER_MCP_OAUTH_ENCRYPTION_KEY", "not-a-key-hunter2"));
+                    v
+                },
+                "oauth_encryption_key",
+                "hunter2",
+            ),
+        ];
+        for (vars, setting, secret) in cases {
+            let err = load(None, &env(&vars), &Flags::default()).unwrap_err();
+            assert_eq!(err.setting(), Some(setting), "{err}");
+            let text = err.to_string();
+            let variable = format!("LAYER_MCP_{}", setting.to_ascii_uppercase());
+            assert!(text.contains(&variable) && !text.contains(secret), "{text}");
+        }
+        // A value of the wrong type in the file: named, not shown.
+        let file = std::env::temp_dir().join(format!("settings-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&file, "oauth_idp_client_secret = 31337\n").unwrap();
+        let err = load(Some(&file), &env(&[]), &Flags::default()).unwrap_err();
+        let _ = std::fs::remove_file(&file);
+        assert_eq!(err.setting(), Some("oauth_idp_client_secret"));
+        let text = err.to_string();
+        assert!(
+            text.contains("config file") && !text.contains("31337"),
+            "{text}"
+        );
+        // Plain values are shown, to help.
+        let err = load(
+            None,
+            &env(&[("LAYER_MCP_LISTEN", "nowhere")]),
+            &Flags::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("\"nowhere\""), "{err}");
+    }
+}
