@@ -573,7 +573,7 @@ fn describe(error: figment::Error, figment: &Figment) -> ConfigError {
     let message = match &error.kind {
         Kind::Message(message) if secret => message.clone(),
         Kind::Message(message) => match figment.find_value(&setting) {
-            Ok(Value::String(_, text)) => {
+            Ok(Value::String(_, text)) if !message.contains(text.as_str()) => {
                 format!(
                     "{message} (got {:?})",
                     text.chars().take(80).collect::<String>()
