@@ -689,7 +689,10 @@ pub(crate) mod text {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::config::{DEFAULT_LAYER_API_URL, DEFAULT_LISTEN};
     use clap::{Args as _, FromArgMatches as _};
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -954,5 +957,253 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("\"nowhere\""), "{err}");
+    }
+
+    // Loading, as `Config::load` does it.
+
+    fn write(contents: &str) -> tempfile_path::TempPath {
+        tempfile_path::TempPath::with_contents(contents)
+    }
+
+    /// A file under the target's temp dir removed on drop, without a dependency for it.
+    mod tempfile_path {
+        use std::path::{Path, PathBuf};
+        pub struct TempPath(PathBuf);
+        impl TempPath {
+            pub fn with_contents(contents: &str) -> Self {
+                let path = std::env::temp_dir()
+                    .join(format!("gateway-config-{}.toml", uuid::Uuid::new_v4()));
+                std::fs::write(&path, contents).unwrap();
+                Self(path)
+            }
+            pub fn path(&self) -> &Path {
+                &self.0
+            }
+        }
+        impl Drop for TempPath {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_point_at_real_layer_and_loopback() {
+        let config = Config::load(None, &env(&[]), &Flags::default()).unwrap();
+        assert_eq!(config.layer_api_url.as_str(), DEFAULT_LAYER_API_URL);
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.mcp_url(), "http://127.0.0.1:8080/mcp");
+        assert_eq!(
+            config.allowed_origins,
+            vec!["http://127.0.0.1:8080".to_owned()]
+        );
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file() {
+        let file = write(
+            "listen = \"127.0.0.1:1111\"\npublic_url = \"https://file.example\"\nmax_sessions_per_user = 3\n",
+        );
+        let e = env(&[
+            ("LAYER_MCP_PUBLIC_URL", "https://env.example"),
+            ("LAYER_MCP_LISTEN", "127.0.0.1:2222"),
+        ]);
+        let flags = Flags::default().with("listen", "127.0.0.1:3333");
+        let config = Config::load(Some(file.path()), &e, &flags).unwrap();
+        assert_eq!(config.listen.port(), 3333);
+        assert_eq!(config.public_url.as_str(), "https://env.example/");
+        assert_eq!(config.max_sessions_per_user, 3);
+        assert_eq!(config.mcp_url(), "https://env.example/mcp");
+        assert_eq!(config.allowed_hosts(), vec!["env.example".to_owned()]);
+        assert_eq!(
+            config.allowed_origins,
+            vec!["https://env.example".to_owned()]
+        );
+    }
+
+    #[test]
+    fn lists_from_file_and_env() {
+        let file = write("upload_allow_hosts = [\"127.0.0.1:9\", \"sim.local\"]\n");
+        let config = Config::load(Some(file.path()), &env(&[]), &Flags::default()).unwrap();
+        assert_eq!(config.upload_allow_hosts, vec!["127.0.0.1:9", "sim.local"]);
+        let e = env(&[(
+            "LAYER_MCP_ALLOWED_ORIGINS",
+            "https://a.example, https://b.example:8443",
+        )]);
+        let config = Config::load(None, &e, &Flags::default()).unwrap();
+        assert_eq!(
+            config.allowed_origins,
+            vec!["https://a.example", "https://b.example:8443"]
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_setting_and_the_source() {
+        let err = Config::load(
+            None,
+            &env(&[("LAYER_MCP_PUBLIC_URL", "ftp://x")]),
+            &Flags::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.setting(), Some("public_url"));
+        let text = err.to_string();
+        assert!(
+            text.contains("LAYER_MCP_PUBLIC_URL") && text.contains("http or https"),
+            "{text}"
+        );
+
+        let flags = Flags::default().with("listen", "not-an-address");
+        let err = Config::load(None, &env(&[]), &flags).unwrap_err();
+        assert_eq!(err.setting(), Some("listen"));
+        assert!(err.to_string().contains("--listen"), "{err}");
+
+        let flags = Flags::default().with("public_url", "https://mcp.example.com/mcp");
+        let err = Config::load(None, &env(&[]), &flags).unwrap_err();
+        assert!(err.to_string().contains("without a path"), "{err}");
+
+        let file = write("max_sessions_per_user = 0\n");
+        let err = Config::load(Some(file.path()), &env(&[]), &Flags::default()).unwrap_err();
+        assert_eq!(err.setting(), Some("max_sessions_per_user"));
+        assert!(err.to_string().contains("config file"), "{err}");
+
+        let file = write("pat_cache_ttl_secs = \"soon\"\n");
+        let err = Config::load(Some(file.path()), &env(&[]), &Flags::default()).unwrap_err();
+        assert_eq!(err.setting(), Some("pat_cache_ttl_secs"));
+    }
+
+    #[test]
+    fn unknown_settings_are_refused_in_the_file_and_warned_about_in_the_environment() {
+        let config =
+            Config::load(None, &env(&[("LAYER_MCP_LISTNE", "x")]), &Flags::default()).unwrap();
+        assert_eq!(config.warnings.len(), 1);
+        assert!(
+            config.warnings[0].contains("LAYER_MCP_LISTNE")
+                && config.warnings[0].contains("LAYER_MCP_LISTEN")
+        );
+        let file = write("lisen = \"x\"\n");
+        let err = Config::load(Some(file.path()), &env(&[]), &Flags::default()).unwrap_err();
+        assert_eq!(err.setting(), Some("lisen"));
+        // Other variables are none of our business.
+        assert!(Config::load(None, &env(&[("PATH", "/bin")]), &Flags::default()).is_ok());
+    }
+
+    #[test]
+    fn unreadable_or_malformed_file() {
+        let err = Config::load(
+            Some(Path::new("/nonexistent/gateway.toml")),
+            &env(&[]),
+            &Flags::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::File { .. }));
+        let file = write("listen = [\n");
+        assert!(matches!(
+            Config::load(Some(file.path()), &env(&[]), &Flags::default()),
+            Err(ConfigError::File { .. })
+        ));
+    }
+
+    #[test]
+    fn the_limiter_follows_redis_url_unless_told_otherwise() {
+        let config = Config::load(None, &env(&[]), &Flags::default()).unwrap();
+        assert_eq!(config.caps.store, LimiterStore::InProcess);
+        assert_eq!(config.caps.max_active_runs, 5);
+        assert_eq!(config.caps.max_calls_in_flight, 5);
+
+        let shared = env(&[(
+            "LAYER_MCP_REDIS_URL",
+            "redis://:s3cret@redis.internal:6379/2",
+        )]);
+        let config = Config::load(None, &shared, &Flags::default()).unwrap();
+        let LimiterStore::Redis(url) = &config.caps.store else {
+            panic!("{:?}", config.caps.store)
+        };
+        assert_eq!(url.expose(), "redis://:s3cret@redis.internal:6379/2");
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("***"),
+            "{shown}"
+        );
+
+        let flags = Flags::default().with("limiter", "memory");
+        let config = Config::load(None, &shared, &flags).unwrap();
+        assert_eq!(config.caps.store, LimiterStore::InProcess);
+
+        let own = env(&[("LAYER_MCP_LIMITER", "redis://127.0.0.1:7777")]);
+        let config = Config::load(None, &own, &Flags::default()).unwrap();
+        assert!(
+            matches!(&config.caps.store, LimiterStore::Redis(u) if u.expose() == "redis://127.0.0.1:7777")
+        );
+
+        let err = Config::load(
+            None,
+            &env(&[("LAYER_MCP_LIMITER", "redis")]),
+            &Flags::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.setting(), Some("limiter"));
+        assert!(err.to_string().contains("redis_url"), "{err}");
+    }
+
+    #[test]
+    fn cap_numbers_are_settings_checked_at_start() {
+        let file = write(
+            "max_active_runs = 2\nmax_calls_in_flight = 3\ncall_queue_wait_secs = 4\nrun_lease_secs = 600\nreservation_lease_secs = 5\ncall_lease_secs = 6\nrun_check_timeout_secs = 7\n",
+        );
+        let config = Config::load(Some(file.path()), &env(&[]), &Flags::default()).unwrap();
+        let caps = &config.caps;
+        assert_eq!((caps.max_active_runs, caps.max_calls_in_flight), (2, 3));
+        assert_eq!(caps.call_queue_wait, Duration::from_secs(4));
+        assert_eq!(caps.run_lease, Duration::from_secs(600));
+        assert_eq!(caps.reservation_lease, Duration::from_secs(5));
+        assert_eq!(caps.call_lease, Duration::from_secs(6));
+        assert_eq!(caps.run_check_timeout, Duration::from_secs(7));
+
+        let err = Config::load(
+            None,
+            &env(&[("LAYER_MCP_MAX_ACTIVE_RUNS", "0")]),
+            &Flags::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.setting(), Some("max_active_runs"));
+        assert!(
+            err.to_string().contains("LAYER_MCP_MAX_ACTIVE_RUNS"),
+            "{err}"
+        );
+
+        let err = Config::load(
+            None,
+            &env(&[("LAYER_MCP_CALL_LEASE_SECS", "0")]),
+            &Flags::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.setting(), Some("call_lease_secs"));
+    }
+
+    #[test]
+    fn a_bad_redis_url_is_refused_without_repeating_it() {
+        let flags = Flags::default().with("redis_url", "http://user:hunter2@example.com");
+        let err = Config::load(None, &env(&[]), &flags).unwrap_err();
+        assert_eq!(err.setting(), Some("redis_url"));
+        let text = err.to_string();
+        assert!(
+            text.contains("--redis-url") && !text.contains("hunter2"),
+            "{text}"
+        );
+        let err = Config::load(
+            None,
+            &env(&[("LAYER_MCP_LIMITER", "rediss//:hunter2@x")]),
+            &Flags::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.setting(), Some("limiter"));
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn public_url_with_port_allows_both_host_forms() {
+        let flags = Flags::default().with("public_url", "http://localhost:9000");
+        let config = Config::load(None, &env(&[]), &flags).unwrap();
+        assert_eq!(config.allowed_hosts(), vec!["localhost", "localhost:9000"]);
     }
 }
