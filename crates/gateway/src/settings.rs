@@ -910,34 +910,25 @@ mod tests {
 
     #[test]
     fn bad_secret_values_are_named_but_never_shown() {
-        let cases: Vec<(Vec<(&str, &str)>, &str, &str)> = vec![
-            (
-                vec![("LAYER_MCP_REDIS_URL", "http://user:hunter2@example.com")],
-                "redis_url",
-                "hunter2",
-            ),
-            (
-                vec![("LAYER_MCP_LIMITER", "rediss//:hunter2@x")],
-                "limiter",
-                "hunter2",
-            ),
-            (
-                {
-                    let mut v = enabled_oauth();
-                    v.push(("LAYER_MCP_OAUTH_ENCRYPTION_KEY", "not-a-key-hunter2"));
-                    v
-                },
-                "oauth_encryption_key",
-                "hunter2",
-            ),
-        ];
-        for (vars, setting, secret) in cases {
-            let err = load(None, &env(&vars), &Flags::default()).unwrap_err();
+        // Each value hides "hunter2".
+        let refused = |vars: &[(&str, &str)], setting: &str| {
+            let err = load(None, &env(vars), &Flags::default()).unwrap_err();
             assert_eq!(err.setting(), Some(setting), "{err}");
             let text = err.to_string();
             let variable = format!("LAYER_MCP_{}", setting.to_ascii_uppercase());
-            assert!(text.contains(&variable) && !text.contains(secret), "{text}");
-        }
+            assert!(
+                text.contains(&variable) && !text.contains("hunter2"),
+                "{text}"
+            );
+        };
+        refused(
+            &[("LAYER_MCP_REDIS_URL", "http://user:hunter2@example.com")],
+            "redis_url",
+        );
+        refused(&[("LAYER_MCP_LIMITER", "rediss//:hunter2@x")], "limiter");
+        let mut vars = enabled_oauth();
+        vars.push(("LAYER_MCP_OAUTH_ENCRYPTION_KEY", "not-a-key-hunter2"));
+        refused(&vars, "oauth_encryption_key");
         // A value of the wrong type in the file: named, not shown.
         let file = std::env::temp_dir().join(format!("settings-{}.toml", uuid::Uuid::new_v4()));
         std::fs::write(&file, "oauth_idp_client_secret = 31337\n").unwrap();
