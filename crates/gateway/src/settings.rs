@@ -298,8 +298,17 @@ pub fn end_marker(name: &str) -> String {
 /// The `serve` flags of the settings that have one (`x-flag`), as given on the command line:
 /// `(TOML key, value)` pairs. Built into clap from the definitions, so a new flag is one
 /// `x-flag`.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Flags(Vec<(String, String)>);
+
+impl fmt::Debug for Flags {
+    /// The flags given, without their values (some are credentials).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| k))
+            .finish()
+    }
+}
 
 impl Flags {
     /// Adds a flag's value (tests; `key` is the setting's TOML key).
