@@ -208,6 +208,17 @@ struct Setting {
     env: Option<String>,
     flag: Option<String>,
     secret: bool,
+    /// Older variable and flag names that still work.
+    aliases: Vec<String>,
+}
+
+impl Setting {
+    /// Its variables: the current name, then the older ones.
+    fn envs(&self) -> impl Iterator<Item = &String> {
+        self.env
+            .iter()
+            .chain(self.aliases.iter().filter(|a| a.starts_with("LAYER_MCP_")))
+    }
 }
 
 fn settings() -> Vec<Setting> {
@@ -218,12 +229,15 @@ fn settings() -> Vec<Setting> {
         .lines()
         .map(|line| {
             let cols: Vec<&str> = line.split('\t').collect();
-            assert_eq!(cols.len(), 4, "bad line {line:?}");
+            assert_eq!(cols.len(), 5, "bad line {line:?}");
             Setting {
                 toml_key: name(cols[0]),
                 env: name(cols[1]),
                 flag: name(cols[2]),
                 secret: cols[3] == "secret",
+                aliases: name(cols[4])
+                    .map(|a| a.split(',').map(str::to_owned).collect())
+                    .unwrap_or_default(),
             }
         })
         .collect();
@@ -232,9 +246,10 @@ fn settings() -> Vec<Setting> {
         "LAYER_MCP_LISTEN",
         "LAYER_MCP_REDIS_URL",
         "LAYER_MCP_OAUTH_ENCRYPTION_KEY",
+        "LAYER_MCP_OAUTH_ACCESS_TOKEN_TTL",
     ] {
         assert!(
-            settings.iter().any(|s| s.env.as_deref() == Some(expected)),
+            settings.iter().any(|s| s.envs().any(|e| e == expected)),
             "{expected} missing from:\n{text}"
         );
     }
@@ -242,7 +257,7 @@ fn settings() -> Vec<Setting> {
 }
 
 fn known_env(settings: &[Setting]) -> BTreeSet<String> {
-    settings.iter().filter_map(|s| s.env.clone()).collect()
+    settings.iter().flat_map(|s| s.envs().cloned()).collect()
 }
 
 /// `LAYER_MCP_*` words in a text (a trailing `_`, as in `LAYER_MCP_*`, is no name).
@@ -803,7 +818,7 @@ fn every_variable_the_deployment_sets_is_a_setting_and_secrets_come_from_secrets
     let secret: BTreeSet<String> = settings
         .iter()
         .filter(|s| s.secret)
-        .filter_map(|s| s.env.clone())
+        .flat_map(|s| s.envs().cloned())
         .collect();
     assert!(secret.contains("LAYER_MCP_REDIS_URL"));
 
@@ -823,7 +838,7 @@ fn every_variable_the_deployment_sets_is_a_setting_and_secrets_come_from_secrets
         );
     }
     for setting in settings.iter().filter(|s| s.secret) {
-        let Some(value) = setting.env.as_ref().and_then(|name| env.get(name)) else {
+        let Some(value) = setting.envs().find_map(|name| env.get(name)) else {
             continue;
         };
         // `limiter` may be a bare word (`redis`); anything that can carry a URL or a key
@@ -880,6 +895,7 @@ fn the_operations_guide_documents_every_setting() {
         for name in [&setting.env, &setting.flag, &setting.toml_key]
             .into_iter()
             .flatten()
+            .chain(&setting.aliases)
         {
             if !section.contains(&format!("`{name}`")) {
                 missing.push(name.clone());

@@ -1,5 +1,5 @@
-//! Configuration of the authorization server, and the command-line flags (with
-//! `LAYER_MCP_*` environment variables) the gateway flattens into its own.
+//! Configuration of the authorization server, and its settings ([`OAuthSettings`]), which the
+//! gateway loads with its own (TOML file, `LAYER_MCP_*` variables, flags).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -80,26 +80,27 @@ pub enum ConfigError {
 }
 
 impl AuthConfig {
-    /// A configuration with the defaults (access 1 h, refresh 30 days, grace 30 s, code 60 s,
-    /// consent 10 min, unused clients 30 days, 20 registrations per address per minute).
+    /// A configuration with the defaults ([`OAuthSettings::default`]'s lifetimes and
+    /// registrations; consent 10 min, unused clients 30 days).
     pub fn new(
         public_url: Url,
         idp: IdpConfig,
         encryption_key: EncryptionKey,
     ) -> Result<Self, ConfigError> {
         let origin = normalise_origin(&public_url)?;
+        let settings = OAuthSettings::default();
         Ok(Self {
             public_url: origin,
             resource_path: "/mcp".into(),
             idp,
             encryption_key,
-            access_token_ttl: Duration::from_secs(3600),
-            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
-            refresh_grace: Duration::from_secs(30),
-            code_ttl: Duration::from_secs(60),
+            access_token_ttl: Duration::from_secs(settings.oauth_access_token_ttl_secs),
+            refresh_token_ttl: Duration::from_secs(settings.oauth_refresh_token_ttl_secs),
+            refresh_grace: Duration::from_secs(settings.oauth_refresh_grace_secs),
+            code_ttl: Duration::from_secs(settings.oauth_code_ttl_secs),
             consent_ttl: Duration::from_secs(600),
             client_unused_ttl: Duration::from_secs(30 * 24 * 3600),
-            registrations_per_window: 20,
+            registrations_per_window: settings.oauth_registrations_per_minute,
             registration_window: Duration::from_secs(60),
             metadata_document_ttl: Duration::from_secs(3600),
             metadata_fetcher: Arc::new(SafeMetadataFetcher::default()),
@@ -154,87 +155,181 @@ pub fn is_loopback_host(url: &Url) -> bool {
     }
 }
 
-/// The environment variables [`OAuthArgs`] reads (the gateway's own settings loader must
-/// leave them alone).
-pub const ENV_VARS: &[&str] = &[
-    "LAYER_MCP_OAUTH_IDP_ISSUER",
-    "LAYER_MCP_OAUTH_IDP_CLIENT_ID",
-    "LAYER_MCP_OAUTH_IDP_CLIENT_SECRET",
-    "LAYER_MCP_OAUTH_IDP_AUDIENCE",
-    "LAYER_MCP_OAUTH_ENCRYPTION_KEY",
-    "LAYER_MCP_STORE",
-    "LAYER_MCP_DATA_DIR",
-    "LAYER_MCP_OAUTH_ACCESS_TOKEN_TTL",
-    "LAYER_MCP_OAUTH_REFRESH_TOKEN_TTL",
-    "LAYER_MCP_OAUTH_REFRESH_GRACE",
-    "LAYER_MCP_OAUTH_CODE_TTL",
-    "LAYER_MCP_OAUTH_REGISTRATIONS_PER_MINUTE",
-    "LAYER_MCP_TRUST_FORWARDED_FOR",
-];
-
-/// The OAuth flags. OAuth is on when `--oauth-idp-client-id` is given.
-#[derive(Clone, Debug, Default, clap::Args)]
-pub struct OAuthArgs {
-    /// Issuer URL of Layer's identity provider (OIDC discovery is read from it).
-    #[arg(long, env = "LAYER_MCP_OAUTH_IDP_ISSUER")]
+/// The OAuth login settings, one field per setting: its doc comment is the reference text
+/// (`docs/operations.md`, `layer-mcp-gateway settings`), its serde name the TOML key (and, upper
+/// case with `LAYER_MCP_`, the environment variable), and `x-flag` its `serve` flag. The gateway
+/// loads it with its own settings. OAuth is on when `oauth_idp_client_id` is set.
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct OAuthSettings {
+    /// Issuer URL of Layer's identity provider (discovery is read from it).
+    #[schemars(
+        with = "Option<String>",
+        extend("x-flag" = "--oauth-idp-issuer", "x-default" = "required with OAuth")
+    )]
     pub oauth_idp_issuer: Option<Url>,
-    /// The gateway's client id at the identity provider; enables OAuth login.
-    #[arg(long, env = "LAYER_MCP_OAUTH_IDP_CLIENT_ID")]
+    /// The gateway's client at the provider; turns OAuth on. Register
+    /// `<public_url>/oauth/layer/callback` there.
+    #[schemars(extend("x-flag" = "--oauth-idp-client-id", "x-default" = "off"))]
     pub oauth_idp_client_id: Option<String>,
-    /// The gateway's client secret at the identity provider.
-    #[arg(
-        long,
-        env = "LAYER_MCP_OAUTH_IDP_CLIENT_SECRET",
-        hide_env_values = true
+    /// That client's secret.
+    #[serde(skip_serializing)]
+    #[schemars(
+        with = "Option<String>",
+        extend(
+            "x-flag" = "--oauth-idp-client-secret",
+            "x-secret" = true,
+            "x-default" = "required with OAuth"
+        )
     )]
     pub oauth_idp_client_secret: Option<Secret>,
-    /// The API audience requested at the identity provider.
-    #[arg(long, env = "LAYER_MCP_OAUTH_IDP_AUDIENCE")]
+    /// The API audience asked of the provider.
+    #[schemars(extend("x-flag" = "--oauth-idp-audience", "x-default" = "none sent"))]
     pub oauth_idp_audience: Option<String>,
-    /// AES-256-GCM key (32 bytes, base64 or hex) sealing Layer tokens and signing keys at
-    /// rest. Without it, a key is generated once into `<data dir>/oauth-encryption.key`;
-    /// required with a Redis store (every replica must use the same key).
-    #[arg(long, env = "LAYER_MCP_OAUTH_ENCRYPTION_KEY", hide_env_values = true)]
+    /// AES-256-GCM key, 32 bytes in base64 or hex, sealing Layer tokens and signing keys at
+    /// rest. Every replica must have the same one: always set it when running more than one
+    /// (required with a Redis store).
+    #[serde(skip_serializing)]
+    #[schemars(
+        with = "Option<String>",
+        extend(
+            "x-flag" = "--oauth-encryption-key",
+            "x-secret" = true,
+            "x-default" = "generated into `<data dir>/oauth-encryption.key`"
+        )
+    )]
     pub oauth_encryption_key: Option<Secret>,
-    /// Where OAuth state lives: `sqlite://PATH` (one gateway; default
-    /// `<data dir>/auth.sqlite3`) or `redis://[:PASSWORD@]HOST[:PORT][/DB]` (also `rediss://`,
-    /// `redis+unix://`, `unix://`), shared by every replica. The gateway uses its `redis_url`
-    /// when this is not given.
-    #[arg(long = "store", env = "LAYER_MCP_STORE")]
-    pub store: Option<String>,
-    /// Data directory (default `./data`).
-    #[arg(long, env = "LAYER_MCP_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Access token lifetime in seconds (default 3600).
-    #[arg(long, env = "LAYER_MCP_OAUTH_ACCESS_TOKEN_TTL")]
-    pub oauth_access_token_ttl: Option<u64>,
-    /// Refresh token lifetime in seconds (default 30 days; each rotation starts it again).
-    #[arg(long, env = "LAYER_MCP_OAUTH_REFRESH_TOKEN_TTL")]
-    pub oauth_refresh_token_ttl: Option<u64>,
-    /// Seconds a rotated refresh token still works (default 30).
-    #[arg(long, env = "LAYER_MCP_OAUTH_REFRESH_GRACE")]
-    pub oauth_refresh_grace: Option<u64>,
-    /// Authorization code lifetime in seconds (default 60).
-    #[arg(long, env = "LAYER_MCP_OAUTH_CODE_TTL")]
-    pub oauth_code_ttl: Option<u64>,
-    /// Client registrations allowed per source address per minute (default 20).
-    #[arg(long, env = "LAYER_MCP_OAUTH_REGISTRATIONS_PER_MINUTE")]
-    pub oauth_registrations_per_minute: Option<u32>,
-    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
-    #[arg(long, env = "LAYER_MCP_TRUST_FORWARDED_FOR")]
+    /// Where OAuth state lives: `sqlite://PATH` (one replica) or a Redis URL shared by every
+    /// replica (`redis://[:PASSWORD@]HOST[:PORT][/DB]`, also `rediss://`, `redis+unix://`,
+    /// `unix://`; the encryption key is then required). The manifests set it explicitly to the
+    /// Secret's `redis-url`.
+    #[serde(skip_serializing)]
+    #[schemars(
+        with = "Option<String>",
+        extend(
+            "x-flag" = "--store",
+            "x-secret" = true,
+            "x-default" = "the `redis_url` when there is one, else `sqlite://<data dir>/auth.sqlite3`"
+        )
+    )]
+    pub store: Option<Secret>,
+    /// Where the SQLite store and a generated key live.
+    #[schemars(extend("x-flag" = "--data-dir", "x-default" = "`./data` (the image: `/data`)"))]
+    pub data_dir: PathBuf,
+    /// Access token lifetime, seconds.
+    #[schemars(extend(
+        "x-flag" = "--oauth-access-token-ttl-secs",
+        "x-flag-aliases" = ["--oauth-access-token-ttl"],
+        "x-env-aliases" = ["LAYER_MCP_OAUTH_ACCESS_TOKEN_TTL"]
+    ))]
+    pub oauth_access_token_ttl_secs: u64,
+    /// Refresh token lifetime, seconds (2592000: 30 days); each rotation starts it again.
+    #[schemars(extend(
+        "x-flag" = "--oauth-refresh-token-ttl-secs",
+        "x-flag-aliases" = ["--oauth-refresh-token-ttl"],
+        "x-env-aliases" = ["LAYER_MCP_OAUTH_REFRESH_TOKEN_TTL"]
+    ))]
+    pub oauth_refresh_token_ttl_secs: u64,
+    /// Seconds a rotated refresh token still works (concurrent refreshes).
+    #[schemars(extend(
+        "x-flag" = "--oauth-refresh-grace-secs",
+        "x-flag-aliases" = ["--oauth-refresh-grace"],
+        "x-env-aliases" = ["LAYER_MCP_OAUTH_REFRESH_GRACE"]
+    ))]
+    pub oauth_refresh_grace_secs: u64,
+    /// Authorization code lifetime, seconds.
+    #[schemars(extend(
+        "x-flag" = "--oauth-code-ttl-secs",
+        "x-flag-aliases" = ["--oauth-code-ttl"],
+        "x-env-aliases" = ["LAYER_MCP_OAUTH_CODE_TTL"]
+    ))]
+    pub oauth_code_ttl_secs: u64,
+    /// Client registrations per source address per minute.
+    #[schemars(extend("x-flag" = "--oauth-registrations-per-minute"))]
+    pub oauth_registrations_per_minute: u32,
+    /// Take the client address from `X-Forwarded-For` (only when every request comes through
+    /// your proxy).
+    #[schemars(extend("x-flag" = "--trust-forwarded-for"))]
     pub trust_forwarded_for: bool,
 }
 
-impl OAuthArgs {
+impl Default for OAuthSettings {
+    /// The product's defaults: access 1 h, refresh 30 days, grace 30 s, code 60 s, 20
+    /// registrations per address per minute; OAuth off.
+    fn default() -> Self {
+        Self {
+            oauth_idp_issuer: None,
+            oauth_idp_client_id: None,
+            oauth_idp_client_secret: None,
+            oauth_idp_audience: None,
+            oauth_encryption_key: None,
+            store: None,
+            data_dir: PathBuf::from("data"),
+            oauth_access_token_ttl_secs: 3600,
+            oauth_refresh_token_ttl_secs: 30 * 24 * 3600,
+            oauth_refresh_grace_secs: 30,
+            oauth_code_ttl_secs: 60,
+            oauth_registrations_per_minute: 20,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+impl OAuthSettings {
     /// Whether OAuth login is configured.
     pub fn enabled(&self) -> bool {
         self.oauth_idp_client_id.is_some()
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.data_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("data"))
+        self.data_dir.clone()
+    }
+
+    /// Checks the settings OAuth needs once it is on; the error names the setting (and never
+    /// repeats a secret). Nothing is checked while OAuth is off.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        if self.oauth_idp_issuer.is_none() {
+            return Err((
+                "oauth_idp_issuer",
+                "--oauth-idp-issuer (LAYER_MCP_OAUTH_IDP_ISSUER) is required with --oauth-idp-client-id"
+                    .into(),
+            ));
+        }
+        if self.oauth_idp_client_secret.is_none() {
+            return Err((
+                "oauth_idp_client_secret",
+                "--oauth-idp-client-secret (LAYER_MCP_OAUTH_IDP_CLIENT_SECRET) is required with --oauth-idp-client-id"
+                    .into(),
+            ));
+        }
+        if let Some(text) = &self.oauth_encryption_key {
+            EncryptionKey::parse(text.expose()).map_err(|e| {
+                (
+                    "oauth_encryption_key",
+                    format!("--oauth-encryption-key: {e}"),
+                )
+            })?;
+        }
+        let lifetimes = [
+            (
+                "oauth_access_token_ttl_secs",
+                self.oauth_access_token_ttl_secs,
+            ),
+            (
+                "oauth_refresh_token_ttl_secs",
+                self.oauth_refresh_token_ttl_secs,
+            ),
+            ("oauth_code_ttl_secs", self.oauth_code_ttl_secs),
+        ];
+        for (name, secs) in lifetimes {
+            if secs == 0 {
+                return Err((name, "must be at least 1 second".into()));
+            }
+        }
+        Ok(())
     }
 
     /// Builds the configuration, or `Ok(None)` when OAuth is not configured.
@@ -242,14 +337,17 @@ impl OAuthArgs {
         let Some(client_id) = self.oauth_idp_client_id.clone() else {
             return Ok(None);
         };
-        let issuer = self.oauth_idp_issuer.clone().ok_or_else(|| {
-            ConfigError::Invalid("--oauth-idp-issuer is required with --oauth-idp-client-id".into())
+        self.validate().map_err(|(setting, message)| {
+            ConfigError::Invalid(format!("`{setting}`: {message}"))
         })?;
-        let secret = self.oauth_idp_client_secret.clone().ok_or_else(|| {
-            ConfigError::Invalid(
-                "--oauth-idp-client-secret is required with --oauth-idp-client-id".into(),
-            )
-        })?;
+        let (Some(issuer), Some(secret)) = (
+            self.oauth_idp_issuer.clone(),
+            self.oauth_idp_client_secret.clone(),
+        ) else {
+            return Err(ConfigError::Invalid(
+                "the identity provider's issuer and client secret are required".into(),
+            ));
+        };
         let key = match &self.oauth_encryption_key {
             Some(text) => EncryptionKey::parse(text.expose())
                 .map_err(|e| ConfigError::Invalid(format!("--oauth-encryption-key: {e}")))?,
@@ -268,30 +366,11 @@ impl OAuthArgs {
             ],
         };
         let mut config = AuthConfig::new(public_url.clone(), idp, key)?;
-        let secs = |v: Option<u64>, name: &str, default: Duration| match v {
-            Some(0) => Err(ConfigError::Invalid(format!(
-                "{name} must be at least 1 second"
-            ))),
-            Some(s) => Ok(Duration::from_secs(s)),
-            None => Ok(default),
-        };
-        config.access_token_ttl = secs(
-            self.oauth_access_token_ttl,
-            "--oauth-access-token-ttl",
-            config.access_token_ttl,
-        )?;
-        config.refresh_token_ttl = secs(
-            self.oauth_refresh_token_ttl,
-            "--oauth-refresh-token-ttl",
-            config.refresh_token_ttl,
-        )?;
-        config.code_ttl = secs(self.oauth_code_ttl, "--oauth-code-ttl", config.code_ttl)?;
-        if let Some(grace) = self.oauth_refresh_grace {
-            config.refresh_grace = Duration::from_secs(grace);
-        }
-        if let Some(n) = self.oauth_registrations_per_minute {
-            config.registrations_per_window = n;
-        }
+        config.access_token_ttl = Duration::from_secs(self.oauth_access_token_ttl_secs);
+        config.refresh_token_ttl = Duration::from_secs(self.oauth_refresh_token_ttl_secs);
+        config.code_ttl = Duration::from_secs(self.oauth_code_ttl_secs);
+        config.refresh_grace = Duration::from_secs(self.oauth_refresh_grace_secs);
+        config.registrations_per_window = self.oauth_registrations_per_minute;
         config.trust_forwarded_for = self.trust_forwarded_for;
         Ok(Some(config))
     }
@@ -341,40 +420,34 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        oauth: OAuthArgs,
+    fn enabled() -> OAuthSettings {
+        OAuthSettings {
+            oauth_idp_issuer: Some(Url::parse("https://login.layer.ai/").unwrap()),
+            oauth_idp_client_id: Some("gw".into()),
+            oauth_idp_client_secret: Some(Secret::new("s3cr3t-value")),
+            oauth_encryption_key: Some(Secret::new("ab".repeat(32))),
+            ..OAuthSettings::default()
+        }
     }
 
     #[test]
-    fn flags_build_a_config_and_debug_hides_secrets() {
-        let cli = Cli::parse_from([
-            "x",
-            "--oauth-idp-issuer",
-            "https://login.layer.ai/",
-            "--oauth-idp-client-id",
-            "gw",
-            "--oauth-idp-client-secret",
-            "s3cr3t-value",
-            "--oauth-encryption-key",
-            &"ab".repeat(32),
-            "--oauth-access-token-ttl",
-            "120",
-            "--oauth-refresh-grace",
-            "5",
-        ]);
-        let shown = format!("{:?}", cli.oauth);
+    fn settings_build_a_config_and_debug_hides_secrets() {
+        let settings = OAuthSettings {
+            oauth_access_token_ttl_secs: 120,
+            oauth_refresh_grace_secs: 5,
+            ..enabled()
+        };
+        let shown = format!("{settings:?}");
         assert!(
             !shown.contains("s3cr3t-value") && !shown.contains(&"ab".repeat(32)),
             "{shown}"
         );
         let url = Url::parse("https://mcp.example.com").unwrap();
-        let config = cli.oauth.to_config(&url).unwrap().unwrap();
+        let config = settings.to_config(&url).unwrap().unwrap();
         assert_eq!(config.access_token_ttl, Duration::from_secs(120));
         assert_eq!(config.refresh_grace, Duration::from_secs(5));
+        assert_eq!(config.code_ttl, Duration::from_secs(60));
         assert_eq!(config.resource(), "https://mcp.example.com/mcp");
         assert_eq!(config.issuer(), "https://mcp.example.com");
         assert!(!format!("{config:?}").contains("s3cr3t-value"));
@@ -383,26 +456,46 @@ mod tests {
     #[test]
     fn bad_settings_are_named() {
         let url = Url::parse("https://mcp.example.com").unwrap();
-        let off = Cli::parse_from(["x"]);
-        assert!(off.oauth.to_config(&url).unwrap().is_none());
-        let no_issuer = Cli::parse_from(["x", "--oauth-idp-client-id", "gw"]);
-        let e = no_issuer.oauth.to_config(&url).unwrap_err().to_string();
+        let off = OAuthSettings::default();
+        assert!(off.to_config(&url).unwrap().is_none());
+        assert!(
+            OAuthSettings {
+                oauth_code_ttl_secs: 0,
+                ..OAuthSettings::default()
+            }
+            .validate()
+            .is_ok(),
+            "nothing is checked while OAuth is off"
+        );
+        let no_issuer = OAuthSettings {
+            oauth_idp_issuer: None,
+            ..enabled()
+        };
+        assert_eq!(no_issuer.validate().unwrap_err().0, "oauth_idp_issuer");
+        let e = no_issuer.to_config(&url).unwrap_err().to_string();
         assert!(e.contains("--oauth-idp-issuer"), "{e}");
-        let bad_key = Cli::parse_from([
-            "x",
-            "--oauth-idp-client-id",
-            "gw",
-            "--oauth-idp-issuer",
-            "https://i/",
-            "--oauth-idp-client-secret",
-            "s",
-            "--oauth-encryption-key",
-            "short",
-        ]);
-        let e = bad_key.oauth.to_config(&url).unwrap_err().to_string();
+        let bad_key = OAuthSettings {
+            oauth_encryption_key: Some(Secret::new("short")),
+            ..enabled()
+        };
+        let (setting, message) = bad_key.validate().unwrap_err();
+        assert_eq!(setting, "oauth_encryption_key");
+        assert!(!message.contains("short"), "{message}");
+        let e = bad_key.to_config(&url).unwrap_err().to_string();
         assert!(
             e.contains("--oauth-encryption-key") && !e.contains("short"),
             "{e}"
+        );
+        let zero = OAuthSettings {
+            oauth_access_token_ttl_secs: 0,
+            ..enabled()
+        };
+        assert_eq!(
+            zero.validate().unwrap_err(),
+            (
+                "oauth_access_token_ttl_secs",
+                "must be at least 1 second".to_owned()
+            )
         );
         assert!(
             AuthConfig::new(

@@ -35,7 +35,7 @@ use axum::routing::{get, post};
 use http::{Method, header};
 use tower_http::cors::{Any, CorsLayer};
 
-pub use config::{AuthConfig, IdpConfig, OAuthArgs, SCOPE};
+pub use config::{AuthConfig, IdpConfig, OAuthSettings, SCOPE};
 pub use error::{AuthError, OAuthError};
 pub use model::{ClientId, GrantId, Subject};
 pub use secret::Secret;

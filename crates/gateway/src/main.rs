@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use gateway::config::{Config, Flags, LogFormat};
 
 // jemalloc returns freed memory to the OS (dirty pages purged after its 10 s decay, by its
@@ -35,28 +35,9 @@ enum Command {
         /// TOML configuration file.
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
-        /// Socket address to listen on [default: 127.0.0.1:8080].
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<String>,
-        /// Origin clients use to reach the gateway, e.g. https://mcp.example.com; the Host and
-        /// Origin allow-lists follow it [default: http://<listen>].
-        #[arg(long, value_name = "URL")]
-        public_url: Option<String>,
-        /// Base URL of Layer's v1 API [default: https://api.app.layer.ai/api/v1].
-        #[arg(long, value_name = "URL")]
-        layer_api_url: Option<String>,
-        /// Redis shared by every replica, e.g. redis://:password@redis:6379/0. The limiter
-        /// counts the per-user caps in it (exact across replicas) unless --limiter says
-        /// otherwise.
-        #[arg(long, value_name = "URL")]
-        redis_url: Option<String>,
-        /// Where the per-user caps are counted: `memory` (this process; the default without
-        /// a Redis URL), `redis` (the --redis-url Redis) or a redis:// URL of its own.
-        #[arg(long, value_name = "memory|redis|URL")]
-        limiter: Option<String>,
-        /// OAuth login (issue 4): on when --oauth-idp-client-id is given.
+        /// The settings that have a flag (every one has a TOML key and a variable).
         #[command(flatten)]
-        oauth: Box<auth_server::OAuthArgs>,
+        flags: Flags,
     },
     /// Start a Layer simulator in-process and the gateway in front of it, then print the MCP
     /// URL, a demo PAT, a demo login and how to connect each client.
@@ -75,9 +56,14 @@ enum Command {
         addr: Option<String>,
     },
     /// Print every setting of `serve`, one per line: TOML key, environment variable, flag,
-    /// `secret` or `plain` (tab-separated, `-` for none). The deployment tests read it.
+    /// `secret` or `plain`, older names (tab-separated, `-` for none). The deployment tests
+    /// read it.
     #[command(hide = true)]
-    Settings,
+    Settings {
+        /// Print the tables of the configuration reference in docs/operations.md instead.
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 fn init_tracing(format: LogFormat) {
@@ -96,26 +82,8 @@ fn init_tracing(format: LogFormat) {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve {
-            config,
-            listen,
-            public_url,
-            layer_api_url,
-            redis_url,
-            limiter,
-            oauth,
-        } => {
-            // The OAuth settings (LAYER_MCP_OAUTH_*, LAYER_MCP_STORE…) are read by their flags.
-            let env: BTreeMap<String, String> = std::env::vars()
-                .filter(|(k, _)| !auth_server::config::ENV_VARS.contains(&k.as_str()))
-                .collect();
-            let flags = Flags {
-                listen,
-                public_url,
-                layer_api_url,
-                redis_url,
-                limiter,
-            };
+        Command::Serve { config, flags } => {
+            let env: BTreeMap<String, String> = std::env::vars().collect();
             let config = match Config::load(config.as_deref(), &env, &flags) {
                 Ok(config) => config,
                 Err(error) => {
@@ -127,7 +95,7 @@ async fn main() -> ExitCode {
             for warning in &config.warnings {
                 tracing::warn!("{warning}");
             }
-            match serve(config, *oauth).await {
+            match serve(config).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("layer-mcp-gateway: {error:#}");
@@ -136,16 +104,12 @@ async fn main() -> ExitCode {
             }
         }
         Command::Healthcheck { addr } => healthcheck(addr).await,
-        Command::Settings => {
-            let cli = Cli::command();
-            let Some(serve) = cli.find_subcommand("serve") else {
-                eprintln!("layer-mcp-gateway: no serve command");
-                return ExitCode::FAILURE;
-            };
-            print!(
-                "{}",
-                gateway::settings::render(&gateway::settings::list(serve))
-            );
+        Command::Settings { markdown } => {
+            if markdown {
+                print!("{}", gateway::settings::markdown());
+            } else {
+                print!("{}", gateway::settings::render());
+            }
             ExitCode::SUCCESS
         }
         #[cfg(feature = "demo")]
@@ -183,9 +147,9 @@ async fn healthcheck(addr: Option<String>) -> ExitCode {
     }
 }
 
-async fn serve(config: Config, oauth: auth_server::OAuthArgs) -> anyhow::Result<()> {
+async fn serve(config: Config) -> anyhow::Result<()> {
     let mut services = gateway::Services::from_config(&config)?;
-    if let Some(server) = gateway::auth::start_auth_server(&config, &oauth).await? {
+    if let Some(server) = gateway::auth::start_auth_server(&config).await? {
         services = services.with_oauth(server);
     }
     let running = gateway::start(config, services).await?;

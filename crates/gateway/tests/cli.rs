@@ -33,7 +33,11 @@ async fn serve_fails(args: &[&str], env: &[(&str, &str)], config: Option<&str>) 
     if let Some(path) = path {
         let _ = std::fs::remove_file(path);
     }
-    assert!(!output.status.success(), "a bad setting stops the gateway");
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "a bad setting stops the gateway with status 2"
+    );
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
@@ -87,6 +91,59 @@ async fn bad_settings_stop_serve_with_a_message_naming_them() {
 }
 
 #[tokio::test]
+async fn bad_secret_settings_stop_serve_without_showing_them() {
+    let oauth = [
+        ("LAYER_MCP_OAUTH_IDP_ISSUER", "https://login.example/"),
+        ("LAYER_MCP_OAUTH_IDP_CLIENT_ID", "gw"),
+        ("LAYER_MCP_OAUTH_IDP_CLIENT_SECRET", "client-hunter2"),
+    ];
+    let mut env = oauth.to_vec();
+    env.push(("LAYER_MCP_OAUTH_ENCRYPTION_KEY", "key-hunter2"));
+    let text = serve_fails(&["--listen", "127.0.0.1:0"], &env, None).await;
+    assert!(
+        text.contains("`oauth_encryption_key`")
+            && text.contains("LAYER_MCP_OAUTH_ENCRYPTION_KEY")
+            && !text.contains("hunter2"),
+        "{text}"
+    );
+    let text = serve_fails(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--redis-url",
+            "http://:hunter2@redis.internal:6379",
+        ],
+        &[],
+        None,
+    )
+    .await;
+    assert!(
+        text.contains("`redis_url`") && text.contains("--redis-url") && !text.contains("hunter2"),
+        "{text}"
+    );
+    // An OAuth lifetime under its old variable name is read, and checked.
+    let mut env = oauth.to_vec();
+    env.push(("LAYER_MCP_OAUTH_ACCESS_TOKEN_TTL", "0"));
+    let text = serve_fails(&["--listen", "127.0.0.1:0"], &env, None).await;
+    assert!(
+        text.contains("`oauth_access_token_ttl_secs`")
+            && text.contains("LAYER_MCP_OAUTH_ACCESS_TOKEN_TTL)")
+            && !text.contains("hunter2"),
+        "{text}"
+    );
+    let text = serve_fails(
+        &["--listen", "127.0.0.1:0"],
+        &[],
+        Some("oauth_idp_client_id = \"gw\"\noauth_idp_client_secret = \"hunter2\"\n"),
+    )
+    .await;
+    assert!(
+        text.contains("`oauth_idp_issuer`") && !text.contains("hunter2"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn serve_reads_flags_and_serves_mcp() {
     let sim = layer_sim::start(layer_sim::SimConfig::for_tests())
         .await
@@ -105,6 +162,9 @@ async fn serve_reads_flags_and_serves_mcp() {
         ])
         .env("LAYER_MCP_MAX_SESSIONS_PER_USER", "4")
         .env("LAYER_MCP_NOT_A_SETTING", "1")
+        // OAuth settings are settings like the others (OAuth stays off without a client id).
+        .env("LAYER_MCP_OAUTH_IDP_AUDIENCE", "https://api.example/")
+        .env("LAYER_MCP_OAUTH_REFRESH_GRACE", "5")
         .env("RUST_LOG", "trace")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -167,6 +227,10 @@ async fn serve_reads_flags_and_serves_mcp() {
     assert!(logs.contains("gateway listening"), "{logs}");
     assert!(
         logs.contains("ignoring environment variable LAYER_MCP_NOT_A_SETTING"),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains("ignoring environment variable LAYER_MCP_OAUTH"),
         "{logs}"
     );
     assert!(

@@ -1,8 +1,8 @@
 //! The OAuth authorization server (crate `auth-server`) wired into the gateway: from the
-//! `serve` settings, and (feature `demo`) against the in-process simulator for `demo`.
+//! OAuth settings, and (feature `demo`) against the in-process simulator for `demo`.
 
 use auth_server::store::is_redis_url;
-use auth_server::{AuthServer, OAuthArgs, open_store_with_tls};
+use auth_server::{AuthServer, OAuthSettings, open_store_with_tls};
 #[cfg(feature = "demo")]
 use {
     auth_server::config::{AuthConfig, IdpConfig},
@@ -20,16 +20,14 @@ use crate::config::Config;
 #[cfg(feature = "demo")]
 pub const SIM_GATEWAY_CLIENT_ID: &str = "layer-mcp-gateway";
 
-/// Starts the authorization server the `serve` flags describe, or `None` when OAuth is not
-/// configured (`--oauth-idp-client-id` absent): then only PATs work.
+/// Starts the authorization server the OAuth settings (`config.oauth`) describe, or `None`
+/// when OAuth is not configured (`oauth_idp_client_id` absent): then only PATs work.
 ///
 /// The store is `--store` when given; otherwise the shared `redis_url` when there is one (N
 /// replicas each with a private SQLite file would break logins: a code issued by one would
 /// be unknown to the next), else SQLite in the data directory.
-pub async fn start_auth_server(
-    config: &Config,
-    args: &OAuthArgs,
-) -> anyhow::Result<Option<AuthServer>> {
+pub async fn start_auth_server(config: &Config) -> anyhow::Result<Option<AuthServer>> {
+    let args = &config.oauth;
     if !args.enabled() {
         return Ok(None);
     }
@@ -55,10 +53,11 @@ pub async fn start_auth_server(
 /// so every one of them must seal and open Layer tokens and signing keys with the same
 /// key: it must be configured, not generated per data directory. (Keeping it in that same
 /// Redis would put the key next to what it protects.)
-fn oauth_store_url(config: &Config, args: &OAuthArgs) -> anyhow::Result<Option<String>> {
+fn oauth_store_url(config: &Config, args: &OAuthSettings) -> anyhow::Result<Option<String>> {
     let url = args
         .store
-        .clone()
+        .as_ref()
+        .map(|s| s.expose().to_owned())
         .or_else(|| config.redis_url.as_ref().map(|u| u.expose().to_owned()));
     if url.as_deref().is_some_and(is_redis_url) && args.oauth_encryption_key.is_none() {
         anyhow::bail!(
@@ -116,12 +115,12 @@ mod tests {
         config
     }
 
-    fn args(store: Option<&str>, key: bool) -> OAuthArgs {
-        OAuthArgs {
+    fn args(store: Option<&str>, key: bool) -> OAuthSettings {
+        OAuthSettings {
             oauth_idp_client_id: Some("gw".into()),
-            store: store.map(str::to_owned),
+            store: store.map(Secret::new),
             oauth_encryption_key: key.then(|| Secret::new("ab".repeat(32))),
-            ..OAuthArgs::default()
+            ..OAuthSettings::default()
         }
     }
 

@@ -1,12 +1,18 @@
-//! The numbers of the caps and where they are counted, with the product's defaults.
+//! The caps' settings: their numbers and where they are counted, with the product's defaults.
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 use limiter::LimiterConfig;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::config::RedisUrl;
+use crate::settings::{secs, text};
 
-/// Where the counts live.
+/// Where the counts live. As a setting (`limiter`): `memory` (also `in-process`, `local`) or a
+/// Redis URL; `redis` (the shared `redis_url`) is resolved by the loader, which knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LimiterStore {
     /// In this process: exact for a single replica (the default).
@@ -15,29 +21,80 @@ pub enum LimiterStore {
     Redis(RedisUrl),
 }
 
-/// Settings of the caps (issue 5). Every number is a setting; the defaults are the product's.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl FromStr for LimiterStore {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "memory" | "in-process" | "local" => Ok(LimiterStore::InProcess),
+            "redis" => Err(
+                "`redis` needs `redis_url` (LAYER_MCP_REDIS_URL or --redis-url); or give the URL itself"
+                    .into(),
+            ),
+            _ if s.contains("://") => s
+                .trim()
+                .parse()
+                .map(LimiterStore::Redis)
+                .map_err(|e: redis_conn::UrlError| e.to_string()),
+            _ => Err("must be `memory`, `redis` (use redis_url) or a redis:// URL".into()),
+        }
+    }
+}
+
+impl fmt::Display for LimiterStore {
+    /// `memory`, or the Redis URL redacted.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LimiterStore::InProcess => f.write_str("memory"),
+            LimiterStore::Redis(url) => write!(f, "{url}"),
+        }
+    }
+}
+
+/// The per-user caps: every number is a setting; the defaults are the product's
+/// (`docs/caps.md`). Read from the same layers as the rest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
 pub struct CapsConfig {
-    /// `limiter` (with `redis_url`): where the counts live.
+    /// Where the per-user caps are counted: `memory` (per process: only for one replica),
+    /// `redis` (the shared `redis_url`) or a Redis URL of its own.
+    #[serde(rename = "limiter", with = "text")]
+    #[schemars(
+        with = "String",
+        extend(
+            "x-flag" = "--limiter",
+            "x-secret" = true,
+            "x-default" = "`redis` with `redis_url`, else `memory`"
+        )
+    )]
     pub store: LimiterStore,
-    /// `max_active_runs`: runs in progress per user per workspace.
+    /// Runs in progress per user per workspace (`execute_forge` and `execute_workflow`
+    /// together).
     pub max_active_runs: u32,
-    /// `max_calls_in_flight`: upstream calls at once per user per workspace (per user for
-    /// calls that name no workspace).
+    /// Layer calls at once per user per workspace (per user for calls that name no
+    /// workspace).
     pub max_calls_in_flight: u32,
-    /// `call_queue_wait_secs`: how long a call waits for a call place before `RATE_LIMITED`.
+    /// How long a call waits for a call place before `RATE_LIMITED`.
+    #[serde(rename = "call_queue_wait_secs", with = "secs")]
+    #[schemars(with = "u64")]
     pub call_queue_wait: Duration,
-    /// `run_lease_secs`: how long a run holds its place when nobody sees it finish (each poll
-    /// that sees it still running renews it). Also how long a run whose start is unknown
-    /// (the execute timed out) holds its place.
+    /// How long a run holds its place when nobody sees it finish (each poll that sees it
+    /// still running renews it); also how long a run whose start is unknown (the execute
+    /// timed out) holds one.
+    #[serde(rename = "run_lease_secs", with = "secs")]
+    #[schemars(with = "u64")]
     pub run_lease: Duration,
-    /// `reservation_lease_secs`: how long a place being started survives a replica that died
-    /// while starting it.
+    /// How long a place being started survives a replica that died while starting it.
+    #[serde(rename = "reservation_lease_secs", with = "secs")]
+    #[schemars(with = "u64")]
     pub reservation_lease: Duration,
-    /// `call_lease_secs`: how long a call place survives a replica that died during the call.
+    /// How long a call place survives a replica that died during the call.
+    #[serde(rename = "call_lease_secs", with = "secs")]
+    #[schemars(with = "u64")]
     pub call_lease: Duration,
-    /// `run_check_timeout_secs`: how long the gateway asks Layer about the active runs before
-    /// refusing an execute (runs it has no answer for keep their places).
+    /// How long the gateway asks Layer about the active runs before refusing an execute (runs
+    /// it has no answer for keep their places).
+    #[serde(rename = "run_check_timeout_secs", with = "secs")]
+    #[schemars(with = "u64")]
     pub run_check_timeout: Duration,
 }
 
