@@ -9,7 +9,7 @@ use url::Url;
 
 use crate::clients::{ClientMetadataFetcher, SafeMetadataFetcher};
 use crate::crypto::EncryptionKey;
-use crate::secret::Secret;
+use secrecy::{ExposeSecret, SecretString};
 
 /// The one scope: full use of the user's Layer account through the gateway's tools.
 pub const SCOPE: &str = "layer";
@@ -21,7 +21,7 @@ pub struct IdpConfig {
     pub issuer: Url,
     /// The gateway's own confidential client at the IdP.
     pub client_id: String,
-    pub client_secret: Secret,
+    pub client_secret: SecretString,
     /// The API audience to ask for (Auth0's `audience` parameter), e.g. `https://api.layer.ai/`.
     pub audience: Option<String>,
     /// Scopes asked of the IdP; `offline_access` is what yields a refresh token.
@@ -187,7 +187,7 @@ pub struct OAuthArgs {
         env = "LAYER_MCP_OAUTH_IDP_CLIENT_SECRET",
         hide_env_values = true
     )]
-    pub oauth_idp_client_secret: Option<Secret>,
+    pub oauth_idp_client_secret: Option<SecretString>,
     /// The API audience requested at the identity provider.
     #[arg(long, env = "LAYER_MCP_OAUTH_IDP_AUDIENCE")]
     pub oauth_idp_audience: Option<String>,
@@ -195,7 +195,7 @@ pub struct OAuthArgs {
     /// rest. Without it, a key is generated once into `<data dir>/oauth-encryption.key`;
     /// required with a Redis store (every replica must use the same key).
     #[arg(long, env = "LAYER_MCP_OAUTH_ENCRYPTION_KEY", hide_env_values = true)]
-    pub oauth_encryption_key: Option<Secret>,
+    pub oauth_encryption_key: Option<SecretString>,
     /// Where OAuth state lives: `sqlite://PATH` (one gateway; default
     /// `<data dir>/auth.sqlite3`) or `redis://[:PASSWORD@]HOST[:PORT][/DB]` (also `rediss://`,
     /// `redis+unix://`, `unix://`), shared by every replica. The gateway uses its `redis_url`
@@ -251,7 +251,7 @@ impl OAuthArgs {
             )
         })?;
         let key = match &self.oauth_encryption_key {
-            Some(text) => EncryptionKey::parse(text.expose())
+            Some(text) => EncryptionKey::parse(text.expose_secret())
                 .map_err(|e| ConfigError::Invalid(format!("--oauth-encryption-key: {e}")))?,
             None => load_or_create_key(&self.data_dir())?,
         };
@@ -419,7 +419,7 @@ mod tests {
         IdpConfig {
             issuer: Url::parse("https://i/").unwrap(),
             client_id: "gw".into(),
-            client_secret: Secret::new("s"),
+            client_secret: SecretString::from("s"),
             audience: None,
             scopes: vec![],
         }

@@ -7,7 +7,7 @@ use auth_server::config::{AuthConfig, IdpConfig};
 use auth_server::crypto::EncryptionKey;
 use auth_server::store::SqliteStore;
 use auth_server::store::is_redis_url;
-use auth_server::{AuthServer, OAuthArgs, Secret, Store, open_store_with_tls};
+use auth_server::{AuthServer, OAuthArgs, Store, open_store_with_tls};
 use layer_sim::RunningSim;
 use url::Url;
 
@@ -82,7 +82,7 @@ pub async fn demo_auth_server(sim: &RunningSim, public_url: &Url) -> anyhow::Res
     let idp = IdpConfig {
         issuer: Url::parse(&sim.issuer())?,
         client_id: client.client_id.clone(),
-        client_secret: Secret::new(secret.expose()),
+        client_secret: secret.clone(),
         audience: Some(sim.fixtures().api_audience.clone()),
         scopes: vec![
             "openid".into(),
@@ -99,6 +99,7 @@ pub async fn demo_auth_server(sim: &RunningSim, public_url: &Url) -> anyhow::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::SecretString;
 
     fn config(redis_url: Option<&str>) -> Config {
         let mut config = Config::for_local(
@@ -113,7 +114,7 @@ mod tests {
         OAuthArgs {
             oauth_idp_client_id: Some("gw".into()),
             store: store.map(str::to_owned),
-            oauth_encryption_key: key.then(|| Secret::new("ab".repeat(32))),
+            oauth_encryption_key: key.then(|| SecretString::from("ab".repeat(32))),
             ..OAuthArgs::default()
         }
     }
