@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use layer_sim::SimConfig;
+use secrecy::ExposeSecret;
 
 use crate::gateway::{GatewayOptions, GatewayProcess};
 use crate::oauth::{Browser, TEST_ENCRYPTION_KEY, USER};
@@ -89,7 +90,7 @@ impl Cluster {
                 .client_secret
                 .as_ref()
                 .expect("secret")
-                .expose()
+                .expose_secret()
                 .to_owned(),
             "--oauth-idp-audience".into(),
             sim.sim.fixtures().api_audience.clone(),
@@ -199,7 +200,7 @@ impl Cluster {
     /// A browser that logs in as the test user (alice).
     pub fn browser(&self) -> Browser {
         let user = self.sim.sim.fixtures().user(USER).expect("alice");
-        Browser::new(&user.login, user.password.expose())
+        Browser::new(&user.login, user.password.expose_secret())
     }
 
     /// `/readyz` of replica `i`, asked directly: (status, body).

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use layer_sim::{RunningSim, SimConfig};
+use secrecy::ExposeSecret;
 use url::Url;
 
 use crate::gateway::{GatewayOptions, GatewayProcess};
@@ -57,7 +58,7 @@ impl OAuthStack {
                 .client_secret
                 .as_ref()
                 .expect("secret")
-                .expose()
+                .expose_secret()
                 .to_owned(),
             "--oauth-idp-audience".into(),
             sim.fixtures().api_audience.clone(),
@@ -74,7 +75,7 @@ impl OAuthStack {
         })
         .await;
         let user = sim.fixtures().user(USER).expect("alice");
-        let (login, password) = (user.login.clone(), user.password.expose().to_owned());
+        let (login, password) = (user.login.clone(), user.password.expose_secret().to_owned());
         OAuthStack {
             sim,
             gateway,

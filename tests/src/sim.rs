@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use layer_sim::{RunningSim, SimConfig};
+use secrecy::ExposeSecret;
 use serde_json::Value;
 
 pub use layer_sim::catalogue_ids;
@@ -64,7 +65,7 @@ impl TestSim {
             .fixtures()
             .active_pat(login)
             .unwrap_or_else(|| panic!("no active PAT for {login}"))
-            .expose()
+            .expose_secret()
             .to_owned()
     }
 
@@ -74,7 +75,7 @@ impl TestSim {
             .fixtures()
             .revoked_pat(login)
             .unwrap_or_else(|| panic!("no revoked PAT for {login}"))
-            .expose()
+            .expose_secret()
             .to_owned()
     }
 
@@ -85,7 +86,7 @@ impl TestSim {
             .user(login)
             .unwrap_or_else(|| panic!("no user {login}"))
             .password
-            .expose()
+            .expose_secret()
             .to_owned()
     }
 

@@ -8,6 +8,7 @@ use e2e_tests::clients::{self, ClientHome, npm_command, run, text};
 use e2e_tests::gateway::{GatewayOptions, GatewayProcess};
 use e2e_tests::paths::workspace_root;
 use layer_sim::{RunningSim, SimConfig};
+use secrecy::ExposeSecret;
 use serde_json::Value;
 
 const ACME: &str = "a0000000-0000-4000-8000-000000000001";
@@ -26,7 +27,7 @@ async fn setup() -> Setup {
         .fixtures()
         .active_pat("alice")
         .unwrap()
-        .expose()
+        .expose_secret()
         .to_owned();
     let gateway = GatewayProcess::start(GatewayOptions {
         layer_api_url: sim.api_url().to_string(),

@@ -10,6 +10,7 @@ use base64::Engine;
 use e2e_tests::clients::{self, ClientHome};
 use e2e_tests::mcp;
 use e2e_tests::oauth::{OAuthStack, query};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sha2::Digest;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -626,7 +627,7 @@ async fn refusals_over_http_and_pats_side_by_side() {
         .fixtures()
         .active_pat(e2e_tests::oauth::USER)
         .unwrap()
-        .expose()
+        .expose_secret()
         .to_owned();
     list_workspaces_with(&stack, &pat).await;
 }

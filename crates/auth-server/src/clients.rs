@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::{HeaderMap, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
@@ -471,7 +472,7 @@ pub async fn resolve_client(
 #[derive(Debug, Default)]
 pub struct PresentedClient {
     pub client_id: Option<String>,
-    pub secret: Option<crate::secret::Secret>,
+    pub secret: Option<SecretString>,
     pub used_basic: bool,
 }
 
@@ -507,7 +508,7 @@ pub fn presented_client(
             };
             return Ok(PresentedClient {
                 client_id: Some(unescape(id)),
-                secret: Some(crate::secret::Secret::new(unescape(secret))),
+                secret: Some(SecretString::from(unescape(secret))),
                 used_basic: true,
             });
         }
@@ -516,7 +517,7 @@ pub fn presented_client(
         client_id: form.get("client_id").cloned(),
         secret: form
             .get("client_secret")
-            .map(|s| crate::secret::Secret::new(s.clone())),
+            .map(|s| SecretString::from(s.as_str())),
         used_basic: false,
     })
 }
@@ -543,7 +544,7 @@ pub async fn authenticate_client(
             OAuthError::invalid_client("this client must authenticate with its client_secret")
                 .with_basic_challenge(basic)
         })?;
-        let given_hash = token_hash("client-secret", given.expose());
+        let given_hash = token_hash("client-secret", given.expose_secret());
         if !constant_time_eq(given_hash.as_bytes(), expected.as_bytes()) {
             return Err(OAuthError::invalid_client("client authentication failed")
                 .with_basic_challenge(basic));

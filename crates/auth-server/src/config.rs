@@ -9,7 +9,7 @@ use url::Url;
 
 use crate::clients::{ClientMetadataFetcher, SafeMetadataFetcher};
 use crate::crypto::EncryptionKey;
-use crate::secret::Secret;
+use secrecy::{ExposeSecret, SecretString};
 
 /// The one scope: full use of the user's Layer account through the gateway's tools.
 pub const SCOPE: &str = "layer";
@@ -21,7 +21,7 @@ pub struct IdpConfig {
     pub issuer: Url,
     /// The gateway's own confidential client at the IdP.
     pub client_id: String,
-    pub client_secret: Secret,
+    pub client_secret: SecretString,
     /// The API audience to ask for (Auth0's `audience` parameter), e.g. `https://api.layer.ai/`.
     pub audience: Option<String>,
     /// Scopes asked of the IdP; `offline_access` is what yields a refresh token.
@@ -182,7 +182,7 @@ pub struct OAuthSettings {
             "x-default" = "required with OAuth"
         )
     )]
-    pub oauth_idp_client_secret: Option<Secret>,
+    pub oauth_idp_client_secret: Option<SecretString>,
     /// The API audience asked of the provider.
     #[schemars(extend("x-flag" = "--oauth-idp-audience", "x-default" = "none sent"))]
     pub oauth_idp_audience: Option<String>,
@@ -198,7 +198,7 @@ pub struct OAuthSettings {
             "x-default" = "generated into `<data dir>/oauth-encryption.key`"
         )
     )]
-    pub oauth_encryption_key: Option<Secret>,
+    pub oauth_encryption_key: Option<SecretString>,
     /// Where OAuth state lives: `sqlite://PATH` (one replica) or a Redis URL shared by every
     /// replica (`redis://[:PASSWORD@]HOST[:PORT][/DB]`, also `rediss://`, `redis+unix://`,
     /// `unix://`; the encryption key is then required). The manifests set it explicitly to the
@@ -212,7 +212,7 @@ pub struct OAuthSettings {
             "x-default" = "the `redis_url` when there is one, else `sqlite://<data dir>/auth.sqlite3`"
         )
     )]
-    pub store: Option<Secret>,
+    pub store: Option<SecretString>,
     /// Where the SQLite store and a generated key live.
     #[schemars(extend("x-flag" = "--data-dir", "x-default" = "`./data` (the image: `/data`)"))]
     pub data_dir: PathBuf,
@@ -306,7 +306,7 @@ impl OAuthSettings {
             ));
         }
         if let Some(text) = &self.oauth_encryption_key {
-            EncryptionKey::parse(text.expose()).map_err(|e| {
+            EncryptionKey::parse(text.expose_secret()).map_err(|e| {
                 (
                     "oauth_encryption_key",
                     format!("--oauth-encryption-key: {e}"),
@@ -349,7 +349,7 @@ impl OAuthSettings {
             ));
         };
         let key = match &self.oauth_encryption_key {
-            Some(text) => EncryptionKey::parse(text.expose())
+            Some(text) => EncryptionKey::parse(text.expose_secret())
                 .map_err(|e| ConfigError::Invalid(format!("--oauth-encryption-key: {e}")))?,
             None => load_or_create_key(&self.data_dir())?,
         };
@@ -425,8 +425,8 @@ mod tests {
         OAuthSettings {
             oauth_idp_issuer: Some(Url::parse("https://login.layer.ai/").unwrap()),
             oauth_idp_client_id: Some("gw".into()),
-            oauth_idp_client_secret: Some(Secret::new("s3cr3t-value")),
-            oauth_encryption_key: Some(Secret::new("ab".repeat(32))),
+            oauth_idp_client_secret: Some(SecretString::from("s3cr3t-value")),
+            oauth_encryption_key: Some(SecretString::from("ab".repeat(32))),
             ..OAuthSettings::default()
         }
     }
@@ -475,7 +475,7 @@ mod tests {
         let e = no_issuer.to_config(&url).unwrap_err().to_string();
         assert!(e.contains("--oauth-idp-issuer"), "{e}");
         let bad_key = OAuthSettings {
-            oauth_encryption_key: Some(Secret::new("short")),
+            oauth_encryption_key: Some(SecretString::from("short")),
             ..enabled()
         };
         let (setting, message) = bad_key.validate().unwrap_err();
@@ -512,7 +512,7 @@ mod tests {
         IdpConfig {
             issuer: Url::parse("https://i/").unwrap(),
             client_id: "gw".into(),
-            client_secret: Secret::new("s"),
+            client_secret: SecretString::from("s"),
             audience: None,
             scopes: vec![],
         }

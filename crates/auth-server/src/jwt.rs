@@ -1,17 +1,25 @@
-//! JSON Web Tokens: the gateway's ES256 access tokens (signed with a key ring that rotates)
-//! and verification of the identity provider's id tokens (RS256 or ES256, from its JWKS).
-//! Written against aws-lc-rs directly: the handful of JOSE operations needed here are small,
-//! and one crypto provider for the process avoids global provider selection.
+//! JSON Web Tokens with the `jsonwebtoken` crate on its aws-lc-rs backend (the process's one
+//! crypto provider): the gateway's ES256 access tokens, signed with a key ring that rotates,
+//! and the identity provider's id tokens (RS256 or ES256, from its JWKS).
+//!
+//! The crate checks the algorithm against the one allowed, the signature, `iss` and `aud`.
+//! Added here: a header naming a key source (`jku`, `x5u`, `jwk`, `x5c`) is refused, since keys
+//! come only from our ring or the IdP's JWKS; the key is picked by `kid` and must fit the
+//! algorithm (so `HS256` keyed with a public key is refused); `exp` (required) and `nbf` are
+//! checked against the caller's clock, because the crate reads the system clock and key
+//! rotation is verified against a given one.
 
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
-    RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents, UnparsedPublicKey,
-};
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::{Error as JoseError, ErrorKind};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+pub use jsonwebtoken::jwk::{Jwk, JwkSet};
 
 use crate::crypto::{EncryptionKey, random_bytes};
 use crate::model::{SigningKeyRecord, UnixMillis};
@@ -23,6 +31,8 @@ pub enum JwtError {
     Malformed,
     #[error("the token uses an unsupported algorithm")]
     Algorithm,
+    #[error("the token names its own key source, which is not accepted")]
+    KeySource,
     #[error("the token was signed by an unknown key")]
     UnknownKey,
     #[error("the token's signature is invalid")]
@@ -39,118 +49,91 @@ pub enum JwtError {
     Nonce,
 }
 
-/// A JSON Web Key (public part only): EC P-256 or RSA.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Jwk {
-    pub kty: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kid: Option<String>,
-    #[serde(rename = "use", skip_serializing_if = "Option::is_none")]
-    pub use_: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub alg: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub crv: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub x: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub y: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub n: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub e: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JwkSet {
-    pub keys: Vec<Jwk>,
-}
-
-impl JwkSet {
-    pub fn find(&self, kid: Option<&str>) -> Option<&Jwk> {
-        match kid {
-            Some(kid) => self.keys.iter().find(|k| k.kid.as_deref() == Some(kid)),
-            // No kid: acceptable only when the set has a single key.
-            None if self.keys.len() == 1 => self.keys.first(),
-            None => None,
+impl From<JoseError> for JwtError {
+    fn from(e: JoseError) -> Self {
+        match e.kind() {
+            ErrorKind::InvalidSignature => Self::Signature,
+            ErrorKind::InvalidAlgorithm
+            | ErrorKind::InvalidAlgorithmName
+            | ErrorKind::UnsupportedAlgorithm
+            | ErrorKind::MissingAlgorithm => Self::Algorithm,
+            ErrorKind::InvalidEcdsaKey
+            | ErrorKind::InvalidRsaKey(_)
+            | ErrorKind::InvalidKeyFormat => Self::UnknownKey,
+            ErrorKind::InvalidIssuer => Self::Issuer,
+            ErrorKind::InvalidAudience => Self::Audience,
+            ErrorKind::MissingRequiredClaim(c) | ErrorKind::InvalidClaimFormat(c) if c == "iss" => {
+                Self::Issuer
+            }
+            ErrorKind::MissingRequiredClaim(c) | ErrorKind::InvalidClaimFormat(c) if c == "aud" => {
+                Self::Audience
+            }
+            ErrorKind::ExpiredSignature => Self::Expired,
+            ErrorKind::ImmatureSignature => Self::NotYetValid,
+            _ => Self::Malformed,
         }
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct Header {
-    alg: String,
-    #[serde(default)]
-    kid: Option<String>,
-    #[serde(default)]
-    typ: Option<String>,
-}
-
-/// A JWT split into its parts, signature not yet checked.
-struct Parts<'a> {
-    header: Header,
-    claims: Value,
-    signing_input: &'a str,
-    signature: Vec<u8>,
-}
-
-fn split(token: &str) -> Result<Parts<'_>, JwtError> {
-    let mut it = token.split('.');
-    let (Some(h), Some(c), Some(s), None) = (it.next(), it.next(), it.next(), it.next()) else {
-        return Err(JwtError::Malformed);
-    };
-    let decode = |part: &str| {
-        URL_SAFE_NO_PAD
-            .decode(part)
-            .map_err(|_| JwtError::Malformed)
-    };
-    let header: Header = serde_json::from_slice(&decode(h)?).map_err(|_| JwtError::Malformed)?;
-    let claims: Value = serde_json::from_slice(&decode(c)?).map_err(|_| JwtError::Malformed)?;
-    if !claims.is_object() {
-        return Err(JwtError::Malformed);
+/// The JWK to verify a token with: the one named by `kid`, or with no `kid` the only key.
+fn find_key<'a>(jwks: &'a JwkSet, kid: Option<&str>) -> Option<&'a Jwk> {
+    match kid {
+        Some(kid) => jwks.find(kid),
+        None if jwks.keys.len() == 1 => jwks.keys.first(),
+        None => None,
     }
-    Ok(Parts {
-        header,
-        claims,
-        signing_input: &token[..h.len() + 1 + c.len()],
-        signature: decode(s)?,
-    })
+}
+
+/// The token's header, its signature not yet checked. An `alg` the crate does not know
+/// (`none` in any letter case among them) is an algorithm refusal; any other unreadable
+/// header is a malformed token. A header naming where to fetch a key is refused.
+fn header(token: &str) -> Result<Header, JwtError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| {
+        let alg = token
+            .split('.')
+            .next()
+            .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
+            .and_then(|h| serde_json::from_slice::<Value>(&h).ok())
+            .and_then(|h| h.get("alg").and_then(Value::as_str).map(str::to_owned));
+        match alg {
+            Some(alg) if alg.parse::<Algorithm>().is_err() => JwtError::Algorithm,
+            _ => JwtError::Malformed,
+        }
+    })?;
+    if header.jku.is_some() || header.x5u.is_some() || header.jwk.is_some() || header.x5c.is_some()
+    {
+        return Err(JwtError::KeySource);
+    }
+    Ok(header)
 }
 
 /// The claims of a JWT without any verification: only to route a token (is it one of ours?)
 /// before verifying it properly.
 pub fn peek_claims(token: &str) -> Option<Value> {
-    split(token).ok().map(|p| p.claims)
+    jsonwebtoken::dangerous::insecure_decode_claims::<Value>(token)
+        .ok()
+        .filter(Value::is_object)
 }
 
-fn verify_with_jwk(jwk: &Jwk, alg: &str, input: &[u8], sig: &[u8]) -> Result<(), JwtError> {
-    let b64 = |v: &Option<String>| {
-        v.as_deref()
-            .and_then(|s| URL_SAFE_NO_PAD.decode(s).ok())
-            .ok_or(JwtError::UnknownKey)
-    };
-    match (alg, jwk.kty.as_str()) {
-        ("ES256", "EC") if jwk.crv.as_deref() == Some("P-256") => {
-            let mut point = vec![4u8];
-            point.extend(b64(&jwk.x)?);
-            point.extend(b64(&jwk.y)?);
-            UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
-                .verify(input, sig)
-                .map_err(|_| JwtError::Signature)
-        }
-        ("RS256", "RSA") => {
-            let n = b64(&jwk.n)?;
-            let e = b64(&jwk.e)?;
-            RsaPublicKeyComponents {
-                n: &n[..],
-                e: &e[..],
-            }
-            .verify(&RSA_PKCS1_2048_8192_SHA256, input, sig)
-            .map_err(|_| JwtError::Signature)
-        }
-        ("ES256" | "RS256", _) => Err(JwtError::UnknownKey),
-        _ => Err(JwtError::Algorithm),
+/// What the crate checks: the one algorithm allowed, `iss` and `aud` present and ours.
+/// The clock is ours ([`check_time`]).
+fn validation(alg: Algorithm, issuer: &str, audience: &str) -> Validation {
+    let mut v = Validation::new(alg);
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.required_spec_claims = ["iss", "aud"].map(String::from).into();
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[audience]);
+    v
+}
+
+/// Verifies the signature, `iss` and `aud` with `key`; returns the claims (a JSON object).
+fn decode(token: &str, key: &DecodingKey, validation: &Validation) -> Result<Value, JwtError> {
+    let claims = jsonwebtoken::decode::<Value>(token, key, validation)?.claims;
+    if !claims.is_object() {
+        return Err(JwtError::Malformed);
     }
+    Ok(claims)
 }
 
 fn check_time(claims: &Value, now_secs: i64, leeway: i64) -> Result<(), JwtError> {
@@ -169,12 +152,16 @@ fn check_time(claims: &Value, now_secs: i64, leeway: i64) -> Result<(), JwtError
     Ok(())
 }
 
-fn audience_contains(claims: &Value, expected: &str) -> bool {
-    match claims.get("aud") {
-        Some(Value::String(a)) => a == expected,
-        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(expected)),
-        _ => false,
+/// The IdP's key for `alg`: ES256 with a P-256 key or RS256 with an RSA key; nothing else.
+fn idp_key(jwk: &Jwk, alg: Algorithm) -> Result<DecodingKey, JwtError> {
+    match (alg, &jwk.algorithm) {
+        (Algorithm::ES256, AlgorithmParameters::EllipticCurve(p))
+            if p.curve == EllipticCurve::P256 => {}
+        (Algorithm::RS256, AlgorithmParameters::RSA(_)) => {}
+        (Algorithm::ES256 | Algorithm::RS256, _) => return Err(JwtError::UnknownKey),
+        _ => return Err(JwtError::Algorithm),
     }
+    DecodingKey::from_jwk(jwk).map_err(|_| JwtError::UnknownKey)
 }
 
 /// Verifies an id token from the identity provider: signature against its JWKS, `iss`,
@@ -187,22 +174,13 @@ pub fn verify_id_token(
     nonce: &str,
     now_secs: i64,
 ) -> Result<Value, JwtError> {
-    let parts = split(token)?;
-    let jwk = jwks
-        .find(parts.header.kid.as_deref())
-        .ok_or(JwtError::UnknownKey)?;
-    verify_with_jwk(
-        jwk,
-        &parts.header.alg,
-        parts.signing_input.as_bytes(),
-        &parts.signature,
-    )?;
-    let claims = parts.claims;
+    let header = header(token)?;
+    let jwk = find_key(jwks, header.kid.as_deref()).ok_or(JwtError::UnknownKey)?;
+    let key = idp_key(jwk, header.alg)?;
+    let claims = decode(token, &key, &validation(header.alg, issuer, client_id))?;
+    // One issuer, as a string: the crate would also take a list that contains it.
     if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
         return Err(JwtError::Issuer);
-    }
-    if !audience_contains(&claims, client_id) {
-        return Err(JwtError::Audience);
     }
     check_time(&claims, now_secs, 60)?;
     if claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
@@ -232,7 +210,8 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 /// One signing key, private part unsealed in memory.
 pub struct SigningKey {
     kid: String,
-    pair: EcdsaKeyPair,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
     jwk: Jwk,
     retired_at: Option<UnixMillis>,
 }
@@ -277,32 +256,23 @@ impl SigningKey {
 
     /// Unseals a stored key.
     pub fn open(key: &EncryptionKey, record: &SigningKeyRecord) -> Result<Self, KeyRingError> {
+        let invalid = |_| KeyRingError::Invalid(record.kid.clone());
         let pkcs8 = key
             .open(
                 &format!("signing-key:{}", record.kid),
                 &record.sealed_private,
             )
             .map_err(|_| KeyRingError::Unseal(record.kid.clone()))?;
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
-            .map_err(|_| KeyRingError::Invalid(record.kid.clone()))?;
-        let point = pair.public_key().as_ref();
-        if point.len() != 65 {
-            return Err(KeyRingError::Invalid(record.kid.clone()));
-        }
-        let jwk = Jwk {
-            kty: "EC".into(),
-            kid: Some(record.kid.clone()),
-            use_: Some("sig".into()),
-            alg: Some("ES256".into()),
-            crv: Some("P-256".into()),
-            x: Some(URL_SAFE_NO_PAD.encode(&point[1..33])),
-            y: Some(URL_SAFE_NO_PAD.encode(&point[33..65])),
-            n: None,
-            e: None,
-        };
+        let encoding = EncodingKey::from_ec_der(&pkcs8);
+        // Reading the public half parses the PKCS#8 document: a bad key fails here.
+        let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::ES256).map_err(invalid)?;
+        jwk.common.key_id = Some(record.kid.clone());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        let decoding = DecodingKey::from_jwk(&jwk).map_err(invalid)?;
         Ok(Self {
             kid: record.kid.clone(),
-            pair,
+            encoding,
+            decoding,
             jwk,
             retired_at: record.retired_at,
         })
@@ -310,6 +280,11 @@ impl SigningKey {
 
     pub fn kid(&self) -> &str {
         &self.kid
+    }
+
+    /// Published (and so accepted): active, or retired less than `keep_retired_ms` ago.
+    fn published(&self, now: UnixMillis, keep_retired_ms: i64) -> bool {
+        self.retired_at.is_none_or(|r| r + keep_retired_ms > now)
     }
 }
 
@@ -346,7 +321,7 @@ impl KeyRing {
             keys: self
                 .keys
                 .iter()
-                .filter(|k| k.retired_at.is_none_or(|r| r + keep_retired_ms > now))
+                .filter(|k| k.published(now, keep_retired_ms))
                 .map(|k| k.jwk.clone())
                 .collect(),
         }
@@ -356,7 +331,7 @@ impl KeyRing {
     pub fn expired_kids(&self, now: UnixMillis, keep_retired_ms: i64) -> Vec<String> {
         self.keys
             .iter()
-            .filter(|k| k.retired_at.is_some_and(|r| r + keep_retired_ms <= now))
+            .filter(|k| !k.published(now, keep_retired_ms))
             .map(|k| k.kid.clone())
             .collect()
     }
@@ -368,14 +343,10 @@ impl KeyRing {
     /// Signs access-token claims with the active key.
     pub fn sign(&self, claims: &AccessClaims) -> Option<String> {
         let key = self.active()?;
-        let header = serde_json::json!({"alg": "ES256", "typ": ACCESS_TOKEN_TYP, "kid": key.kid});
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).ok()?),
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).ok()?)
-        );
-        let sig = key.pair.sign(&SystemRandom::new(), input.as_bytes()).ok()?;
-        Some(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref())))
+        let mut header = Header::new(Algorithm::ES256);
+        header.typ = Some(ACCESS_TOKEN_TYP.into());
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key.encoding).ok()
     }
 
     /// Verifies one of our access tokens: signature by a published key, `typ`, `iss`, `aud`,
@@ -388,38 +359,35 @@ impl KeyRing {
         now: UnixMillis,
         keep_retired_ms: i64,
     ) -> Result<AccessClaims, JwtError> {
-        let parts = split(token)?;
-        if parts.header.alg != "ES256" {
+        let header = header(token)?;
+        if header.alg != Algorithm::ES256 {
             return Err(JwtError::Algorithm);
         }
-        if parts.header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
+        if header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
             return Err(JwtError::Malformed);
         }
-        let kid = parts.header.kid.as_deref().ok_or(JwtError::UnknownKey)?;
-        let jwks = self.jwks(now, keep_retired_ms);
-        let jwk = jwks.find(Some(kid)).ok_or(JwtError::UnknownKey)?;
-        verify_with_jwk(
-            jwk,
-            "ES256",
-            parts.signing_input.as_bytes(),
-            &parts.signature,
+        let kid = header.kid.as_deref().ok_or(JwtError::UnknownKey)?;
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.kid == kid && k.published(now, keep_retired_ms))
+            .ok_or(JwtError::UnknownKey)?;
+        let claims = decode(
+            token,
+            &key.decoding,
+            &validation(Algorithm::ES256, issuer, audience),
         )?;
-        let claims: AccessClaims =
-            serde_json::from_value(parts.claims.clone()).map_err(|_| JwtError::Malformed)?;
-        if claims.iss != issuer {
-            return Err(JwtError::Issuer);
-        }
-        if claims.aud != audience {
-            return Err(JwtError::Audience);
-        }
-        check_time(&parts.claims, now / 1000, 0)?;
-        Ok(claims)
+        let access: AccessClaims =
+            serde_json::from_value(claims.clone()).map_err(|_| JwtError::Malformed)?;
+        check_time(&claims, now / 1000, 0)?;
+        Ok(access)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn claims(exp: i64) -> AccessClaims {
         AccessClaims {
@@ -531,5 +499,402 @@ mod tests {
             ring.expired_kids(2000 + 3_600_000, 3_600_000),
             vec![old.kid().to_owned()]
         );
+    }
+
+    // Tokens below are put together by hand, as an attacker would, not with the crate.
+
+    const ISS: &str = "https://gw.example";
+    const AUD: &str = "https://gw.example/mcp";
+    const NOW: i64 = 1_000_000_000_000;
+
+    fn b64json(v: &Value) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+    }
+
+    /// `header.claims.signature`, signed over the first two parts by `sign`.
+    fn jws(header: &Value, claims: &Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+        let input = format!("{}.{}", b64json(header), b64json(claims));
+        let sig = sign(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
+    /// Signs ES256 with the private half of `key` (its PKCS#8 document).
+    fn es256(key: &SigningKey) -> impl Fn(&[u8]) -> Vec<u8> + '_ {
+        move |input| {
+            let pair =
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, key.encoding.as_bytes())
+                    .unwrap();
+            pair.sign(&SystemRandom::new(), input)
+                .unwrap()
+                .as_ref()
+                .to_vec()
+        }
+    }
+
+    fn hs256(secret: &[u8]) -> impl Fn(&[u8]) -> Vec<u8> + '_ {
+        move |input| {
+            let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+            aws_lc_rs::hmac::sign(&key, input).as_ref().to_vec()
+        }
+    }
+
+    fn access_claims() -> Value {
+        serde_json::to_value(claims(NOW / 1000 + 60)).unwrap()
+    }
+
+    fn ec_point(jwk: &Jwk) -> Vec<u8> {
+        let AlgorithmParameters::EllipticCurve(p) = &jwk.algorithm else {
+            panic!("not an EC key")
+        };
+        let mut point = vec![4u8];
+        point.extend(URL_SAFE_NO_PAD.decode(&p.x).unwrap());
+        point.extend(URL_SAFE_NO_PAD.decode(&p.y).unwrap());
+        point
+    }
+
+    #[test]
+    fn access_tokens_refuse_every_forgery() {
+        let enc = EncryptionKey::generate();
+        let (ring, _) = ring(&enc);
+        let key = ring.active().unwrap();
+        let kid = key.kid().to_owned();
+        let v = |t: &str| ring.verify(t, ISS, AUD, NOW, 0);
+        let good_header = json!({"alg": "ES256", "typ": ACCESS_TOKEN_TYP, "kid": kid});
+        // The hand-made token is accepted, so each refusal below is about its one change.
+        let good = jws(&good_header, &access_claims(), es256(key));
+        assert_eq!(v(&good).unwrap().sub, "user-1");
+
+        // `alg: none`, in any letter case, with or without a signature.
+        for alg in ["none", "None", "NONE", "nOnE"] {
+            let h = json!({"alg": alg, "typ": ACCESS_TOKEN_TYP, "kid": kid});
+            let unsigned = format!("{}.{}.", b64json(&h), b64json(&access_claims()));
+            assert_eq!(v(&unsigned), Err(JwtError::Algorithm), "{alg}");
+            assert_eq!(
+                v(&jws(&h, &access_claims(), es256(key))),
+                Err(JwtError::Algorithm)
+            );
+        }
+        // HS256 keyed with our public key (the point, or the JWK as published).
+        let h = json!({"alg": "HS256", "typ": ACCESS_TOKEN_TYP, "kid": kid});
+        let point = ec_point(&key.jwk);
+        let jwk_json = serde_json::to_vec(&key.jwk).unwrap();
+        for secret in [&point[..], &point[1..], &jwk_json[..]] {
+            assert_eq!(
+                v(&jws(&h, &access_claims(), hs256(secret))),
+                Err(JwtError::Algorithm)
+            );
+        }
+        // Another ES algorithm name is refused too.
+        let h = json!({"alg": "ES384", "typ": ACCESS_TOKEN_TYP, "kid": kid});
+        assert_eq!(
+            v(&jws(&h, &access_claims(), es256(key))),
+            Err(JwtError::Algorithm)
+        );
+        // Unknown, missing and path-traversal `kid`.
+        for bad_kid in [
+            json!("nope"),
+            json!("../../../etc/passwd"),
+            json!(format!("{kid}/../{kid}")),
+            Value::Null,
+        ] {
+            let h = json!({"alg": "ES256", "typ": ACCESS_TOKEN_TYP, "kid": bad_kid});
+            assert_eq!(
+                v(&jws(&h, &access_claims(), es256(key))),
+                Err(JwtError::UnknownKey),
+                "{bad_kid}"
+            );
+        }
+        // A header that says where to fetch the key, even with a good signature and kid.
+        for (name, value) in [
+            ("jku", json!("https://evil.example/jwks.json")),
+            ("x5u", json!("https://evil.example/cert.pem")),
+            ("jwk", serde_json::to_value(&key.jwk).unwrap()),
+            ("x5c", json!(["MIIB"])),
+        ] {
+            let mut h = good_header.clone();
+            h[name] = value;
+            assert_eq!(
+                v(&jws(&h, &access_claims(), es256(key))),
+                Err(JwtError::KeySource),
+                "{name}"
+            );
+        }
+        // Missing `typ`, or another one.
+        for typ in [Value::Null, json!("JWT")] {
+            let h = json!({"alg": "ES256", "typ": typ, "kid": kid});
+            assert_eq!(
+                v(&jws(&h, &access_claims(), es256(key))),
+                Err(JwtError::Malformed)
+            );
+        }
+        // Truncated or missing signature: cut by bytes, it no longer verifies; cut by
+        // characters, it is not even base64url.
+        let (input, sig) = good.rsplit_once('.').unwrap();
+        let bytes = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        for len in [63, 32, 1] {
+            let cut = URL_SAFE_NO_PAD.encode(&bytes[..len]);
+            assert_eq!(
+                v(&format!("{input}.{cut}")),
+                Err(JwtError::Signature),
+                "{len}"
+            );
+        }
+        assert_eq!(
+            v(&format!("{input}.{}", &sig[..sig.len() - 4])),
+            Err(JwtError::Malformed)
+        );
+        assert_eq!(v(&format!("{input}.")), Err(JwtError::Signature));
+        assert_eq!(v(input), Err(JwtError::Malformed));
+        // Claims: wrong `iss`, wrong `aud`, expired, not yet valid, no `exp`.
+        let with = |f: &dyn Fn(&mut Value)| {
+            let mut c = access_claims();
+            f(&mut c);
+            v(&jws(&good_header, &c, es256(key)))
+        };
+        assert_eq!(
+            with(&|c| c["iss"] = json!("https://other")),
+            Err(JwtError::Issuer)
+        );
+        assert_eq!(
+            with(&|c| c["aud"] = json!("https://other/mcp")),
+            Err(JwtError::Audience)
+        );
+        assert_eq!(
+            with(&|c| c["exp"] = json!(NOW / 1000)),
+            Err(JwtError::Expired)
+        );
+        assert_eq!(
+            with(&|c| c["nbf"] = json!(NOW / 1000 + 1)),
+            Err(JwtError::NotYetValid)
+        );
+        assert_eq!(
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            }),
+            Err(JwtError::Malformed)
+        );
+        assert_eq!(
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("iss");
+            }),
+            Err(JwtError::Issuer)
+        );
+        assert_eq!(
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("aud");
+            }),
+            Err(JwtError::Audience)
+        );
+        // Garbage.
+        for junk in ["", "a.b", "a.b.c", "a.b.c.d", "not.a.jwt"] {
+            assert!(v(junk).is_err(), "{junk}");
+        }
+    }
+
+    /// An IdP with one ES256 key and one RS256 key in its JWKS.
+    struct Idp {
+        ec: SigningKey,
+        rsa: aws_lc_rs::signature::RsaKeyPair,
+        jwks: JwkSet,
+    }
+
+    const IDP: &str = "https://idp.example/";
+    const CLIENT: &str = "gateway-client";
+
+    impl Idp {
+        fn new() -> Self {
+            let enc = EncryptionKey::generate();
+            let (ec, _) = SigningKey::generate(&enc, 0).unwrap();
+            let rsa = aws_lc_rs::signature::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .unwrap();
+            let parts = aws_lc_rs::signature::RsaPublicKeyComponents::<Vec<u8>>::from(
+                aws_lc_rs::signature::KeyPair::public_key(&rsa),
+            );
+            let rsa_jwk: Jwk = serde_json::from_value(json!({
+                "kty": "RSA", "kid": "rsa-1", "use": "sig", "alg": "RS256",
+                "n": URL_SAFE_NO_PAD.encode(&parts.n), "e": URL_SAFE_NO_PAD.encode(&parts.e),
+            }))
+            .unwrap();
+            let mut ec_jwk = ec.jwk.clone();
+            ec_jwk.common.key_id = Some("ec-1".into());
+            Self {
+                ec,
+                rsa,
+                jwks: JwkSet {
+                    keys: vec![ec_jwk, rsa_jwk],
+                },
+            }
+        }
+
+        fn rs256(&self) -> impl Fn(&[u8]) -> Vec<u8> + '_ {
+            move |input| {
+                let mut sig = vec![0; self.rsa.public_modulus_len()];
+                self.rsa
+                    .sign(
+                        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                        &SystemRandom::new(),
+                        input,
+                        &mut sig,
+                    )
+                    .unwrap();
+                sig
+            }
+        }
+
+        fn verify(&self, token: &str) -> Result<Value, JwtError> {
+            verify_id_token(token, &self.jwks, IDP, CLIENT, "n0nce", NOW / 1000)
+        }
+    }
+
+    fn id_claims() -> Value {
+        json!({"iss": IDP, "sub": "auth0|alice", "aud": CLIENT, "exp": NOW / 1000 + 600,
+               "iat": NOW / 1000, "nonce": "n0nce"})
+    }
+
+    #[test]
+    fn id_tokens_are_checked_against_the_idp_keys() {
+        let idp = Idp::new();
+        let es = json!({"alg": "ES256", "typ": "JWT", "kid": "ec-1"});
+        let rs = json!({"alg": "RS256", "typ": "JWT", "kid": "rsa-1"});
+        assert_eq!(
+            idp.verify(&jws(&es, &id_claims(), es256(&idp.ec))).unwrap()["sub"],
+            "auth0|alice"
+        );
+        assert_eq!(
+            idp.verify(&jws(&rs, &id_claims(), idp.rs256())).unwrap()["sub"],
+            "auth0|alice"
+        );
+        // `aud` may be a list that contains our client id.
+        let mut c = id_claims();
+        c["aud"] = json!(["someone-else", CLIENT]);
+        assert!(idp.verify(&jws(&rs, &c, idp.rs256())).is_ok());
+        // No kid: only when the set has a single key.
+        let no_kid = json!({"alg": "RS256"});
+        assert_eq!(
+            idp.verify(&jws(&no_kid, &id_claims(), idp.rs256())),
+            Err(JwtError::UnknownKey)
+        );
+        let single = JwkSet {
+            keys: vec![idp.jwks.keys[1].clone()],
+        };
+        assert!(
+            verify_id_token(
+                &jws(&no_kid, &id_claims(), idp.rs256()),
+                &single,
+                IDP,
+                CLIENT,
+                "n0nce",
+                NOW / 1000
+            )
+            .is_ok()
+        );
+        // An algorithm that does not fit the key named.
+        let mismatched = json!({"alg": "RS256", "kid": "ec-1"});
+        assert_eq!(
+            idp.verify(&jws(&mismatched, &id_claims(), idp.rs256())),
+            Err(JwtError::UnknownKey)
+        );
+    }
+
+    #[test]
+    fn id_tokens_refuse_every_forgery() {
+        let idp = Idp::new();
+        let es = json!({"alg": "ES256", "typ": "JWT", "kid": "ec-1"});
+        for alg in ["none", "None", "NONE", "nOnE"] {
+            let h = json!({"alg": alg, "kid": "ec-1"});
+            let unsigned = format!("{}.{}.", b64json(&h), b64json(&id_claims()));
+            assert_eq!(idp.verify(&unsigned), Err(JwtError::Algorithm), "{alg}");
+        }
+        // HS256 keyed with the IdP's public keys, as published.
+        for kid in ["ec-1", "rsa-1"] {
+            let h = json!({"alg": "HS256", "kid": kid});
+            let jwk = idp.jwks.find(kid).unwrap();
+            let mut secrets = vec![serde_json::to_vec(jwk).unwrap()];
+            if kid == "ec-1" {
+                secrets.push(ec_point(jwk));
+            } else if let AlgorithmParameters::RSA(p) = &jwk.algorithm {
+                secrets.push(URL_SAFE_NO_PAD.decode(&p.n).unwrap());
+            }
+            for secret in &secrets {
+                assert_eq!(
+                    idp.verify(&jws(&h, &id_claims(), hs256(secret))),
+                    Err(JwtError::Algorithm)
+                );
+            }
+        }
+        for bad_kid in ["nope", "../../../etc/passwd", "ec-1/../rsa-1"] {
+            let h = json!({"alg": "ES256", "kid": bad_kid});
+            assert_eq!(
+                idp.verify(&jws(&h, &id_claims(), es256(&idp.ec))),
+                Err(JwtError::UnknownKey)
+            );
+        }
+        for (name, value) in [
+            ("jku", json!("https://evil.example/jwks.json")),
+            ("x5u", json!("https://evil.example/cert.pem")),
+        ] {
+            let mut h = es.clone();
+            h[name] = value;
+            assert_eq!(
+                idp.verify(&jws(&h, &id_claims(), es256(&idp.ec))),
+                Err(JwtError::KeySource)
+            );
+        }
+        let good = jws(&es, &id_claims(), es256(&idp.ec));
+        let (input, sig) = good.rsplit_once('.').unwrap();
+        let bytes = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        let cut = URL_SAFE_NO_PAD.encode(&bytes[..bytes.len() - 1]);
+        assert_eq!(
+            idp.verify(&format!("{input}.{cut}")),
+            Err(JwtError::Signature)
+        );
+        assert_eq!(idp.verify(&format!("{input}.")), Err(JwtError::Signature));
+        assert_eq!(
+            idp.verify(&format!("{input}.{}", &sig[..sig.len() - 4])),
+            Err(JwtError::Malformed)
+        );
+        // Signed by the right kind of key, but not the IdP's.
+        let (stranger, _) = SigningKey::generate(&EncryptionKey::generate(), 0).unwrap();
+        assert_eq!(
+            idp.verify(&jws(&es, &id_claims(), es256(&stranger))),
+            Err(JwtError::Signature)
+        );
+        let with = |f: &dyn Fn(&mut Value)| {
+            let mut c = id_claims();
+            f(&mut c);
+            idp.verify(&jws(&es, &c, es256(&idp.ec)))
+        };
+        let now = NOW / 1000;
+        assert_eq!(
+            with(&|c| c["iss"] = json!("https://other/")),
+            Err(JwtError::Issuer)
+        );
+        assert_eq!(with(&|c| c["iss"] = json!([IDP])), Err(JwtError::Issuer));
+        assert_eq!(
+            with(&|c| c["aud"] = json!("someone-else")),
+            Err(JwtError::Audience)
+        );
+        assert_eq!(
+            with(&|c| c["aud"] = json!(["someone-else"])),
+            Err(JwtError::Audience)
+        );
+        // 60 s of leeway for the IdP's clock, and not a second more.
+        assert!(with(&|c| c["exp"] = json!(now - 59)).is_ok());
+        assert_eq!(
+            with(&|c| c["exp"] = json!(now - 60)),
+            Err(JwtError::Expired)
+        );
+        assert!(with(&|c| c["nbf"] = json!(now + 60)).is_ok());
+        assert_eq!(
+            with(&|c| c["nbf"] = json!(now + 61)),
+            Err(JwtError::NotYetValid)
+        );
+        assert_eq!(
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            }),
+            Err(JwtError::Malformed)
+        );
+        assert_eq!(with(&|c| c["nonce"] = json!("other")), Err(JwtError::Nonce));
     }
 }

@@ -21,7 +21,6 @@ pub mod error;
 pub mod jwt;
 pub mod metadata;
 pub mod model;
-pub mod secret;
 pub mod store;
 pub mod token;
 pub mod upstream;
@@ -33,12 +32,12 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::{get, post};
 use http::{Method, header};
+use secrecy::SecretString;
 use tower_http::cors::{Any, CorsLayer};
 
 pub use config::{AuthConfig, IdpConfig, OAuthSettings, SCOPE};
 pub use error::{AuthError, OAuthError};
 pub use model::{ClientId, GrantId, Subject};
-pub use secret::Secret;
 pub use store::{Store, StoreError, open_store, open_store_with_tls};
 
 use crate::clients::RegistrationLimiter;
@@ -260,7 +259,7 @@ impl AuthServer {
     /// A Layer access token for the caller's grant, refreshed at Layer if it is about to
     /// expire (once, however many calls ask at the same moment). A grant Layer no longer
     /// honours is revoked and answers `InvalidToken`.
-    pub async fn upstream_token(&self, caller: &OAuthCaller) -> Result<Secret, AuthError> {
+    pub async fn upstream_token(&self, caller: &OAuthCaller) -> Result<SecretString, AuthError> {
         match self
             .inner
             .idp

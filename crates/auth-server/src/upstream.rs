@@ -17,6 +17,7 @@ use oauth2::{
     RequestTokenError, Scope, StandardErrorResponse, StandardRevocableToken, StandardTokenResponse,
     TokenResponse, TokenUrl,
 };
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 use url::Url;
@@ -25,7 +26,6 @@ use crate::config::IdpConfig;
 use crate::crypto::{EncryptionKey, random_token};
 use crate::jwt::{JwkSet, JwtError, verify_id_token};
 use crate::model::{GrantId, GrantRecord, SealedUpstream, Subject, UnixMillis, now_millis};
-use crate::secret::Secret;
 use crate::store::{Store, StoreError};
 
 /// Why talking to the identity provider failed.
@@ -279,7 +279,7 @@ impl Idp {
         Ok(
             oauth2::Client::new(OClientId::new(self.config.client_id.clone()))
                 .set_client_secret(ClientSecret::new(
-                    self.config.client_secret.expose().to_owned(),
+                    self.config.client_secret.expose_secret().to_owned(),
                 ))
                 .set_auth_uri(AuthUrl::new(d.authorization_endpoint.clone()).map_err(bad)?)
                 .set_token_uri(TokenUrl::new(d.token_endpoint.clone()).map_err(bad)?)
@@ -417,7 +417,7 @@ impl Idp {
         &self,
         store: &dyn Store,
         grant_id: &GrantId,
-    ) -> Result<Option<Secret>, UpstreamError> {
+    ) -> Result<Option<SecretString>, UpstreamError> {
         let Some(grant) = store
             .get_grant(grant_id)
             .await?
@@ -427,7 +427,7 @@ impl Idp {
         };
         let tokens = self.open(&grant)?;
         if self.fresh(&tokens, now_millis()) {
-            return Ok(Some(Secret::new(tokens.access_token)));
+            return Ok(Some(SecretString::from(tokens.access_token)));
         }
         let lock = self.lock_for(grant_id);
         let _guard = lock.lock().await;
@@ -441,7 +441,7 @@ impl Idp {
         };
         let tokens = self.open(&grant)?;
         if self.fresh(&tokens, now_millis()) {
-            return Ok(Some(Secret::new(tokens.access_token)));
+            return Ok(Some(SecretString::from(tokens.access_token)));
         }
         if tokens.refresh_token.is_none() {
             tracing::info!(grant = %grant_id, "Layer token expired and there is no refresh token");
@@ -464,7 +464,7 @@ impl Idp {
         {
             None => Ok(None),
             Some(grant) => match self.open(&grant)? {
-                t if self.fresh(&t, now_millis()) => Ok(Some(Secret::new(t.access_token))),
+                t if self.fresh(&t, now_millis()) => Ok(Some(SecretString::from(t.access_token))),
                 t => match t.refresh_token {
                     Some(refresh) => self.refresh_at_layer(store, &grant, &refresh).await,
                     None => Ok(None),
@@ -485,7 +485,7 @@ impl Idp {
         &self,
         store: &dyn Store,
         grant_id: &GrantId,
-    ) -> Result<Option<Secret>, UpstreamError> {
+    ) -> Result<Option<SecretString>, UpstreamError> {
         let deadline = std::time::Instant::now() + Duration::from_millis(LEASE_MS as u64);
         while std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -498,7 +498,7 @@ impl Idp {
             };
             let tokens = self.open(&grant)?;
             if self.fresh(&tokens, now_millis()) {
-                return Ok(Some(Secret::new(tokens.access_token)));
+                return Ok(Some(SecretString::from(tokens.access_token)));
             }
         }
         Err(UpstreamError::Unreachable(
@@ -511,7 +511,7 @@ impl Idp {
         store: &dyn Store,
         grant: &GrantRecord,
         refresh: &str,
-    ) -> Result<Option<Secret>, UpstreamError> {
+    ) -> Result<Option<SecretString>, UpstreamError> {
         let grant_id = &grant.id;
         let discovery = self.discovery().await?;
         let client = self.client(&discovery)?;
@@ -542,7 +542,7 @@ impl Idp {
             .await?
         {
             tracing::info!(grant = %grant_id, "refreshed the Layer token");
-            return Ok(Some(Secret::new(new_tokens.access_token)));
+            return Ok(Some(SecretString::from(new_tokens.access_token)));
         }
         // Another replica refreshed first: use what it stored.
         let Some(grant) = store
@@ -552,7 +552,7 @@ impl Idp {
         else {
             return Ok(None);
         };
-        Ok(Some(Secret::new(self.open(&grant)?.access_token)))
+        Ok(Some(SecretString::from(self.open(&grant)?.access_token)))
     }
 
     /// Marks Layer's access token for a grant as expired (Layer rejected it before its
@@ -599,7 +599,7 @@ impl Idp {
             .post(endpoint)
             .basic_auth(
                 &self.config.client_id,
-                Some(self.config.client_secret.expose()),
+                Some(self.config.client_secret.expose_secret()),
             )
             .header(
                 http::header::CONTENT_TYPE,

@@ -12,6 +12,7 @@ use auth_server::jwt::{AccessClaims, KeyRing, SigningKey};
 use auth_server::store::SqliteStore;
 use auth_server::{AuthError, Store};
 use base64::Engine;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use support::*;
 
@@ -164,13 +165,13 @@ async fn a_public_client_logs_in_and_its_token_reaches_layer() {
     let upstream = gw.server.upstream_token(&caller).await.unwrap();
     assert_eq!(
         idp.state.issued.lock().unwrap().as_slice(),
-        [upstream.expose().to_owned()]
+        [upstream.expose_secret().to_owned()]
     );
-    assert_ne!(upstream.expose(), access);
+    assert_ne!(upstream.expose_secret(), access);
     // The store holds neither token in the clear.
     let grant = gw.store.get_grant(&caller.grant_id).await.unwrap().unwrap();
     let sealed = String::from_utf8_lossy(&grant.upstream.sealed).to_string();
-    assert!(!sealed.contains(upstream.expose()));
+    assert!(!sealed.contains(upstream.expose_secret()));
 }
 
 #[tokio::test]
@@ -825,10 +826,10 @@ async fn layer_is_refreshed_once_for_twenty_parallel_calls() {
     );
     let tokens: std::collections::HashSet<String> = results
         .iter()
-        .map(|r| r.as_ref().unwrap().expose().to_owned())
+        .map(|r| r.as_ref().unwrap().expose_secret().to_owned())
         .collect();
     assert_eq!(tokens.len(), 1, "every call got the same new token");
-    assert!(!tokens.contains(first.expose()));
+    assert!(!tokens.contains(first.expose_secret()));
 }
 
 async fn futures_join<T: Send + 'static>(
@@ -1097,7 +1098,7 @@ async fn two_replicas_sharing_a_store_refresh_layer_once() {
     );
     let tokens: std::collections::HashSet<String> = results
         .iter()
-        .map(|r| r.as_ref().unwrap().expose().to_owned())
+        .map(|r| r.as_ref().unwrap().expose_secret().to_owned())
         .collect();
     assert_eq!(tokens.len(), 1);
 }
@@ -1115,13 +1116,17 @@ async fn a_layer_token_rejected_early_is_refreshed_on_the_next_call() {
         .unwrap();
     let first = gw.server.upstream_token(&caller).await.unwrap();
     assert_eq!(
-        gw.server.upstream_token(&caller).await.unwrap(),
-        first,
+        gw.server
+            .upstream_token(&caller)
+            .await
+            .unwrap()
+            .expose_secret(),
+        first.expose_secret(),
         "cached while valid"
     );
     gw.server.upstream_rejected(&caller.grant_id).await;
     let second = gw.server.upstream_token(&caller).await.unwrap();
-    assert_ne!(second, first);
+    assert_ne!(second.expose_secret(), first.expose_secret());
     assert_eq!(idp.state.refreshes.load(Ordering::SeqCst), 1);
     // If Layer refuses that refresh too, the grant is over.
     gw.server.upstream_rejected(&caller.grant_id).await;
@@ -1342,7 +1347,7 @@ async fn a_login_on_one_replica_refreshes_and_revokes_on_another_through_redis()
     let layer = b.server.upstream_token(&caller).await.unwrap();
     assert_eq!(
         idp.state.issued.lock().unwrap().as_slice(),
-        [layer.expose().to_owned()]
+        [layer.expose_secret().to_owned()]
     );
     // Refresh through B (the client registered at A).
     let (status, refreshed) = token_request(

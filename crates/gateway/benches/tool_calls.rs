@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use layer_api::{BearerToken, ClientConfig, LayerClient, WorkspaceId};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 const WORKSPACE: &str = "a0000000-0000-4000-8000-000000000001";
@@ -284,7 +285,7 @@ async fn main() {
         .fixtures()
         .active_pat("alice")
         .unwrap()
-        .expose()
+        .expose_secret()
         .to_owned();
     let mut config =
         gateway::Config::for_local(SocketAddr::from(([127, 0, 0, 1], 0)), sim.api_url().clone());

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use layer_sim::{RunningSim, SimConfig};
+use secrecy::ExposeSecret;
 
 use crate::app::{RunningGateway, Services, start};
 use crate::config::Config;
@@ -33,12 +34,12 @@ impl Demo {
             .fixtures()
             .user(DEMO_USER)
             .ok_or_else(|| anyhow::anyhow!("the simulator has no demo user {DEMO_USER}"))?;
-        let login = (user.login.clone(), user.password.expose().to_owned());
+        let login = (user.login.clone(), user.password.expose_secret().to_owned());
         let pat = sim
             .fixtures()
             .active_pat(DEMO_USER)
             .ok_or_else(|| anyhow::anyhow!("the simulator has no PAT for {DEMO_USER}"))?
-            .expose()
+            .expose_secret()
             .to_owned();
         // The authorization server must know its public URL before the gateway binds, so a
         // port 0 is resolved to a free port here.

@@ -698,6 +698,7 @@ pub(crate) mod text {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
     use std::time::Duration;
 
     use super::*;
@@ -819,12 +820,12 @@ mod tests {
         );
         assert!(oauth.trust_forwarded_for);
         assert_eq!(
-            oauth.store.as_ref().map(|s| s.expose()),
+            oauth.store.as_ref().map(|s| s.expose_secret()),
             Some("sqlite://auth.db")
         );
         assert_eq!(oauth.data_dir, Path::new("/tmp/gw"));
         assert_eq!(
-            oauth.oauth_idp_client_secret.as_ref().map(|s| s.expose()),
+            oauth.oauth_idp_client_secret.as_ref().map(|s| s.expose_secret()),
             Some("client-s3cret")
         );
 

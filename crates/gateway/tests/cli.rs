@@ -6,6 +6,7 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
+use secrecy::ExposeSecret;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -205,7 +206,7 @@ async fn serve_reads_flags_and_serves_mcp() {
             sim.fixtures()
                 .active_pat("alice")
                 .unwrap()
-                .expose()
+                .expose_secret()
                 .to_owned(),
         ),
         session: None,

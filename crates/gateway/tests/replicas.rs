@@ -14,6 +14,7 @@ use common::{Env, Raw};
 use futures::StreamExt;
 use gateway::{Config, RunningGateway, Services};
 use reqwest::StatusCode;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 /// Applies the shared Redis to a gateway's configuration.
@@ -548,7 +549,7 @@ async fn sigterm_drains_and_exits_zero() {
             sim.fixtures()
                 .active_pat("alice")
                 .unwrap()
-                .expose()
+                .expose_secret()
                 .to_owned(),
         ),
         session: None,

@@ -3,11 +3,11 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::SimError;
-use crate::secret::Secret;
 
 /// The API audience access tokens are issued for unless fixtures say otherwise.
 pub const DEFAULT_API_AUDIENCE: &str = "https://api.layer.ai/";
@@ -34,14 +34,16 @@ pub struct UserFixture {
     pub subject: String,
     pub name: String,
     pub email: String,
-    pub password: Secret,
+    #[serde(serialize_with = "crate::secret::serialize")]
+    pub password: SecretString,
     #[serde(default)]
     pub pats: Vec<PatFixture>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PatFixture {
-    pub token: Secret,
+    #[serde(serialize_with = "crate::secret::serialize")]
+    pub token: SecretString,
     #[serde(default)]
     pub revoked: bool,
 }
@@ -63,8 +65,8 @@ pub struct WorkspaceFixture {
 pub struct OAuthClientFixture {
     pub client_id: String,
     /// `None`: a public client (PKCE only, no client authentication).
-    #[serde(default)]
-    pub client_secret: Option<Secret>,
+    #[serde(default, serialize_with = "crate::secret::serialize_option")]
+    pub client_secret: Option<SecretString>,
     pub name: String,
     /// Exact redirect URIs, except that a loopback URI (`127.0.0.1`, `[::1]`, `localhost`)
     /// matches on any port (RFC 8252 section 7.3).
@@ -110,7 +112,8 @@ impl Fixtures {
                 return bad(format!("subject of {} is empty or repeated", user.login));
             }
             for pat in &user.pats {
-                if pat.token.expose().is_empty() || !tokens.insert(pat.token.expose()) {
+                if pat.token.expose_secret().is_empty() || !tokens.insert(pat.token.expose_secret())
+                {
                     return bad(format!("a PAT of {} is empty or repeated", user.login));
                 }
             }
@@ -155,7 +158,7 @@ impl Fixtures {
     }
 
     /// The first PAT of `login` that is not revoked.
-    pub fn active_pat(&self, login: &str) -> Option<&Secret> {
+    pub fn active_pat(&self, login: &str) -> Option<&SecretString> {
         self.user(login)?
             .pats
             .iter()
@@ -164,7 +167,7 @@ impl Fixtures {
     }
 
     /// The first revoked PAT of `login`.
-    pub fn revoked_pat(&self, login: &str) -> Option<&Secret> {
+    pub fn revoked_pat(&self, login: &str) -> Option<&SecretString> {
         self.user(login)?
             .pats
             .iter()
@@ -193,11 +196,11 @@ impl Fixtures {
                     subject: subject.into(),
                     name: name.into(),
                     email: format!("{login}@example.com"),
-                    password: Secret::new(password),
+                    password: SecretString::from(password),
                     pats: pats
                         .iter()
                         .map(|(t, revoked)| PatFixture {
-                            token: Secret::new(*t),
+                            token: SecretString::from(*t),
                             revoked: *revoked,
                         })
                         .collect(),
@@ -268,7 +271,7 @@ impl Fixtures {
             oauth_clients: vec![
                 OAuthClientFixture {
                     client_id: "layer-mcp-gateway".into(),
-                    client_secret: Some(Secret::new("sim-gateway-client-secret")),
+                    client_secret: Some(SecretString::from("sim-gateway-client-secret")),
                     name: "Layer MCP Gateway".into(),
                     redirect_uris: gateway_uris,
                 },

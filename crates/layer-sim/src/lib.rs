@@ -2,10 +2,11 @@
 //! for tests and demos. Start one in-process with [`start`]:
 //!
 //! ```no_run
+//! # use secrecy::ExposeSecret;
 //! # async fn demo() -> Result<(), layer_sim::SimError> {
 //! let sim = layer_sim::start(layer_sim::SimConfig::for_tests()).await?;
 //! println!("API at {}", sim.api_url());
-//! let pat = sim.fixtures().active_pat("alice").map(|s| s.expose().to_owned());
+//! let pat = sim.fixtures().active_pat("alice").map(|s| s.expose_secret().to_owned());
 //! sim.shutdown().await;
 //! # Ok(()) }
 //! ```
@@ -42,7 +43,6 @@ pub use config::{FixtureSource, MAX_SPAN, SimConfig};
 pub use error::SimError;
 pub use faults::{FaultKind, FaultSpec, When};
 pub use fixtures::Fixtures;
-pub use secret::Secret;
 pub use server::{RunningSim, start};
 
 /// Stable ids of the built-in catalogue, for tests that name a model or workflow.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use layer_sim::{FixtureSource, Fixtures, SimConfig};
+use secrecy::ExposeSecret;
 use url::Url;
 
 /// A faithful simulator of Layer's v1 REST API (under /api/v1) and of Layer's login (an
@@ -165,19 +166,19 @@ async fn main() -> ExitCode {
     }
     for user in &sim.fixtures().users {
         if let Some(pat) = user.pats.iter().find(|p| !p.revoked) {
-            println!("PAT {}: {}", user.login, pat.token.expose());
+            println!("PAT {}: {}", user.login, pat.token.expose_secret());
         }
         for pat in user.pats.iter().filter(|p| p.revoked) {
-            println!("Revoked PAT {}: {}", user.login, pat.token.expose());
+            println!("Revoked PAT {}: {}", user.login, pat.token.expose_secret());
         }
-        println!("Password {}: {}", user.login, user.password.expose());
+        println!("Password {}: {}", user.login, user.password.expose_secret());
     }
     for client in &sim.fixtures().oauth_clients {
         match &client.client_secret {
             Some(secret) => println!(
                 "OAuth client {}: secret {}",
                 client.client_id,
-                secret.expose()
+                secret.expose_secret()
             ),
             None => println!("OAuth client {}: public", client.client_id),
         }

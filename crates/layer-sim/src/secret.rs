@@ -1,32 +1,24 @@
-//! A string that must never show up in logs, errors or `Debug` output.
+//! Secrets (PATs, passwords, client secrets) are `secrecy::SecretString`: `Debug` never shows
+//! them and reading one is an explicit `expose_secret()`. Here: how fixtures write them out,
+//! and a comparison that does not leak where two secrets differ.
 
-use serde::{Deserialize, Serialize};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serializer;
 
-/// A secret value (PAT, password, client secret, token). `Debug` prints `Secret(***)`.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value itself; call sites that need it say so explicitly.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
+/// Writes a secret as its value: fixtures are a file of test credentials meant to be read
+/// back (`layer-sim fixtures`), so their secrets are written as they are.
+pub fn serialize<S: Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(secret.expose_secret())
 }
 
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Self(value.to_owned())
+/// [`serialize`] for an optional secret.
+pub fn serialize_option<S: Serializer>(
+    secret: &Option<SecretString>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => s.serialize_some(secret.expose_secret()),
+        None => s.serialize_none(),
     }
 }
 
@@ -44,8 +36,8 @@ mod tests {
 
     #[test]
     fn debug_redacts() {
-        let s = Secret::new("hunter2");
-        assert_eq!(format!("{s:?}"), "Secret(***)");
-        assert_eq!(s.expose(), "hunter2");
+        let s = SecretString::from("hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert_eq!(s.expose_secret(), "hunter2");
     }
 }

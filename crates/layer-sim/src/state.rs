@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -43,7 +44,10 @@ impl Sim {
         let mut pats = HashMap::new();
         for (i, user) in fixtures.users.iter().enumerate() {
             for pat in &user.pats {
-                pats.insert(pat.token.expose().to_owned(), (UserIdx(i), pat.revoked));
+                pats.insert(
+                    pat.token.expose_secret().to_owned(),
+                    (UserIdx(i), pat.revoked),
+                );
             }
         }
         let workspaces = fixtures

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use reqwest::StatusCode;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -27,7 +28,7 @@ async fn auth_failures_are_401_problems_with_request_ids() {
         .fixtures()
         .revoked_pat("alice")
         .unwrap()
-        .expose()
+        .expose_secret()
         .to_owned();
     for token in [revoked.as_str(), "not-a-token"] {
         let r = h.get(token, "/workspaces").await;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use auth_server::config::{AuthConfig, IdpConfig};
 use auth_server::crypto::{EncryptionKey, pkce_s256, random_token};
 use auth_server::store::SqliteStore;
-use auth_server::{AuthServer, Secret, Store};
+use auth_server::{AuthServer, Store};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use axum::Router;
@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use url::Url;
 
@@ -271,7 +272,7 @@ pub fn config(base: &str, idp: &MockIdp, key: &EncryptionKey) -> AuthConfig {
         IdpConfig {
             issuer: Url::parse(&idp.issuer).unwrap(),
             client_id: IDP_CLIENT_ID.into(),
-            client_secret: Secret::new(IDP_CLIENT_SECRET),
+            client_secret: SecretString::from(IDP_CLIENT_SECRET),
             audience: Some("https://api.layer.ai/".into()),
             scopes: vec!["openid".into(), "offline_access".into()],
         },

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use auth_server::{AuthServer, GrantId};
 use layer_api::BearerToken;
+use secrecy::ExposeSecret;
 
 use super::{
     AuthError, Authenticator, Caller, CredentialKind, PresentedToken, SharedAuthenticator, UserId,
@@ -66,8 +67,8 @@ impl Authenticator for OAuthAuthenticator {
             .await
             .map_err(map)?;
         let layer_token = self.server.upstream_token(&caller).await.map_err(map)?;
-        self.remember(layer_token.expose(), &caller.grant_id);
-        let upstream = BearerToken::new(layer_token.expose().to_owned()).map_err(|_| {
+        self.remember(layer_token.expose_secret(), &caller.grant_id);
+        let upstream = BearerToken::new(layer_token.expose_secret().to_owned()).map_err(|_| {
             unavailable("Layer issued a token the gateway cannot forward".to_owned())
         })?;
         Ok(Caller::new(

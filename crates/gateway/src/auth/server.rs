@@ -3,12 +3,13 @@
 
 use auth_server::store::is_redis_url;
 use auth_server::{AuthServer, OAuthSettings, open_store_with_tls};
+use secrecy::ExposeSecret;
 #[cfg(feature = "demo")]
 use {
     auth_server::config::{AuthConfig, IdpConfig},
     auth_server::crypto::EncryptionKey,
     auth_server::store::SqliteStore,
-    auth_server::{Secret, Store},
+    auth_server::Store,
     layer_sim::RunningSim,
     std::sync::Arc,
     url::Url,
@@ -57,7 +58,7 @@ fn oauth_store_url(config: &Config, args: &OAuthSettings) -> anyhow::Result<Opti
     let url = args
         .store
         .as_ref()
-        .map(|s| s.expose().to_owned())
+        .map(|s| s.expose_secret().to_owned())
         .or_else(|| config.redis_url.as_ref().map(|u| u.expose().to_owned()));
     if url.as_deref().is_some_and(is_redis_url) && args.oauth_encryption_key.is_none() {
         anyhow::bail!(
@@ -86,7 +87,7 @@ pub async fn demo_auth_server(sim: &RunningSim, public_url: &Url) -> anyhow::Res
     let idp = IdpConfig {
         issuer: Url::parse(&sim.issuer())?,
         client_id: client.client_id.clone(),
-        client_secret: Secret::new(secret.expose()),
+        client_secret: secret.clone(),
         audience: Some(sim.fixtures().api_audience.clone()),
         scopes: vec![
             "openid".into(),
@@ -103,7 +104,7 @@ pub async fn demo_auth_server(sim: &RunningSim, public_url: &Url) -> anyhow::Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use auth_server::Secret;
+    use secrecy::SecretString;
     use url::Url;
 
     fn config(redis_url: Option<&str>) -> Config {
@@ -118,8 +119,8 @@ mod tests {
     fn args(store: Option<&str>, key: bool) -> OAuthSettings {
         OAuthSettings {
             oauth_idp_client_id: Some("gw".into()),
-            store: store.map(Secret::new),
-            oauth_encryption_key: key.then(|| Secret::new("ab".repeat(32))),
+            store: store.map(SecretString::from),
+            oauth_encryption_key: key.then(|| SecretString::from("ab".repeat(32))),
             ..OAuthSettings::default()
         }
     }

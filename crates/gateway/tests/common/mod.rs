@@ -12,6 +12,7 @@ use gateway::{Config, RunningGateway, Services};
 use layer_sim::{RunningSim, SimConfig};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 pub const ACME: &str = "a0000000-0000-4000-8000-000000000001";
@@ -61,7 +62,7 @@ impl Env {
             sim.fixtures()
                 .active_pat(login)
                 .unwrap()
-                .expose()
+                .expose_secret()
                 .to_owned()
         };
         let alice = pat("alice");
@@ -70,7 +71,7 @@ impl Env {
             .fixtures()
             .revoked_pat("alice")
             .unwrap()
-            .expose()
+            .expose_secret()
             .to_owned();
         Env {
             sim,

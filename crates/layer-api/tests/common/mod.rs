@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use layer_api::{BearerToken, ClientConfig, LayerClient, PollOptions, RetryPolicy, WorkspaceId};
 use layer_sim::{RunningSim, SimConfig};
+use secrecy::ExposeSecret;
 use serde_json::Value;
 
 pub const ACME: &str = "acme-studio";
@@ -36,12 +37,12 @@ pub fn client(sim: &RunningSim) -> LayerClient {
 
 pub fn pat(sim: &RunningSim, login: &str) -> BearerToken {
     let secret = sim.fixtures().active_pat(login).unwrap();
-    BearerToken::new(secret.expose()).unwrap()
+    BearerToken::new(secret.expose_secret()).unwrap()
 }
 
 pub fn revoked_pat(sim: &RunningSim, login: &str) -> BearerToken {
     let secret = sim.fixtures().revoked_pat(login).unwrap();
-    BearerToken::new(secret.expose()).unwrap()
+    BearerToken::new(secret.expose_secret()).unwrap()
 }
 
 pub fn ws(sim: &RunningSim, slug: &str) -> WorkspaceId {

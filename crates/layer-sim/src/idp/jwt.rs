@@ -1,16 +1,19 @@
-//! ES256 JSON Web Tokens signed with a key derived from the simulator's seed.
+//! ES256 JSON Web Tokens signed with a key derived from the simulator's seed, with the
+//! `jsonwebtoken` crate on aws-lc-rs (the one crypto provider of the workspace).
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use p256::ecdsa::signature::{Signer, Verifier};
-use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
-use serde_json::{Value, json};
+use aws_lc_rs::agreement::{ECDH_P256, PrivateKey};
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// The IdP's signing key and its public half as a JWK.
 pub struct Keys {
-    signing: SigningKey,
-    verifying: VerifyingKey,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    jwk: Jwk,
     kid: String,
 }
 
@@ -30,89 +33,95 @@ pub enum JwtError {
 }
 
 impl Keys {
+    /// The P-256 key for `seed` (the same seed gives the same key, so tokens outlive a
+    /// restart): the first SHA-256 of the seed and a counter that is a valid private scalar.
     pub fn from_seed(seed: u64) -> Self {
         let mut counter = 0u32;
-        let signing = loop {
+        loop {
             let digest = Sha256::new()
                 .chain_update(b"layer-sim idp signing key")
                 .chain_update(seed.to_be_bytes())
                 .chain_update(counter.to_be_bytes())
                 .finalize();
-            if let Ok(key) = SigningKey::from_slice(&digest) {
-                break key;
+            if let Some(keys) = Self::from_scalar(&digest) {
+                return keys;
             }
             counter += 1;
-        };
-        let verifying = *signing.verifying_key();
-        let point = verifying.to_encoded_point(false);
-        let thumb = Sha256::digest(point.as_bytes());
-        let kid = format!("sim-{}", &crate::ids::hex(&thumb)[..16]);
-        Self {
-            signing,
-            verifying,
-            kid,
         }
     }
 
-    pub fn jwks(&self) -> Value {
-        let point = self.verifying.to_encoded_point(false);
-        let x = point.x().map(|x| B64.encode(x)).unwrap_or_default();
-        let y = point.y().map(|y| B64.encode(y)).unwrap_or_default();
-        json!({
-            "keys": [{
-                "kty": "EC",
-                "crv": "P-256",
-                "x": x,
-                "y": y,
-                "use": "sig",
-                "alg": "ES256",
-                "kid": self.kid,
-            }]
+    fn from_scalar(scalar: &[u8]) -> Option<Self> {
+        let point = PrivateKey::from_private_key(&ECDH_P256, scalar)
+            .ok()?
+            .compute_public_key()
+            .ok()?;
+        let pkcs8 = EcdsaKeyPair::from_private_key_and_public_key(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            scalar,
+            point.as_ref(),
+        )
+        .ok()?
+        .to_pkcs8v1()
+        .ok()?;
+        let kid = format!(
+            "sim-{}",
+            &crate::ids::hex(&Sha256::digest(point.as_ref()))[..16]
+        );
+        let encoding = EncodingKey::from_ec_der(pkcs8.as_ref());
+        let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::ES256).ok()?;
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        let decoding = DecodingKey::from_jwk(&jwk).ok()?;
+        Some(Self {
+            encoding,
+            decoding,
+            jwk,
+            kid,
         })
     }
 
+    pub fn jwks(&self) -> Value {
+        let set = JwkSet {
+            keys: vec![self.jwk.clone()],
+        };
+        serde_json::to_value(set).unwrap_or_default()
+    }
+
+    /// A token with `claims`, signed. Signing with a key that parsed does not fail; if it
+    /// did, the token is empty and every verifier refuses it.
     pub fn sign(&self, claims: &Value) -> String {
-        let header = json!({"alg": "ES256", "typ": "JWT", "kid": self.kid});
-        let signing_input = format!(
-            "{}.{}",
-            B64.encode(header.to_string()),
-            B64.encode(claims.to_string())
-        );
-        let signature: Signature = self.signing.sign(signing_input.as_bytes());
-        format!("{signing_input}.{}", B64.encode(signature.to_bytes()))
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "could not sign a token");
+            String::new()
+        })
     }
 
     /// Checks the header and signature and returns the claims; the caller checks the claims.
     pub fn verify(&self, token: &str) -> Result<Value, JwtError> {
-        let mut parts = token.split('.');
-        let (Some(h), Some(c), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(JwtError::Malformed);
-        };
-        let header: Value = B64
-            .decode(h)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or(JwtError::Malformed)?;
-        if header["alg"] != "ES256" || header["kid"] != self.kid.as_str() {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
+        if header.alg != Algorithm::ES256 || header.kid.as_deref() != Some(self.kid.as_str()) {
             return Err(JwtError::WrongKey);
         }
-        let sig_bytes = B64.decode(s).map_err(|_| JwtError::Malformed)?;
-        let signature = Signature::from_slice(&sig_bytes).map_err(|_| JwtError::Malformed)?;
-        self.verifying
-            .verify(format!("{h}.{c}").as_bytes(), &signature)
-            .map_err(|_| JwtError::BadSignature)?;
-        B64.decode(c)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or(JwtError::Malformed)
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        match jsonwebtoken::decode::<Value>(token, &self.decoding, &validation) {
+            Ok(data) => Ok(data.claims),
+            Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => {
+                Err(JwtError::BadSignature)
+            }
+            Err(_) => Err(JwtError::Malformed),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn signs_and_verifies_and_rejects_tampering() {
@@ -122,5 +131,22 @@ mod tests {
         let tampered = token.replacen('.', ".e30", 1);
         assert!(keys.verify(&tampered).is_err());
         assert_eq!(Keys::from_seed(2).verify(&token), Err(JwtError::WrongKey));
+    }
+
+    #[test]
+    fn the_seed_fixes_the_key() {
+        assert_eq!(Keys::from_seed(7).jwks(), Keys::from_seed(7).jwks());
+        assert_ne!(Keys::from_seed(7).jwks(), Keys::from_seed(8).jwks());
+        let jwks = Keys::from_seed(7).jwks();
+        let key = &jwks["keys"][0];
+        assert_eq!(
+            (&key["kty"], &key["crv"], &key["alg"], &key["use"]),
+            (
+                &json!("EC"),
+                &json!("P-256"),
+                &json!("ES256"),
+                &json!("sig")
+            )
+        );
     }
 }

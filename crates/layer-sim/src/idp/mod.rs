@@ -19,6 +19,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -314,7 +315,10 @@ async fn login(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     let username = field("username").trim();
     let user = sim.fixtures.users.iter().position(|u| {
         (u.login == username || u.email.eq_ignore_ascii_case(username))
-            && constant_time_eq(u.password.expose().as_bytes(), field("password").as_bytes())
+            && constant_time_eq(
+                u.password.expose_secret().as_bytes(),
+                field("password").as_bytes(),
+            )
     });
     let Some(user) = user.map(UserIdx) else {
         let client_name = sim
@@ -427,7 +431,7 @@ fn client_auth(
         .ok_or_else(invalid)?;
     match (&client.client_secret, secret) {
         (Some(expected), Some(given))
-            if constant_time_eq(expected.expose().as_bytes(), given.as_bytes()) =>
+            if constant_time_eq(expected.expose_secret().as_bytes(), given.as_bytes()) =>
         {
             Ok(client)
         }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use layer_sim::{RunningSim, SimConfig};
 use reqwest::{Client, Response, StatusCode};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 pub const ACME: &str = "a0000000-0000-4000-8000-000000000001";
@@ -43,7 +44,7 @@ impl Harness {
             .fixtures()
             .active_pat(login)
             .expect("fixture PAT")
-            .expose()
+            .expose_secret()
             .to_owned()
     }
 
