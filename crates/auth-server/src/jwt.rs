@@ -49,29 +49,28 @@ pub enum JwtError {
     Nonce,
 }
 
-impl From<JoseError> for JwtError {
-    fn from(e: JoseError) -> Self {
-        match e.kind() {
-            ErrorKind::InvalidSignature => Self::Signature,
-            ErrorKind::InvalidAlgorithm
-            | ErrorKind::InvalidAlgorithmName
-            | ErrorKind::UnsupportedAlgorithm
-            | ErrorKind::MissingAlgorithm => Self::Algorithm,
-            ErrorKind::InvalidEcdsaKey
-            | ErrorKind::InvalidRsaKey(_)
-            | ErrorKind::InvalidKeyFormat => Self::UnknownKey,
-            ErrorKind::InvalidIssuer => Self::Issuer,
-            ErrorKind::InvalidAudience => Self::Audience,
-            ErrorKind::MissingRequiredClaim(c) | ErrorKind::InvalidClaimFormat(c) if c == "iss" => {
-                Self::Issuer
-            }
-            ErrorKind::MissingRequiredClaim(c) | ErrorKind::InvalidClaimFormat(c) if c == "aud" => {
-                Self::Audience
-            }
-            ErrorKind::ExpiredSignature => Self::Expired,
-            ErrorKind::ImmatureSignature => Self::NotYetValid,
-            _ => Self::Malformed,
+/// The refusal a `jsonwebtoken` error stands for.
+fn refusal(e: JoseError) -> JwtError {
+    match e.kind() {
+        ErrorKind::InvalidSignature => JwtError::Signature,
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::UnsupportedAlgorithm
+        | ErrorKind::MissingAlgorithm => JwtError::Algorithm,
+        ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidRsaKey(_) | ErrorKind::InvalidKeyFormat => {
+            JwtError::UnknownKey
         }
+        ErrorKind::InvalidIssuer => JwtError::Issuer,
+        ErrorKind::InvalidAudience => JwtError::Audience,
+        ErrorKind::MissingRequiredClaim(c) | ErrorKind::InvalidClaimFormat(c) if c == "iss" => {
+            JwtError::Issuer
+        }
+        ErrorKind::MissingRequiredClaim(c) | ErrorKind::InvalidClaimFormat(c) if c == "aud" => {
+            JwtError::Audience
+        }
+        ErrorKind::ExpiredSignature => JwtError::Expired,
+        ErrorKind::ImmatureSignature => JwtError::NotYetValid,
+        _ => JwtError::Malformed,
     }
 }
 
@@ -129,7 +128,9 @@ fn validation(alg: Algorithm, issuer: &str, audience: &str) -> Validation {
 
 /// Verifies the signature, `iss` and `aud` with `key`; returns the claims (a JSON object).
 fn decode(token: &str, key: &DecodingKey, validation: &Validation) -> Result<Value, JwtError> {
-    let claims = jsonwebtoken::decode::<Value>(token, key, validation)?.claims;
+    let claims = jsonwebtoken::decode::<Value>(token, key, validation)
+        .map_err(refusal)?
+        .claims;
     if !claims.is_object() {
         return Err(JwtError::Malformed);
     }
@@ -141,11 +142,11 @@ fn check_time(claims: &Value, now_secs: i64, leeway: i64) -> Result<(), JwtError
         .get("exp")
         .and_then(Value::as_i64)
         .ok_or(JwtError::Malformed)?;
-    if exp + leeway <= now_secs {
+    if exp.saturating_add(leeway) <= now_secs {
         return Err(JwtError::Expired);
     }
     if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64)
-        && nbf - leeway > now_secs
+        && nbf.saturating_sub(leeway) > now_secs
     {
         return Err(JwtError::NotYetValid);
     }
