@@ -328,6 +328,17 @@ pub fn success(structured: Value, mut blocks: Vec<ContentBlock>) -> CallToolResu
     result
 }
 
+/// A page of a listing as structured content: the items under `key`, and the pagination
+/// fields ([`schema::pagination_properties`]).
+pub fn page<T: serde::Serialize>(key: &str, page: &layer_api::Page<T>) -> Result<Value, ToolError> {
+    Ok(serde_json::json!({
+        key: to_json(&page.items)?,
+        "next_cursor": page.next_cursor().map(|c| c.as_str().to_owned()),
+        "has_more_results": page.pagination.has_more_results,
+        "total_count": page.pagination.total_count,
+    }))
+}
+
 /// Serialises an upstream record for structured content.
 pub fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ToolError> {
     serde_json::to_value(value).map_err(|e| {

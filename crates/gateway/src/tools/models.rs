@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::args::{self, cursor, integer, non_blank, page_limit};
 use super::schema::{array, nullable, open_object, pagination_properties, string, uuid};
-use super::{Behaviour, Tool, ToolContext, ToolResult, success, to_json};
+use super::{Behaviour, Tool, ToolContext, ToolResult, page, success, to_json};
 use crate::errors::{Subject, ToolError};
 use crate::upstream::CallKind;
 
@@ -20,7 +20,8 @@ pub const MODALITIES: [Modality; 4] = [
 ];
 
 fn modality(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({"type": "string", "enum": ["image", "video", "three_d", "audio"]})
+    let names: Vec<&str> = MODALITIES.iter().map(Modality::as_str).collect();
+    json_schema!({"type": "string", "enum": names})
 }
 
 fn model_summary_schema() -> Value {
@@ -263,7 +264,7 @@ impl Tool for ListModels {
             limit: page_limit(self.limit)?,
             cursor: cursor(self.cursor)?,
         };
-        let page = ctx
+        let listed = ctx
             .read(
                 Some(workspace),
                 CallKind::Read,
@@ -271,13 +272,7 @@ impl Tool for ListModels {
                 |layer| async move { layer.list_models(workspace, &query).await },
             )
             .await?;
-        let structured = json!({
-            "models": to_json(&page.items)?,
-            "next_cursor": page.next_cursor().map(|c| c.as_str().to_owned()),
-            "has_more_results": page.pagination.has_more_results,
-            "total_count": page.pagination.total_count,
-        });
-        Ok(success(structured, vec![]))
+        Ok(success(page("models", &listed)?, vec![]))
     }
 }
 

@@ -118,25 +118,12 @@ pub fn boolean(description: &str) -> Value {
     json!({"type": "boolean", "description": description})
 }
 
-pub fn enumeration<'a>(description: &str, values: impl IntoIterator<Item = &'a str>) -> Value {
-    json!({"type": "string", "enum": values.into_iter().collect::<Vec<_>>(), "description": description})
-}
-
 pub fn array(description: &str, items: Value, max_items: Option<u64>) -> Value {
     let mut v = json!({"type": "array", "items": items, "description": description});
     if let Some(max) = max_items {
         v["maxItems"] = json!(max);
     }
     v
-}
-
-/// A closed object: the listed properties only.
-pub fn object(properties: Vec<(&str, Value)>, required: &[&str]) -> Value {
-    let mut props = Map::new();
-    for (name, schema) in properties {
-        props.insert(name.to_owned(), schema);
-    }
-    json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
 }
 
 /// An object that may carry more than the listed properties (upstream records, which gain

@@ -16,7 +16,7 @@ use super::schema::{
     array, boolean, integer as integer_schema, nullable, number, open_object,
     pagination_properties, string, uuid,
 };
-use super::{Behaviour, Tool, ToolContext, ToolResult, success, to_json};
+use super::{Behaviour, Tool, ToolContext, ToolResult, page, success, to_json};
 use crate::caps::refusal::WORKFLOW;
 use crate::errors::Subject;
 use crate::upstream::{CallKind, Outcome};
@@ -186,7 +186,7 @@ impl Tool for ListWorkflows {
             limit: page_limit(self.limit)?,
             cursor: cursor(self.cursor)?,
         };
-        let page = ctx
+        let listed = ctx
             .read(
                 Some(workspace),
                 CallKind::Read,
@@ -194,13 +194,7 @@ impl Tool for ListWorkflows {
                 |layer| async move { layer.list_workflows(workspace, &query).await },
             )
             .await?;
-        let structured = json!({
-            "workflows": to_json(&page.items)?,
-            "next_cursor": page.next_cursor().map(|c| c.as_str().to_owned()),
-            "has_more_results": page.pagination.has_more_results,
-            "total_count": page.pagination.total_count,
-        });
-        Ok(success(structured, vec![]))
+        Ok(success(page("workflows", &listed)?, vec![]))
     }
 }
 

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::args::{self, cursor, integer, non_blank, page_limit};
 use super::schema::{array, nullable, number, open_object, pagination_properties, string, uuid};
-use super::{Behaviour, Tool, ToolContext, ToolResult, success, to_json};
+use super::{Behaviour, Tool, ToolContext, ToolResult, page, success, to_json};
 use crate::errors::Subject;
 use crate::upstream::CallKind;
 
@@ -86,18 +86,12 @@ impl Tool for ListWorkspaces {
             limit: page_limit(self.limit)?,
             cursor: cursor(self.cursor)?,
         };
-        let page = ctx
+        let listed = ctx
             .read(None, CallKind::Read, Subject::Other, |layer| async move {
                 layer.list_workspaces(&query).await
             })
             .await?;
-        let structured = json!({
-            "workspaces": to_json(&page.items)?,
-            "next_cursor": page.next_cursor().map(|c| c.as_str().to_owned()),
-            "has_more_results": page.pagination.has_more_results,
-            "total_count": page.pagination.total_count,
-        });
-        Ok(success(structured, vec![]))
+        Ok(success(page("workspaces", &listed)?, vec![]))
     }
 }
 
