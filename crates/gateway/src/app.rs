@@ -284,7 +284,7 @@ pub fn router(config: &Config, services: Services, lifecycle: Lifecycle) -> anyh
         services.caps.clone(),
     );
     let shared = Arc::new(Shared {
-        catalogue: Catalogue::new(),
+        catalogue: Catalogue::new()?,
         upstream,
         fetcher: services.fetcher.clone(),
         instructions: crate::tools::instructions::server_instructions(),

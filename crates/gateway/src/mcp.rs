@@ -16,7 +16,7 @@ use crate::auth::Caller;
 use crate::cancel::Cancellation;
 use crate::errors::{Code, ToolError};
 use crate::http::trace::request_id_of;
-use crate::tools::{self, Behaviour, Catalogue, FileFetcher, ToolContext};
+use crate::tools::{Behaviour, Catalogue, FileFetcher, ToolContext};
 use crate::upstream::Upstream;
 
 /// What every handler shares.
@@ -80,7 +80,7 @@ impl ServerHandler for LayerMcp {
             .extensions
             .get::<http::request::Parts>()
             .and_then(|parts| request_id_of(&parts.headers));
-        if self.shared.catalogue.spec(&name).is_none() {
+        let Some(entry) = self.shared.catalogue.entry(&name) else {
             // An unknown tool is a protocol error (the spec's -32602), not a tool result.
             let shown: String = name.chars().take(64).collect();
             return Err(McpError::invalid_params(
@@ -90,7 +90,7 @@ impl ServerHandler for LayerMcp {
                 ),
                 None,
             ));
-        }
+        };
         let Some(caller) = Caller::from_context(&context) else {
             tracing::error!("tool call without an authenticated caller");
             let error = ToolError::new(Code::Unauthenticated, "No credential reached the tool. Reconnect with `Authorization: Bearer <Layer Personal Access Token>`.")
@@ -105,12 +105,8 @@ impl ServerHandler for LayerMcp {
             cancel: Cancellation::of(&context),
         };
         let started = std::time::Instant::now();
-        let read_only = self
-            .shared
-            .catalogue
-            .spec(&name)
-            .is_some_and(|spec| spec.behaviour == Behaviour::ReadOnly);
-        let call = tools::call(&self.shared.catalogue, &name, request.arguments, &ctx);
+        let read_only = entry.behaviour == Behaviour::ReadOnly;
+        let call = entry.call(request.arguments, &ctx);
         // rmcp only cancels the request's token; the handler must stop itself. A read the
         // client cancelled is dropped at once (freeing its call place); a write stops only
         // while it waits for a place (once Layer has it, the outcome must be recorded).
@@ -119,27 +115,21 @@ impl ServerHandler for LayerMcp {
                 outcome = call => outcome,
                 _ = ctx.cancel.requested() => {
                     tracing::info!(tool = %name, user = %ctx.caller.user(), "tool call cancelled by the client");
-                    Some(Err(crate::caps::refusal::abandoned()))
+                    Err(crate::caps::refusal::abandoned())
                 }
             }
         } else {
             call.await
         };
         let result = match outcome {
-            Some(Ok(result)) => {
+            Ok(result) => {
                 tracing::info!(tool = %name, user = %ctx.caller.user(), elapsed_ms = started.elapsed().as_millis() as u64, "tool call succeeded");
                 result
             }
-            Some(Err(error)) => {
+            Err(error) => {
                 tracing::info!(tool = %name, user = %ctx.caller.user(), code = %error.code, elapsed_ms = started.elapsed().as_millis() as u64, "tool call failed");
                 ctx.upstream.observe_failure(&ctx.caller, &error).await;
                 error.or_request_id(request_id.as_deref()).into_result()
-            }
-            None => {
-                return Err(McpError::invalid_params(
-                    format!("Unknown tool {name:?}"),
-                    None,
-                ));
             }
         };
         Ok(result.into())

@@ -650,3 +650,34 @@ async fn a_token_layer_refuses_during_a_tool_call_is_unauthenticated_and_forgott
     gw.shutdown().await;
     sim.shutdown().await;
 }
+
+/// The input schemas are derived from the argument structs; what clients and models see must
+/// stay what it was when they were written by hand (same arguments, types, bounds, enums,
+/// required lists and descriptions, inline, closed objects). A deliberate change updates
+/// `tests/fixtures/tool_input_schemas.json`.
+#[test]
+fn the_input_schemas_are_the_published_ones() {
+    let expected: serde_json::Map<String, Value> =
+        serde_json::from_str(include_str!("fixtures/tool_input_schemas.json")).unwrap();
+    let catalogue = gateway::tools::Catalogue::new().unwrap();
+    let mut names: Vec<&str> = catalogue.names();
+    names.sort_unstable();
+    let mut listed: Vec<&str> = expected.keys().map(String::as_str).collect();
+    listed.sort_unstable();
+    assert_eq!(names, listed);
+    for tool in catalogue.tools() {
+        let actual = Value::Object(tool.input_schema.as_ref().clone());
+        let text = actual.to_string();
+        assert!(
+            !text.contains("$ref") && !text.contains("$defs") && !text.contains("anyOf"),
+            "{}: subschemas are inline: {text}",
+            tool.name
+        );
+        assert_eq!(
+            actual,
+            expected[tool.name.as_ref()],
+            "{}: the input schema changed",
+            tool.name
+        );
+    }
+}

@@ -1,10 +1,14 @@
-//! Reading tool arguments. Every check happens before any upstream call, and every refusal is
-//! an `INVALID_INPUTS` naming the argument and saying what a good value looks like.
+//! Reading tool arguments into each tool's argument struct, after
+//! [`super::validate::ArgumentCheck`] has checked them against the published schema. What the
+//! schema cannot say (an optional text left blank counts as absent, a `limit` of `20.0` is
+//! 20) is said here with serde helpers; a refusal is an `INVALID_INPUTS` naming the argument.
 
-use std::str::FromStr;
-
-use layer_api::{IdempotencyKey, InvalidId};
-use serde_json::{Map, Value};
+use layer_api::{Cursor, IdempotencyKey, PageLimit};
+use rmcp::model::JsonObject;
+use schemars::{Schema, SchemaGenerator, json_schema};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 
 use crate::errors::ToolError;
 
@@ -21,290 +25,145 @@ pub(crate) fn id_hint(key: &str) -> &'static str {
     }
 }
 
-/// The arguments of one tool call.
-#[derive(Debug, Clone, Default)]
-pub struct Args {
-    map: Map<String, Value>,
+/// Reads checked arguments into `T`.
+pub fn read<T: DeserializeOwned>(arguments: JsonObject) -> Result<T, ToolError> {
+    serde_json::from_value(Value::Object(arguments))
+        .map_err(|e| ToolError::invalid(format!("The arguments do not form a valid request: {e}")))
 }
 
-impl Args {
-    /// Takes the raw arguments, refusing names the tool does not take.
-    pub fn parse(raw: Option<Map<String, Value>>, allowed: &[&str]) -> Result<Self, ToolError> {
-        let map = raw.unwrap_or_default();
-        let mut unknown: Vec<&str> = map
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !allowed.contains(k))
-            .collect();
-        if !unknown.is_empty() {
-            unknown.sort_unstable();
-            let takes = if allowed.is_empty() {
-                "no arguments".to_owned()
-            } else {
-                allowed.join(", ")
-            };
-            return Err(ToolError::invalid(format!(
-                "Unknown argument{} {}: this tool takes {takes}",
-                if unknown.len() > 1 { "s" } else { "" },
-                unknown
-                    .iter()
-                    .map(|k| format!("`{k}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-        Ok(Self { map })
-    }
-
-    fn present(&self, key: &str) -> Option<&Value> {
-        self.map.get(key).filter(|v| !v.is_null())
-    }
-
-    /// The raw value, if given.
-    pub fn raw(&self, key: &str) -> Option<&Value> {
-        self.present(key)
-    }
-
-    /// A required id (UUID).
-    pub fn id<T>(&self, key: &str) -> Result<T, ToolError>
-    where
-        T: FromStr<Err = InvalidId>,
-    {
-        match self.present(key) {
-            None => Err(ToolError::invalid(format!(
-                "`{key}` is required: {}",
-                id_hint(key)
-            ))),
-            Some(value) => parse_id(key, value),
-        }
-    }
-
-    /// An optional id (UUID).
-    pub fn opt_id<T>(&self, key: &str) -> Result<Option<T>, ToolError>
-    where
-        T: FromStr<Err = InvalidId>,
-    {
-        self.present(key).map(|v| parse_id(key, v)).transpose()
-    }
-
-    /// An optional string of at most `max_chars` characters; empty counts as absent.
-    pub fn opt_string(&self, key: &str, max_chars: usize) -> Result<Option<String>, ToolError> {
-        match self.present(key) {
-            None => Ok(None),
-            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-            Some(Value::String(s)) if s.chars().count() > max_chars => Err(ToolError::invalid(
-                format!("`{key}` must be at most {max_chars} characters"),
-            )),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(ToolError::invalid(format!("`{key}` must be a string"))),
-        }
-    }
-
-    /// A required non-empty string.
-    pub fn string(&self, key: &str, max_chars: usize) -> Result<String, ToolError> {
-        self.opt_string(key, max_chars)?
-            .ok_or_else(|| ToolError::invalid(format!("`{key}` is required")))
-    }
-
-    /// An optional integer within `min..=max`.
-    pub fn opt_int(&self, key: &str, min: i64, max: i64) -> Result<Option<i64>, ToolError> {
-        match self.present(key) {
-            None => Ok(None),
-            Some(value) => {
-                let n = value
-                    .as_i64()
-                    .or_else(|| {
-                        value
-                            .as_f64()
-                            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                            .map(|f| f as i64)
-                    })
-                    .ok_or_else(|| ToolError::invalid(format!("`{key}` must be an integer")))?;
-                if n < min || n > max {
-                    return Err(ToolError::invalid(format!(
-                        "`{key}` must be between {min} and {max}, got {n}"
-                    )));
-                }
-                Ok(Some(n))
-            }
-        }
-    }
-
-    /// An optional value of a tolerant Layer enum, which must be one of its known values.
-    pub fn opt_enum<E>(
-        &self,
-        key: &str,
-        known: &[E],
-        as_str: fn(&E) -> &str,
-    ) -> Result<Option<E>, ToolError>
-    where
-        E: Clone,
-    {
-        match self.present(key) {
-            None => Ok(None),
-            Some(Value::String(s)) => known
-                .iter()
-                .find(|k| as_str(k).eq_ignore_ascii_case(s.trim()))
-                .cloned()
-                .map(Some)
-                .ok_or_else(|| {
-                    ToolError::invalid(format!(
-                        "`{key}` must be one of {}, got {s:?}",
-                        known
-                            .iter()
-                            .map(|k| as_str(k).to_owned())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                }),
-            Some(_) => Err(ToolError::invalid(format!("`{key}` must be a string"))),
-        }
-    }
-
-    /// An optional JSON object.
-    pub fn opt_object(&self, key: &str) -> Result<Option<Map<String, Value>>, ToolError> {
-        match self.present(key) {
-            None => Ok(None),
-            Some(Value::Object(map)) => Ok(Some(map.clone())),
-            Some(_) => Err(ToolError::invalid(format!("`{key}` must be an object"))),
-        }
-    }
-
-    /// An optional list of strings.
-    pub fn opt_strings(
-        &self,
-        key: &str,
-        max_items: usize,
-    ) -> Result<Option<Vec<String>>, ToolError> {
-        match self.present(key) {
-            None => Ok(None),
-            Some(Value::Array(items)) => {
-                if items.len() > max_items {
-                    return Err(ToolError::invalid(format!(
-                        "`{key}` takes at most {max_items} items"
-                    )));
-                }
-                items
-                    .iter()
-                    .map(|v| {
-                        v.as_str().map(str::to_owned).ok_or_else(|| {
-                            ToolError::invalid(format!("`{key}` must be a list of strings"))
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(Some)
-            }
-            Some(Value::String(s)) => Ok(Some(vec![s.clone()])),
-            Some(_) => Err(ToolError::invalid(format!(
-                "`{key}` must be a list of strings"
-            ))),
-        }
-    }
-
-    /// The optional `idempotency_key` of the execute tools.
-    pub fn idempotency_key(&self) -> Result<Option<IdempotencyKey>, ToolError> {
-        self.opt_string("idempotency_key", 255)?
-            .map(|k| {
-                IdempotencyKey::new(k).map_err(|_| {
-                    ToolError::invalid("`idempotency_key` must be 1 to 255 visible ASCII characters without spaces")
-                })
-            })
-            .transpose()
-    }
+/// An optional text where blank means absent (`#[serde(default, deserialize_with)]`).
+pub fn non_blank<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let text = Option::<String>::deserialize(d)?;
+    Ok(text.filter(|s| !s.trim().is_empty()))
 }
 
-fn parse_id<T>(key: &str, value: &Value) -> Result<T, ToolError>
-where
-    T: FromStr<Err = InvalidId>,
-{
-    let Value::String(text) = value else {
-        return Err(ToolError::invalid(format!(
-            "`{key}` must be a UUID string: {}",
-            id_hint(key)
-        )));
+/// An optional integer that may arrive as an integral float (`20.0`), as some clients send.
+pub fn integer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let Some(value) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
     };
-    text.trim().parse::<T>().map_err(|_| {
-        let shown: String = text.chars().take(64).collect();
-        ToolError::invalid(format!(
-            "`{key}` must be a UUID like 3f2b9c1e-7d4a-4e8b-9c2d-1a2b3c4d5e6f, got {shown:?}: {}",
-            id_hint(key)
-        ))
+    value
+        .as_i64()
+        .or_else(|| {
+            value
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                .map(|f| f as i64)
+        })
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("{value} is not an integer")))
+}
+
+/// The schema of an id argument: a UUID string.
+pub fn uuid(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "format": "uuid"})
+}
+
+/// The schema of a free-form object (workflow inputs, a composition plan).
+pub fn any_object(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "object"})
+}
+
+/// Layer's tolerant string enums, for schemas listing their known values.
+pub trait Known: 'static {
+    fn names() -> Vec<&'static str>;
+}
+
+macro_rules! known {
+    ($($t:ty),+ $(,)?) => {$(
+        impl Known for $t {
+            fn names() -> Vec<&'static str> {
+                <$t>::KNOWN.iter().map(<$t>::as_str).collect()
+            }
+        }
+    )+};
+}
+
+known!(
+    layer_api::AudioOutputFormat,
+    layer_api::FileSourceType,
+    layer_api::GuidanceFileType,
+    layer_api::MeshDensity,
+    layer_api::PoseMode,
+    layer_api::Quality,
+    layer_api::SegmentBy,
+    layer_api::SegmentLevel,
+    layer_api::SegmentTarget,
+    layer_api::SubtitleAlignment,
+    layer_api::TextureResolution,
+    layer_api::VideoEffectType,
+);
+
+/// The schema of a string that must be one of `E`'s known values.
+pub fn one_of<E: Known>(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "enum": E::names()})
+}
+
+/// A page size, when given (the schema bounds it to 1..=100).
+pub fn page_limit(limit: Option<i64>) -> Result<Option<PageLimit>, ToolError> {
+    limit
+        .map(|n| {
+            PageLimit::new(u32::try_from(n).unwrap_or(100))
+                .map_err(|e| ToolError::invalid(format!("`limit`: {e}")))
+        })
+        .transpose()
+}
+
+/// A pagination cursor, when given.
+pub fn cursor(cursor: Option<String>) -> Result<Option<Cursor>, ToolError> {
+    match cursor {
+        Some(c) if c.chars().count() > 4096 => Err(ToolError::invalid(
+            "`cursor` must be at most 4096 characters",
+        )),
+        c => Ok(c.map(Cursor::new)),
+    }
+}
+
+/// The optional `idempotency_key` of the execute tools.
+pub fn idempotency_key(key: Option<String>) -> Result<Option<IdempotencyKey>, ToolError> {
+    key.map(|k| {
+        IdempotencyKey::new(k).map_err(|_| {
+            ToolError::invalid(
+                "`idempotency_key` must be 1 to 255 visible ASCII characters without spaces",
+            )
+        })
     })
+    .transpose()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::errors::Code;
-    use layer_api::WorkspaceId;
     use serde_json::json;
 
-    fn args(v: Value, allowed: &[&str]) -> Result<Args, ToolError> {
-        Args::parse(v.as_object().cloned(), allowed)
+    #[derive(Debug, Deserialize)]
+    struct Sample {
+        #[serde(default, deserialize_with = "non_blank")]
+        text: Option<String>,
+        #[serde(default, deserialize_with = "integer")]
+        count: Option<i64>,
+    }
+
+    fn sample(v: Value) -> Result<Sample, ToolError> {
+        read(v.as_object().cloned().unwrap_or_default())
     }
 
     #[test]
-    fn unknown_arguments_are_named() {
-        let e = args(json!({"workspace_id": "x", "colour": 1}), &["workspace_id"]).unwrap_err();
-        assert_eq!(e.code, Code::InvalidInputs);
-        assert!(
-            e.message.contains("`colour`") && e.message.contains("workspace_id"),
-            "{}",
-            e.message
-        );
+    fn blanks_are_absent_and_integral_floats_are_integers() {
+        let s = sample(json!({"text": "  ", "count": 3.0})).unwrap();
+        assert_eq!(s.text, None);
+        assert_eq!(s.count, Some(3));
+        let s = sample(json!({"text": "x", "count": null})).unwrap();
+        assert_eq!(s.text.as_deref(), Some("x"));
+        assert_eq!(s.count, None);
+        assert!(sample(json!({"count": 2.5})).is_err());
     }
 
     #[test]
-    fn ids_are_validated_with_a_hint() {
-        let a = args(json!({"workspace_id": "not-a-uuid"}), &["workspace_id"]).unwrap();
-        let e = a.id::<WorkspaceId>("workspace_id").unwrap_err();
-        assert!(
-            e.message.contains("list_workspaces") && e.message.contains("not-a-uuid"),
-            "{}",
-            e.message
-        );
-        let a = args(json!({}), &["workspace_id"]).unwrap();
-        assert!(
-            a.id::<WorkspaceId>("workspace_id")
-                .unwrap_err()
-                .message
-                .contains("required")
-        );
-        let a = args(json!({"workspace_id": 7}), &["workspace_id"]).unwrap();
-        assert!(a.id::<WorkspaceId>("workspace_id").is_err());
-        let a = args(
-            json!({"workspace_id": "3f2b9c1e-7d4a-4e8b-9c2d-1a2b3c4d5e6f"}),
-            &["workspace_id"],
-        )
-        .unwrap();
-        assert!(a.id::<WorkspaceId>("workspace_id").is_ok());
-    }
-
-    #[test]
-    fn ranges_strings_and_enums() {
-        let a = args(
-            json!({"limit": 0, "n": 3.0, "s": "", "q": "HIGH"}),
-            &["limit", "n", "s", "q"],
-        )
-        .unwrap();
-        assert!(
-            a.opt_int("limit", 1, 100)
-                .unwrap_err()
-                .message
-                .contains("between 1 and 100")
-        );
-        assert_eq!(a.opt_int("n", 1, 5).unwrap(), Some(3));
-        assert_eq!(a.opt_string("s", 10).unwrap(), None);
-        let q = a
-            .opt_enum("q", layer_api::Quality::KNOWN, layer_api::Quality::as_str)
-            .unwrap();
-        assert_eq!(q, Some(layer_api::Quality::High));
-        let a = args(json!({"q": "ultra"}), &["q"]).unwrap();
-        assert!(
-            a.opt_enum("q", layer_api::Quality::KNOWN, layer_api::Quality::as_str)
-                .unwrap_err()
-                .message
-                .contains("low, medium, high")
-        );
+    fn limits_cursors_and_keys() {
+        assert!(page_limit(Some(20)).unwrap().is_some());
+        assert!(cursor(Some("x".repeat(4097))).is_err());
+        assert!(idempotency_key(Some("has space".into())).is_err());
+        assert!(idempotency_key(Some("k-1".into())).unwrap().is_some());
     }
 }

@@ -1,12 +1,13 @@
 //! The guidance an agent needs: the server `instructions` sent at initialize (and in
 //! `server/discover`), and the three `get_*_instructions` tools with the full texts.
 
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
 
-use super::schema::{object, open_object, string};
-use super::{Args, Behaviour, ToolContext, ToolSpec, success};
-use crate::errors::{Code, ToolError};
-use rmcp::model::CallToolResult;
+use super::schema::{open_object, string};
+use super::{Behaviour, Tool, ToolContext, ToolResult, success};
+use crate::errors::Code;
 
 /// What an agent does about each error code, as a Markdown list.
 pub fn error_code_guide() -> String {
@@ -104,69 +105,78 @@ const FORGE_GUIDE: &str = "# Forge: running a model directly\n\
 ## Pricing\n\
 The price depends on the model and on batch size, resolution, duration and 3D options; always estimate with the exact arguments. Cancelled and failed runs cost nothing.\n";
 
-pub fn specs() -> Vec<ToolSpec> {
-    let output = open_object(
+fn guide_schema() -> Value {
+    open_object(
         vec![
             ("topic", string("What this guide covers.")),
             ("instructions", string("The guide, in Markdown.")),
         ],
         &["topic", "instructions"],
-    );
-    let input = object(vec![], &[]);
-    vec![
-        ToolSpec {
-            name: "get_instructions",
-            title: "How to use Layer",
-            description: "Read this first. Returns the full guide to Layer through this server: the platform, Creative Unit pricing and when to ask the user before spending, the discover -> estimate -> execute -> poll -> display lifecycle, files, and every error code with what to do about it. No arguments, no cost.".to_owned(),
-            input: input.clone(),
-            output: output.clone(),
-            behaviour: Behaviour::ReadOnly,
-        },
-        ToolSpec {
-            name: "get_workflow_instructions",
-            title: "How to run Layer workflows",
-            description: "Returns the guide to workflows: finding one and building its inputs, estimating, executing, polling a run through its statuses, cancelling, and reading failures and refusals. No arguments, no cost.".to_owned(),
-            input: input.clone(),
-            output: output.clone(),
-            behaviour: Behaviour::ReadOnly,
-        },
-        ToolSpec {
-            name: "get_forge_instructions",
-            title: "How to run Layer models (forge)",
-            description: "Returns the guide to running a model directly (forge): choosing a model, every execute_forge parameter (batch size, size, seed, guidance files, masks, modality options), pricing, polling and reading outputs. No arguments, no cost.".to_owned(),
-            input,
-            output,
-            behaviour: Behaviour::ReadOnly,
-        },
-    ]
+    )
 }
 
-fn guide(topic: &str, text: String) -> Result<CallToolResult, ToolError> {
+fn guide(topic: &str, text: String) -> ToolResult {
     Ok(success(
         json!({"topic": topic, "instructions": text}),
         vec![],
     ))
 }
 
-pub async fn get_instructions(
-    _ctx: &ToolContext,
-    _args: Args,
-) -> Result<CallToolResult, ToolError> {
-    guide("platform", platform_guide())
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetInstructions {}
+
+impl Tool for GetInstructions {
+    const NAME: &'static str = "get_instructions";
+    const TITLE: &'static str = "How to use Layer";
+    const DESCRIPTION: &'static str = "Read this first. Returns the full guide to Layer through this server: the platform, Creative Unit pricing and when to ask the user before spending, the discover -> estimate -> execute -> poll -> display lifecycle, files, and every error code with what to do about it. No arguments, no cost.";
+    const BEHAVIOUR: Behaviour = Behaviour::ReadOnly;
+
+    fn output() -> Value {
+        guide_schema()
+    }
+
+    async fn call(self, _ctx: &ToolContext) -> ToolResult {
+        guide("platform", platform_guide())
+    }
 }
 
-pub async fn get_workflow_instructions(
-    _ctx: &ToolContext,
-    _args: Args,
-) -> Result<CallToolResult, ToolError> {
-    guide("workflows", WORKFLOW_GUIDE.to_owned())
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetWorkflowInstructions {}
+
+impl Tool for GetWorkflowInstructions {
+    const NAME: &'static str = "get_workflow_instructions";
+    const TITLE: &'static str = "How to run Layer workflows";
+    const DESCRIPTION: &'static str = "Returns the guide to workflows: finding one and building its inputs, estimating, executing, polling a run through its statuses, cancelling, and reading failures and refusals. No arguments, no cost.";
+    const BEHAVIOUR: Behaviour = Behaviour::ReadOnly;
+
+    fn output() -> Value {
+        guide_schema()
+    }
+
+    async fn call(self, _ctx: &ToolContext) -> ToolResult {
+        guide("workflows", WORKFLOW_GUIDE.to_owned())
+    }
 }
 
-pub async fn get_forge_instructions(
-    _ctx: &ToolContext,
-    _args: Args,
-) -> Result<CallToolResult, ToolError> {
-    guide("forge", FORGE_GUIDE.to_owned())
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetForgeInstructions {}
+
+impl Tool for GetForgeInstructions {
+    const NAME: &'static str = "get_forge_instructions";
+    const TITLE: &'static str = "How to run Layer models (forge)";
+    const DESCRIPTION: &'static str = "Returns the guide to running a model directly (forge): choosing a model, every execute_forge parameter (batch size, size, seed, guidance files, masks, modality options), pricing, polling and reading outputs. No arguments, no cost.";
+    const BEHAVIOUR: Behaviour = Behaviour::ReadOnly;
+
+    fn output() -> Value {
+        guide_schema()
+    }
+
+    async fn call(self, _ctx: &ToolContext) -> ToolResult {
+        guide("forge", FORGE_GUIDE.to_owned())
+    }
 }
 
 #[cfg(test)]

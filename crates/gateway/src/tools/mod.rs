@@ -1,9 +1,11 @@
 //! The catalogue of the 18 Layer tools and their handlers, one module per group.
 //!
-//! Each tool is a [`ToolSpec`] (name, description, input schema, output schema, annotations)
-//! plus a handler `async fn(&ToolContext, Args) -> Result<CallToolResult, ToolError>`.
-//! [`call`] validates nothing itself: handlers read their [`Args`], which refuse bad input
-//! before any upstream call.
+//! A tool is declared once: its argument struct (whose fields, derived with `schemars`, are
+//! the published input schema) implements [`Tool`], which carries the name, title,
+//! description, output schema, behaviour and the handler. [`Catalogue::new`] lists the
+//! declarations and compiles each input schema into a validator, so what is accepted is
+//! exactly what `tools/list` publishes. Handlers reach Layer only through
+//! [`ToolContext::read`] and [`ToolContext::run`], which admit, settle and map errors.
 
 pub mod args;
 pub mod files;
@@ -18,20 +20,23 @@ pub mod workspaces;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
+use futures::future::BoxFuture;
+use layer_api::{AuthedClient, IdempotencyKey, WorkspaceId};
+use limiter::RunRef;
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, ToolAnnotations};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-pub use args::Args;
 pub use files::{FetchError, FetchedFile, FileFetcher};
-
-use layer_api::WorkspaceId;
 
 use crate::auth::Caller;
 use crate::cancel::Cancellation;
-use crate::errors::ToolError;
-use crate::upstream::{Admission, CallKind, Upstream};
+use crate::errors::{Subject, ToolError};
+use crate::upstream::{CallKind, Outcome, Upstream};
+use validate::ArgumentCheck;
 
 /// What a handler works with.
 pub struct ToolContext {
@@ -45,22 +50,79 @@ pub struct ToolContext {
 }
 
 impl ToolContext {
-    /// Admission for a call in `workspace` (see [`Upstream::admit`]).
-    pub async fn admit(
-        &self,
-        workspace: WorkspaceId,
+    /// A call to Layer that starts nothing: admitted in `workspace` (the user's own place
+    /// when `None`), settled as done or failed, Layer's error mapped for `subject`.
+    pub async fn read<'a, T, Fut>(
+        &'a self,
+        workspace: Option<WorkspaceId>,
         kind: CallKind,
-    ) -> Result<Admission<'_>, ToolError> {
-        self.upstream
-            .admit(&self.caller, workspace, kind, &self.cancel)
-            .await
+        subject: Subject,
+        call: impl FnOnce(AuthedClient<'a>) -> Fut,
+    ) -> Result<T, ToolError>
+    where
+        Fut: Future<Output = Result<T, layer_api::Error>>,
+    {
+        self.read_settling(workspace, kind, subject, call, |result| {
+            if result.is_ok() {
+                Outcome::Done
+            } else {
+                Outcome::Failed
+            }
+        })
+        .await
     }
 
-    /// Admission for a call that names no workspace.
-    pub async fn admit_unscoped(&self) -> Result<Admission<'_>, ToolError> {
-        self.upstream
-            .admit_unscoped(&self.caller, &self.cancel)
-            .await
+    /// [`Self::read`] for calls that see a run (polls, cancels): `outcome` tells the caps
+    /// what the answer says about it.
+    pub async fn read_settling<'a, T, Fut>(
+        &'a self,
+        workspace: Option<WorkspaceId>,
+        kind: CallKind,
+        subject: Subject,
+        call: impl FnOnce(AuthedClient<'a>) -> Fut,
+        outcome: impl FnOnce(&Result<T, layer_api::Error>) -> Outcome,
+    ) -> Result<T, ToolError>
+    where
+        Fut: Future<Output = Result<T, layer_api::Error>>,
+    {
+        let admission = match workspace {
+            Some(workspace) => {
+                self.upstream
+                    .admit(&self.caller, workspace, kind, &self.cancel)
+                    .await?
+            }
+            None => {
+                self.upstream
+                    .admit_unscoped(&self.caller, &self.cancel)
+                    .await?
+            }
+        };
+        let result = call(admission.client()).await;
+        admission.settle(outcome(&result)).await;
+        result.map_err(|e| ToolError::from_layer(&e, subject))
+    }
+
+    /// An execute: admitted with a run place in `workspace`, sent with `key` (so a retry
+    /// finds the run already started), and settled with Layer's answer (`run` names the run
+    /// it started; see [`crate::upstream::Admission::start_run`]).
+    pub async fn run<'a, T, Fut>(
+        &'a self,
+        workspace: WorkspaceId,
+        key: Option<IdempotencyKey>,
+        subject: Subject,
+        call: impl FnOnce(AuthedClient<'a>) -> Fut,
+        run: impl FnOnce(&T) -> RunRef,
+    ) -> Result<T, ToolError>
+    where
+        Fut: Future<Output = Result<T, layer_api::Error>>,
+    {
+        let admission = self
+            .upstream
+            .admit(&self.caller, workspace, CallKind::StartRun, &self.cancel)
+            .await?
+            .with_idempotency_key(key);
+        let result = call(admission.client()).await;
+        admission.start_run(result, run, subject).await
     }
 }
 
@@ -77,36 +139,47 @@ pub enum Behaviour {
     },
 }
 
-/// One tool's description.
-#[derive(Debug, Clone)]
-pub struct ToolSpec {
-    pub name: &'static str,
-    pub title: &'static str,
-    pub description: String,
-    pub input: Value,
+/// One tool, declared on its argument struct: the struct's fields (with their doc comments,
+/// bounds and `deny_unknown_fields`) are the input schema; the rest is here.
+pub trait Tool: DeserializeOwned + schemars::JsonSchema + Send + 'static {
+    const NAME: &'static str;
+    const TITLE: &'static str;
+    const DESCRIPTION: &'static str;
+    const BEHAVIOUR: Behaviour;
     /// The success shape; the published output schema also admits the error shape.
-    pub output: Value,
-    pub behaviour: Behaviour,
+    fn output() -> Value;
+    /// Runs the call with arguments already checked against the input schema.
+    fn call(self, ctx: &ToolContext) -> impl Future<Output = ToolResult> + Send;
 }
 
-impl ToolSpec {
-    /// The argument names the input schema lists.
-    pub fn argument_names(&self) -> Vec<&str> {
-        self.input
-            .get("properties")
-            .and_then(Value::as_object)
-            .map(|p| p.keys().map(String::as_str).collect())
-            .unwrap_or_default()
-    }
+pub type ToolResult = Result<CallToolResult, ToolError>;
 
-    fn to_tool(&self) -> Tool {
-        let input: JsonObject = self.input.as_object().cloned().unwrap_or_default();
-        let output: JsonObject = schema::output(self.output.clone())
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
-        let annotations = match self.behaviour {
-            Behaviour::ReadOnly => ToolAnnotations::with_title(self.title)
+type Handler = for<'a> fn(&'a ToolContext, JsonObject) -> BoxFuture<'a, ToolResult>;
+
+fn handle<T: Tool>(ctx: &ToolContext, arguments: JsonObject) -> BoxFuture<'_, ToolResult> {
+    Box::pin(async move { args::read::<T>(arguments)?.call(ctx).await })
+}
+
+/// A declared tool, ready to list and call.
+pub struct Entry {
+    pub name: &'static str,
+    pub behaviour: Behaviour,
+    /// The input schema, as published.
+    pub input: Value,
+    tool: rmcp::model::Tool,
+    arguments: ArgumentCheck,
+    handler: Handler,
+}
+
+impl Entry {
+    fn declare<T: Tool>() -> Result<Self, CatalogueError> {
+        let input = schema::input::<T>();
+        let arguments = ArgumentCheck::new(&input).map_err(|reason| CatalogueError {
+            tool: T::NAME,
+            reason,
+        })?;
+        let annotations = match T::BEHAVIOUR {
+            Behaviour::ReadOnly => ToolAnnotations::with_title(T::TITLE)
                 .read_only(true)
                 .destructive(false)
                 .idempotent(true)
@@ -115,113 +188,135 @@ impl ToolSpec {
                 destructive,
                 idempotent,
                 open_world,
-            } => ToolAnnotations::with_title(self.title)
+            } => ToolAnnotations::with_title(T::TITLE)
                 .read_only(false)
                 .destructive(destructive)
                 .idempotent(idempotent)
                 .open_world(open_world),
         };
-        Tool::new(
-            Cow::Borrowed(self.name),
-            self.description.clone(),
-            Arc::new(input),
+        let object = |v: Value| match v {
+            Value::Object(map) => map,
+            _ => JsonObject::new(),
+        };
+        let tool = rmcp::model::Tool::new(
+            Cow::Borrowed(T::NAME),
+            T::DESCRIPTION,
+            Arc::new(object(input.clone())),
         )
-        .with_title(self.title)
-        .with_raw_output_schema(Arc::new(output))
-        .with_annotations(annotations)
+        .with_title(T::TITLE)
+        .with_raw_output_schema(Arc::new(object(schema::output(T::output()))))
+        .with_annotations(annotations);
+        Ok(Self {
+            name: T::NAME,
+            behaviour: T::BEHAVIOUR,
+            input,
+            tool,
+            arguments,
+            handler: handle::<T>,
+        })
     }
+
+    /// Checks the arguments against the input schema, then runs the handler.
+    pub fn call<'a>(
+        &self,
+        arguments: Option<JsonObject>,
+        ctx: &'a ToolContext,
+    ) -> BoxFuture<'a, ToolResult> {
+        match self.check(arguments.unwrap_or_default()) {
+            Ok(arguments) => (self.handler)(ctx, arguments),
+            Err(error) => Box::pin(std::future::ready(Err(error))),
+        }
+    }
+
+    /// The arguments, if the input schema admits them (`null` values dropped as absent).
+    pub fn check(&self, arguments: JsonObject) -> Result<JsonObject, ToolError> {
+        self.arguments.check(arguments)
+    }
+
+    /// The tool as `tools/list` publishes it.
+    pub fn tool(&self) -> &rmcp::model::Tool {
+        &self.tool
+    }
+}
+
+/// A declaration whose input schema does not compile (a bug caught at start).
+#[derive(Debug, thiserror::Error)]
+#[error("the input schema of tool {tool} is not a valid JSON Schema: {reason}")]
+pub struct CatalogueError {
+    tool: &'static str,
+    reason: String,
 }
 
 /// The tool list, built once.
 pub struct Catalogue {
-    specs: Vec<ToolSpec>,
-    tools: Vec<Tool>,
+    entries: Vec<Entry>,
+    tools: Vec<rmcp::model::Tool>,
     index: HashMap<&'static str, usize>,
 }
 
 impl Catalogue {
-    pub fn new() -> Self {
-        let mut specs = Vec::new();
-        specs.extend(instructions::specs());
-        specs.extend(workspaces::specs());
-        specs.extend(models::specs());
-        specs.extend(workflows::specs());
-        specs.extend(forge::specs());
-        specs.extend(files::specs());
-        let tools = specs.iter().map(ToolSpec::to_tool).collect();
-        let index = specs.iter().enumerate().map(|(i, s)| (s.name, i)).collect();
-        Self {
-            specs,
+    pub fn new() -> Result<Self, CatalogueError> {
+        use files::{RequestFileUploadUrl, UploadFile};
+        use forge::{EstimateForgePrice, ExecuteForge, GetForgeRun};
+        use instructions::{GetForgeInstructions, GetInstructions, GetWorkflowInstructions};
+        use models::{GetModel, GetModelRecommendations, ListModels};
+        use workflows::{
+            CancelWorkflowRun, EstimateWorkflowPrice, ExecuteWorkflow, GetWorkflowRun,
+            ListWorkflows,
+        };
+        use workspaces::{GetWorkspace, ListWorkspaces};
+        let entries = vec![
+            Entry::declare::<GetInstructions>()?,
+            Entry::declare::<GetWorkflowInstructions>()?,
+            Entry::declare::<GetForgeInstructions>()?,
+            Entry::declare::<ListWorkspaces>()?,
+            Entry::declare::<GetWorkspace>()?,
+            Entry::declare::<GetModelRecommendations>()?,
+            Entry::declare::<ListModels>()?,
+            Entry::declare::<GetModel>()?,
+            Entry::declare::<ListWorkflows>()?,
+            Entry::declare::<EstimateWorkflowPrice>()?,
+            Entry::declare::<ExecuteWorkflow>()?,
+            Entry::declare::<GetWorkflowRun>()?,
+            Entry::declare::<CancelWorkflowRun>()?,
+            Entry::declare::<EstimateForgePrice>()?,
+            Entry::declare::<ExecuteForge>()?,
+            Entry::declare::<GetForgeRun>()?,
+            Entry::declare::<RequestFileUploadUrl>()?,
+            Entry::declare::<UploadFile>()?,
+        ];
+        let tools = entries.iter().map(|e| e.tool.clone()).collect();
+        let index = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name, i))
+            .collect();
+        Ok(Self {
+            entries,
             tools,
             index,
-        }
+        })
     }
 
-    pub fn tools(&self) -> &[Tool] {
+    pub fn tools(&self) -> &[rmcp::model::Tool] {
         &self.tools
     }
 
-    pub fn specs(&self) -> &[ToolSpec] {
-        &self.specs
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
     }
 
-    pub fn spec(&self, name: &str) -> Option<&ToolSpec> {
-        self.index.get(name).map(|&i| &self.specs[i])
+    pub fn entry(&self, name: &str) -> Option<&Entry> {
+        self.index.get(name).map(|&i| &self.entries[i])
     }
 
-    pub fn tool(&self, name: &str) -> Option<&Tool> {
+    pub fn tool(&self, name: &str) -> Option<&rmcp::model::Tool> {
         self.index.get(name).map(|&i| &self.tools[i])
     }
 
     pub fn names(&self) -> Vec<&'static str> {
-        self.specs.iter().map(|s| s.name).collect()
+        self.entries.iter().map(|e| e.name).collect()
     }
-}
-
-impl Default for Catalogue {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// Runs a known tool. `None` when the name is not one of ours.
-pub async fn call(
-    catalogue: &Catalogue,
-    name: &str,
-    arguments: Option<JsonObject>,
-    ctx: &ToolContext,
-) -> Option<Result<CallToolResult, ToolError>> {
-    let spec = catalogue.spec(name)?;
-    let arguments = arguments.unwrap_or_default();
-    if let Err(e) = validate::validate(&spec.input, &arguments) {
-        return Some(Err(e));
-    }
-    let args = match Args::parse(Some(arguments), &spec.argument_names()) {
-        Ok(args) => args,
-        Err(e) => return Some(Err(e)),
-    };
-    let result = match name {
-        "get_instructions" => instructions::get_instructions(ctx, args).await,
-        "get_workflow_instructions" => instructions::get_workflow_instructions(ctx, args).await,
-        "get_forge_instructions" => instructions::get_forge_instructions(ctx, args).await,
-        "list_workspaces" => workspaces::list_workspaces(ctx, args).await,
-        "get_workspace" => workspaces::get_workspace(ctx, args).await,
-        "get_model_recommendations" => models::get_model_recommendations(ctx, args).await,
-        "list_models" => models::list_models(ctx, args).await,
-        "get_model" => models::get_model(ctx, args).await,
-        "list_workflows" => workflows::list_workflows(ctx, args).await,
-        "estimate_workflow_price" => workflows::estimate_workflow_price(ctx, args).await,
-        "execute_workflow" => workflows::execute_workflow(ctx, args).await,
-        "get_workflow_run" => workflows::get_workflow_run(ctx, args).await,
-        "cancel_workflow_run" => workflows::cancel_workflow_run(ctx, args).await,
-        "estimate_forge_price" => forge::estimate_forge_price(ctx, args).await,
-        "execute_forge" => forge::execute_forge(ctx, args).await,
-        "get_forge_run" => forge::get_forge_run(ctx, args).await,
-        "request_file_upload_url" => files::request_file_upload_url(ctx, args).await,
-        "upload_file" => files::upload_file(ctx, args).await,
-        _ => return None,
-    };
-    Some(result)
 }
 
 /// A success result: the structured record, and the same as JSON text for clients that
@@ -231,6 +326,17 @@ pub fn success(structured: Value, mut blocks: Vec<ContentBlock>) -> CallToolResu
     let mut result = CallToolResult::success(blocks);
     result.structured_content = Some(structured);
     result
+}
+
+/// A page of a listing as structured content: the items under `key`, and the pagination
+/// fields ([`schema::pagination_properties`]).
+pub fn page<T: serde::Serialize>(key: &str, page: &layer_api::Page<T>) -> Result<Value, ToolError> {
+    Ok(serde_json::json!({
+        key: to_json(&page.items)?,
+        "next_cursor": page.next_cursor().map(|c| c.as_str().to_owned()),
+        "has_more_results": page.pagination.has_more_results,
+        "total_count": page.pagination.total_count,
+    }))
 }
 
 /// Serialises an upstream record for structured content.

@@ -1,17 +1,15 @@
 //! `get_model_recommendations`, `list_models`, `get_model`.
 
 use layer_api::{ListModelsQuery, Modality, ModelId, ModelSummary, PageLimit, WorkspaceId};
-use rmcp::model::CallToolResult;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::schema::{
-    array, enumeration, integer, nullable, object, open_object, pagination_properties, string,
-    string_max, uuid,
-};
-use super::workspaces::{cursor, page_limit};
-use super::{Args, Behaviour, ToolContext, ToolSpec, success, to_json};
+use super::args::{self, cursor, integer, non_blank, page_limit};
+use super::schema::{array, nullable, open_object, pagination_properties, string, uuid};
+use super::{Behaviour, Tool, ToolContext, ToolResult, page, success, to_json};
 use crate::errors::{Subject, ToolError};
-use crate::upstream::{CallKind, Outcome};
+use crate::upstream::CallKind;
 
 /// The modalities agents filter by (Layer's enum has more, which no generation model uses).
 pub const MODALITIES: [Modality; 4] = [
@@ -21,8 +19,9 @@ pub const MODALITIES: [Modality; 4] = [
     Modality::Audio,
 ];
 
-fn modality_names() -> Vec<&'static str> {
-    vec!["image", "video", "three_d", "audio"]
+fn modality(_: &mut SchemaGenerator) -> Schema {
+    let names: Vec<&str> = MODALITIES.iter().map(Modality::as_str).collect();
+    json_schema!({"type": "string", "enum": names})
 }
 
 fn model_summary_schema() -> Value {
@@ -105,14 +104,8 @@ const CATEGORIES: &[Category] = &[
     },
 ];
 
-pub fn specs() -> Vec<ToolSpec> {
-    let mut list_props = vec![(
-        "models",
-        array("The models on this page.", model_summary_schema(), None),
-    )];
-    list_props.extend(pagination_properties());
-    let pick = nullable(model_summary_schema());
-    let category = open_object(
+fn category_schema() -> Value {
+    open_object(
         vec![
             ("modality", string("image, video, three_d or audio.")),
             (
@@ -120,7 +113,7 @@ pub fn specs() -> Vec<ToolSpec> {
                 string("What the pick is for, e.g. text_to_image, inpainting, lipsync."),
             ),
             ("description", string("The use case in words.")),
-            ("recommended", pick),
+            ("recommended", nullable(model_summary_schema())),
             (
                 "alternatives",
                 array("Other suitable models.", model_summary_schema(), None),
@@ -133,180 +126,208 @@ pub fn specs() -> Vec<ToolSpec> {
             "recommended",
             "alternatives",
         ],
-    );
-    vec![
-        ToolSpec {
-            name: "get_model_recommendations",
-            title: "Recommend models",
-            description: "Curated model picks for the common jobs, built from the models this workspace can use: per modality and use case (text to image, inpainting, style reference, text to video, lipsync, text to 3D, audio) one recommended model and a few alternatives. The quickest way to choose a model_id; use list_models to browse everything. A category with no suitable model has recommended null.".to_owned(),
-            input: object(
-                vec![
-                    ("workspace_id", uuid("The workspace, from list_workspaces.")),
-                    ("modality", enumeration("Only this modality's categories.", modality_names())),
-                ],
-                &["workspace_id"],
-            ),
-            output: open_object(
-                vec![
-                    ("workspace_id", uuid("The workspace.")),
-                    ("categories", array("One entry per use case.", category, None)),
-                ],
-                &["workspace_id", "categories"],
-            ),
-            behaviour: Behaviour::ReadOnly,
-        },
-        ToolSpec {
-            name: "list_models",
-            title: "List models",
-            description: "Lists the models (and trained styles) a workspace can run, with modality, description and typical generation time. Filter by modality, by capabilities (every one must match; e.g. inpainting, style_reference, text_to_3d, lipsync) and by text. Call get_model for a model's capabilities and prompt format before running it. Paginated: pass next_cursor back as cursor.".to_owned(),
-            input: object(
-                vec![
-                    ("workspace_id", uuid("The workspace, from list_workspaces.")),
-                    ("modality", enumeration("Only models of this modality.", modality_names())),
-                    (
-                        "capabilities",
-                        array(
-                            "Only models with all these capabilities, e.g. [\"inpainting\"], [\"style_reference\"], [\"text_to_3d\"], [\"lipsync\"].",
-                            string("A capability name."),
-                            Some(10),
-                        ),
-                    ),
-                    ("search", string_max("Text to match in names and descriptions.", 200)),
-                    ("limit", integer("Models per page.", 1, Some(100), Some(20))),
-                    ("cursor", string("next_cursor from the previous page.")),
-                ],
-                &["workspace_id"],
-            ),
-            output: open_object(list_props, &["models", "has_more_results"]),
-            behaviour: Behaviour::ReadOnly,
-        },
-        ToolSpec {
-            name: "get_model",
-            title: "Get a model",
-            description: "Returns one model with everything needed to run it: capabilities (which guidance file types it takes, inpainting, supported durations, whether a prompt is required, max prompt length, audio and 3D features) and prompt_format (how to write prompts for it).".to_owned(),
-            input: object(
-                vec![
-                    ("workspace_id", uuid("The workspace, from list_workspaces.")),
-                    ("model_id", uuid("The model, from list_models or get_model_recommendations.")),
-                ],
-                &["workspace_id", "model_id"],
-            ),
-            output: open_object(
-                vec![
-                    ("model_id", uuid("The model.")),
-                    ("name", string("Display name.")),
-                    ("modality", string("image, video, three_d or audio.")),
-                    ("base_model_id", nullable(string("Underlying base model."))),
-                    ("base_model_name", nullable(string("Its name."))),
-                    ("description", nullable(string("What it is good at."))),
-                    ("inference_timing", string("Typical generation time.")),
-                    ("capabilities", json!({"type": "object", "description": "What the model supports; see get_forge_instructions."})),
-                    ("prompt_format", nullable(string("How to write prompts for this model."))),
-                ],
-                &["model_id", "name", "modality", "capabilities"],
-            ),
-            behaviour: Behaviour::ReadOnly,
-        },
-    ]
+    )
 }
 
-fn parse_modality(args: &Args) -> Result<Option<Modality>, ToolError> {
-    args.opt_enum("modality", &MODALITIES, Modality::as_str)
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetModelRecommendations {
+    /// The workspace, from list_workspaces.
+    #[schemars(schema_with = "args::uuid")]
+    workspace_id: WorkspaceId,
+    /// Only this modality's categories.
+    #[serde(default)]
+    #[schemars(schema_with = "modality")]
+    modality: Option<Modality>,
 }
 
-pub async fn list_models(ctx: &ToolContext, args: Args) -> Result<CallToolResult, ToolError> {
-    let workspace: WorkspaceId = args.id("workspace_id")?;
-    let query = ListModelsQuery {
-        modality: parse_modality(&args)?,
-        capabilities: args.opt_strings("capabilities", 10)?.unwrap_or_default(),
-        search: args.opt_string("search", 200)?,
-        limit: page_limit(&args)?,
-        cursor: cursor(&args)?,
-    };
-    let admission = ctx.admit(workspace, CallKind::Read).await?;
-    let result = admission.client().list_models(workspace, &query).await;
-    admission
-        .settle(if result.is_ok() {
-            Outcome::Done
-        } else {
-            Outcome::Failed
-        })
-        .await;
-    let page = result.map_err(|e| ToolError::from_layer(&e, Subject::Workspace))?;
-    let structured = json!({
-        "models": to_json(&page.items)?,
-        "next_cursor": page.next_cursor().map(|c| c.as_str().to_owned()),
-        "has_more_results": page.pagination.has_more_results,
-        "total_count": page.pagination.total_count,
-    });
-    Ok(success(structured, vec![]))
+impl Tool for GetModelRecommendations {
+    const NAME: &'static str = "get_model_recommendations";
+    const TITLE: &'static str = "Recommend models";
+    const DESCRIPTION: &'static str = "Curated model picks for the common jobs, built from the models this workspace can use: per modality and use case (text to image, inpainting, style reference, text to video, lipsync, text to 3D, audio) one recommended model and a few alternatives. The quickest way to choose a model_id; use list_models to browse everything. A category with no suitable model has recommended null.";
+    const BEHAVIOUR: Behaviour = Behaviour::ReadOnly;
+
+    fn output() -> Value {
+        open_object(
+            vec![
+                ("workspace_id", uuid("The workspace.")),
+                (
+                    "categories",
+                    array("One entry per use case.", category_schema(), None),
+                ),
+            ],
+            &["workspace_id", "categories"],
+        )
+    }
+
+    async fn call(self, ctx: &ToolContext) -> ToolResult {
+        let workspace = self.workspace_id;
+        let only = self.modality;
+        let categories: Vec<&Category> = CATEGORIES
+            .iter()
+            .filter(|c| only.as_ref().is_none_or(|m| *m == c.modality))
+            .collect();
+        // One small listing per category, concurrently: Layer's capability filter does the
+        // matching, and its order (featured first) is the ranking.
+        let pages = ctx
+            .read(
+                Some(workspace),
+                CallKind::Read,
+                Subject::Workspace,
+                |layer| {
+                    let lookups: Vec<_> = categories
+                        .iter()
+                        .map(|category| {
+                            let query = ListModelsQuery {
+                                modality: Some(category.modality.clone()),
+                                capabilities: category
+                                    .capability
+                                    .map(|c| vec![c.to_owned()])
+                                    .unwrap_or_default(),
+                                search: None,
+                                limit: PageLimit::new(4).ok(),
+                                cursor: None,
+                            };
+                            let layer = layer.clone();
+                            async move { layer.list_models(workspace, &query).await }
+                        })
+                        .collect();
+                    async move {
+                        futures::future::join_all(lookups)
+                            .await
+                            .into_iter()
+                            .collect::<Result<Vec<_>, _>>()
+                    }
+                },
+            )
+            .await?;
+        let out = categories
+            .iter()
+            .zip(pages)
+            .map(|(category, page)| category_entry(category, &page.items))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(success(
+            json!({"workspace_id": workspace.to_string(), "categories": out}),
+            vec![],
+        ))
+    }
 }
 
-pub async fn get_model(ctx: &ToolContext, args: Args) -> Result<CallToolResult, ToolError> {
-    let workspace: WorkspaceId = args.id("workspace_id")?;
-    let model: ModelId = args.id("model_id")?;
-    let admission = ctx.admit(workspace, CallKind::Read).await?;
-    let result = admission.client().get_model(workspace, model).await;
-    admission
-        .settle(if result.is_ok() {
-            Outcome::Done
-        } else {
-            Outcome::Failed
-        })
-        .await;
-    let detail = result.map_err(|e| ToolError::from_layer(&e, Subject::Model))?;
-    Ok(success(to_json(&detail)?, vec![]))
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListModels {
+    /// The workspace, from list_workspaces.
+    #[schemars(schema_with = "args::uuid")]
+    workspace_id: WorkspaceId,
+    /// Only models of this modality.
+    #[serde(default)]
+    #[schemars(schema_with = "modality")]
+    modality: Option<Modality>,
+    /// Only models with all these capabilities, e.g. ["inpainting"], ["style_reference"], ["text_to_3d"], ["lipsync"].
+    #[serde(default)]
+    #[schemars(length(max = 10), extend("items" = {"type": "string", "description": "A capability name."}))]
+    capabilities: Option<Vec<String>>,
+    /// Text to match in names and descriptions.
+    #[serde(default, deserialize_with = "non_blank")]
+    #[schemars(length(max = 200))]
+    search: Option<String>,
+    /// Models per page.
+    #[serde(default, deserialize_with = "integer")]
+    #[schemars(range(min = 1, max = 100), extend("default" = 20))]
+    limit: Option<i64>,
+    /// next_cursor from the previous page.
+    #[serde(default, deserialize_with = "non_blank")]
+    cursor: Option<String>,
 }
 
-pub async fn get_model_recommendations(
-    ctx: &ToolContext,
-    args: Args,
-) -> Result<CallToolResult, ToolError> {
-    let workspace: WorkspaceId = args.id("workspace_id")?;
-    let only = parse_modality(&args)?;
-    let categories: Vec<&Category> = CATEGORIES
-        .iter()
-        .filter(|c| only.as_ref().is_none_or(|m| *m == c.modality))
-        .collect();
-    let admission = ctx.admit(workspace, CallKind::Read).await?;
-    let client = admission.client();
-    // One small listing per category, concurrently: Layer's capability filter does the
-    // matching, and its order (featured first) is the ranking.
-    let lookups = categories.iter().map(|category| {
+impl Tool for ListModels {
+    const NAME: &'static str = "list_models";
+    const TITLE: &'static str = "List models";
+    const DESCRIPTION: &'static str = "Lists the models (and trained styles) a workspace can run, with modality, description and typical generation time. Filter by modality, by capabilities (every one must match; e.g. inpainting, style_reference, text_to_3d, lipsync) and by text. Call get_model for a model's capabilities and prompt format before running it. Paginated: pass next_cursor back as cursor.";
+    const BEHAVIOUR: Behaviour = Behaviour::ReadOnly;
+
+    fn output() -> Value {
+        let mut props = vec![(
+            "models",
+            array("The models on this page.", model_summary_schema(), None),
+        )];
+        props.extend(pagination_properties());
+        open_object(props, &["models", "has_more_results"])
+    }
+
+    async fn call(self, ctx: &ToolContext) -> ToolResult {
+        let workspace = self.workspace_id;
         let query = ListModelsQuery {
-            modality: Some(category.modality.clone()),
-            capabilities: category
-                .capability
-                .map(|c| vec![c.to_owned()])
-                .unwrap_or_default(),
-            search: None,
-            limit: PageLimit::new(4).ok(),
-            cursor: None,
+            modality: self.modality,
+            capabilities: self.capabilities.unwrap_or_default(),
+            search: self.search,
+            limit: page_limit(self.limit)?,
+            cursor: cursor(self.cursor)?,
         };
-        let client = client.clone();
-        async move { client.list_models(workspace, &query).await }
-    });
-    let results = futures::future::join_all(lookups).await;
-    let mut out = Vec::new();
-    let mut failure = None;
-    for (category, result) in categories.iter().zip(results) {
-        match result {
-            Ok(page) => out.push(category_entry(category, &page.items)?),
-            Err(e) => {
-                failure = Some(e);
-                break;
-            }
-        }
+        let listed = ctx
+            .read(
+                Some(workspace),
+                CallKind::Read,
+                Subject::Workspace,
+                |layer| async move { layer.list_models(workspace, &query).await },
+            )
+            .await?;
+        Ok(success(page("models", &listed)?, vec![]))
     }
-    if let Some(e) = failure {
-        admission.settle(Outcome::Failed).await;
-        return Err(ToolError::from_layer(&e, Subject::Workspace));
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetModel {
+    /// The workspace, from list_workspaces.
+    #[schemars(schema_with = "args::uuid")]
+    workspace_id: WorkspaceId,
+    /// The model, from list_models or get_model_recommendations.
+    #[schemars(schema_with = "args::uuid")]
+    model_id: ModelId,
+}
+
+impl Tool for GetModel {
+    const NAME: &'static str = "get_model";
+    const TITLE: &'static str = "Get a model";
+    const DESCRIPTION: &'static str = "Returns one model with everything needed to run it: capabilities (which guidance file types it takes, inpainting, supported durations, whether a prompt is required, max prompt length, audio and 3D features) and prompt_format (how to write prompts for it).";
+    const BEHAVIOUR: Behaviour = Behaviour::ReadOnly;
+
+    fn output() -> Value {
+        open_object(
+            vec![
+                ("model_id", uuid("The model.")),
+                ("name", string("Display name.")),
+                ("modality", string("image, video, three_d or audio.")),
+                ("base_model_id", nullable(string("Underlying base model."))),
+                ("base_model_name", nullable(string("Its name."))),
+                ("description", nullable(string("What it is good at."))),
+                ("inference_timing", string("Typical generation time.")),
+                (
+                    "capabilities",
+                    json!({"type": "object", "description": "What the model supports; see get_forge_instructions."}),
+                ),
+                (
+                    "prompt_format",
+                    nullable(string("How to write prompts for this model.")),
+                ),
+            ],
+            &["model_id", "name", "modality", "capabilities"],
+        )
     }
-    admission.settle(Outcome::Done).await;
-    Ok(success(
-        json!({"workspace_id": workspace.to_string(), "categories": out}),
-        vec![],
-    ))
+
+    async fn call(self, ctx: &ToolContext) -> ToolResult {
+        let (workspace, model) = (self.workspace_id, self.model_id);
+        let detail = ctx
+            .read(
+                Some(workspace),
+                CallKind::Read,
+                Subject::Model,
+                |layer| async move { layer.get_model(workspace, model).await },
+            )
+            .await?;
+        Ok(success(to_json(&detail)?, vec![]))
+    }
 }
 
 fn category_entry(category: &Category, models: &[ModelSummary]) -> Result<Value, ToolError> {

@@ -1,10 +1,83 @@
-//! Small builders for the JSON Schemas of the tool catalogue. Input schemas stay within what
-//! every client's model API accepts (type, properties, required, enum, ranges, format,
-//! items, default, description): no `$ref`, no `anyOf` in inputs.
+//! The JSON Schemas of the tool catalogue. Input schemas are derived with `schemars` from
+//! each tool's argument struct ([`input`]) and stay within what every client's model API
+//! accepts (type, properties, required, enum, ranges, format, items, default, description):
+//! subschemas inline (no `$ref`/`$defs`, which Gemini CLI and others handle badly), no
+//! `anyOf` or `null` in inputs. Output schemas are written with the small builders below.
 
+use schemars::JsonSchema;
+use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 
 use crate::errors::error_schema;
+
+/// The input schema of a tool whose arguments are `T`.
+pub fn input<T: JsonSchema>() -> Value {
+    let mut settings = SchemaSettings::draft2020_12();
+    settings.inline_subschemas = true;
+    settings.meta_schema = None;
+    let mut schema = settings
+        .into_generator()
+        .into_root_schema_for::<T>()
+        .to_value();
+    if let Some(root) = schema.as_object_mut() {
+        root.remove("title");
+    }
+    portable(&mut schema);
+    schema
+}
+
+/// Rewrites a derived schema into the portable dialect: an absent optional argument is
+/// simply left out, so `null` is neither offered nor a default; Rust's number formats (`int64`, `double`…)
+/// say nothing to a model; a closed object lists its `required` even when empty.
+fn portable(schema: &mut Value) {
+    let Some(obj) = schema.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Array(branches)) = obj.get("anyOf")
+        && branches.len() == 2
+        && let Some(kept) = branches
+            .iter()
+            .find(|b| b.get("type") != Some(&json!("null")))
+    {
+        let kept = kept.clone();
+        obj.remove("anyOf");
+        if let Value::Object(kept) = kept {
+            for (k, v) in kept {
+                obj.entry(k).or_insert(v);
+            }
+        }
+    }
+    if let Some(Value::Array(types)) = obj.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types.remove(0);
+            obj.insert("type".to_owned(), only);
+        }
+    }
+    if let Some(Value::Array(values)) = obj.get_mut("enum") {
+        values.retain(|v| !v.is_null());
+    }
+    if obj.get("default") == Some(&Value::Null) {
+        obj.remove("default");
+    }
+    if obj
+        .get("format")
+        .and_then(Value::as_str)
+        .is_some_and(|f| !matches!(f, "uuid" | "uri" | "date-time"))
+    {
+        obj.remove("format");
+    }
+    if obj.get("additionalProperties") == Some(&Value::Bool(false)) {
+        obj.entry("properties").or_insert_with(|| json!({}));
+        obj.entry("required").or_insert_with(|| json!([]));
+    }
+    if let Some(Value::Object(properties)) = obj.get_mut("properties") {
+        properties.values_mut().for_each(portable);
+    }
+    if let Some(items) = obj.get_mut("items") {
+        portable(items);
+    }
+}
 
 pub fn uuid(description: &str) -> Value {
     json!({"type": "string", "format": "uuid", "description": description})
@@ -12,10 +85,6 @@ pub fn uuid(description: &str) -> Value {
 
 pub fn string(description: &str) -> Value {
     json!({"type": "string", "description": description})
-}
-
-pub fn string_max(description: &str, max_length: u64) -> Value {
-    json!({"type": "string", "maxLength": max_length, "description": description})
 }
 
 pub fn integer(
@@ -49,25 +118,12 @@ pub fn boolean(description: &str) -> Value {
     json!({"type": "boolean", "description": description})
 }
 
-pub fn enumeration<'a>(description: &str, values: impl IntoIterator<Item = &'a str>) -> Value {
-    json!({"type": "string", "enum": values.into_iter().collect::<Vec<_>>(), "description": description})
-}
-
 pub fn array(description: &str, items: Value, max_items: Option<u64>) -> Value {
     let mut v = json!({"type": "array", "items": items, "description": description});
     if let Some(max) = max_items {
         v["maxItems"] = json!(max);
     }
     v
-}
-
-/// A closed object: the listed properties only.
-pub fn object(properties: Vec<(&str, Value)>, required: &[&str]) -> Value {
-    let mut props = Map::new();
-    for (name, schema) in properties {
-        props.insert(name.to_owned(), schema);
-    }
-    json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
 }
 
 /// An object that may carry more than the listed properties (upstream records, which gain

@@ -5,18 +5,20 @@ use layer_api::{
     EstimateWorkflowRequest, ExecuteWorkflowRequest, ListWorkflowsQuery, WorkflowId, WorkflowRun,
     WorkflowRunId, WorkspaceId,
 };
-use rmcp::model::{CallToolResult, ContentBlock};
-use serde_json::{Value, json};
+use rmcp::model::ContentBlock;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
 
+use super::args::{self, cursor, idempotency_key, integer, non_blank, page_limit};
 use super::runs::{OutputFile, resource_links, success_summary};
 use super::schema::{
-    array, boolean, integer, nullable, number, object, open_object, pagination_properties, string,
-    string_max, uuid,
+    array, boolean, integer as integer_schema, nullable, number, open_object,
+    pagination_properties, string, uuid,
 };
-use super::workspaces::{cursor, page_limit};
-use super::{Args, Behaviour, ToolContext, ToolSpec, success, to_json};
+use super::{Behaviour, Tool, ToolContext, ToolResult, page, success, to_json};
 use crate::caps::refusal::WORKFLOW;
-use crate::errors::{Subject, ToolError};
+use crate::errors::Subject;
 use crate::upstream::{CallKind, Outcome};
 use layer_api::ErrorCode;
 use limiter::RunRef;
@@ -69,17 +71,6 @@ fn workflow_schema() -> Value {
     )
 }
 
-fn run_ids() -> Vec<(&'static str, Value)> {
-    vec![
-        (
-            "workspace_id",
-            uuid("The workspace the run was started in."),
-        ),
-        ("workflow_id", uuid("The workflow.")),
-        ("run_id", uuid("From execute_workflow.")),
-    ]
-}
-
 fn run_schema() -> Value {
     open_object(
         vec![
@@ -92,7 +83,7 @@ fn run_schema() -> Value {
             ),
             (
                 "poll_interval_seconds",
-                nullable(integer(
+                nullable(integer_schema(
                     "While running: wait this long before polling again.",
                     0,
                     None,
@@ -154,272 +145,342 @@ fn run_schema() -> Value {
     )
 }
 
-pub fn specs() -> Vec<ToolSpec> {
-    let mut list_props = vec![(
-        "workflows",
-        array("The workflows on this page.", workflow_schema(), None),
-    )];
-    list_props.extend(pagination_properties());
-    let base = || {
-        vec![
-            ("workspace_id", uuid("The workspace, from list_workspaces.")),
-            ("workflow_id", uuid("The workflow, from list_workflows.")),
-            (
-                "inputs",
-                json!({"type": "object", "description": "Values keyed by the workflow's input names (list_workflows shows each input's type, value_schema and whether it is required). File inputs take a file_id."}),
-            ),
-        ]
-    };
-    let mut execute_props = base();
-    execute_props.push((
-        "session_name",
-        string_max(
-            "Group the run under a session of this name in the Layer app.",
-            255,
-        ),
-    ));
-    execute_props.push((
-        "idempotency_key",
-        string_max("Any unique string (e.g. a UUID). Retrying with the same key and inputs returns the run already started instead of starting another.", 255),
-    ));
-    vec![
-        ToolSpec {
-            name: "list_workflows",
-            title: "List workflows",
-            description: "Lists the published workflows of a workspace: multi-step pipelines (e.g. a product shot from a product photo and a scene prompt) with their typed inputs (name, type, required, value_schema, default) and outputs. Use the inputs to build execute_workflow's `inputs`. Filter with search; paginated: pass next_cursor back as cursor.".to_owned(),
-            input: object(
-                vec![
-                    ("workspace_id", uuid("The workspace, from list_workspaces.")),
-                    ("search", string_max("Text to match in names and descriptions.", 200)),
-                    ("limit", integer("Workflows per page.", 1, Some(100), Some(20))),
-                    ("cursor", string("next_cursor from the previous page.")),
-                ],
-                &["workspace_id"],
-            ),
-            output: open_object(list_props, &["workflows", "has_more_results"]),
-            behaviour: Behaviour::ReadOnly,
-        },
-        ToolSpec {
-            name: "estimate_workflow_price",
-            title: "Estimate a workflow run",
-            description: "Prices a workflow run without running it: estimated_price_creative_units, the available balance, the balance after the run, has_sufficient_creative_units, and output_counts (how many of each output it makes). Pass the inputs you will execute with. Ask the user before spending more than about 20 Creative Units. Costs nothing.".to_owned(),
-            input: object(base(), &["workspace_id", "workflow_id", "inputs"]),
-            output: open_object(
-                vec![
-                    ("estimated_price_creative_units", number("The run's estimated price.", None, None)),
-                    ("workspace_balance_creative_units", number("Available balance now.", None, None)),
-                    ("estimated_remaining_balance_creative_units", number("Available balance after the run.", None, None)),
-                    ("has_sufficient_creative_units", boolean("Whether the balance covers it.")),
-                    ("output_counts", array("Outputs the run makes.", json!({"type": "object"}), None)),
-                ],
-                &["estimated_price_creative_units", "has_sufficient_creative_units"],
-            ),
-            behaviour: Behaviour::ReadOnly,
-        },
-        ToolSpec {
-            name: "execute_workflow",
-            title: "Run a workflow",
-            description: "Starts a workflow run and returns at once with run_id, status pending and poll_interval_seconds; the estimated price is reserved from the workspace balance. Estimate first and ask the user before spending more than about 20 Creative Units. Then poll get_workflow_run every poll_interval_seconds until success, failure or cancelled. At most 5 runs may be in progress per user per workspace. Pass idempotency_key to retry safely.".to_owned(),
-            input: object(execute_props, &["workspace_id", "workflow_id", "inputs"]),
-            output: open_object(
-                vec![
-                    ("workspace_id", uuid("The workspace.")),
-                    ("workflow_id", uuid("The workflow.")),
-                    ("run_id", uuid("Poll it with get_workflow_run.")),
-                    ("status", string("pending.")),
-                    ("estimated_price_creative_units", number("Reserved now.", None, None)),
-                    ("poll_interval_seconds", integer("Wait this long before polling.", 0, None, None)),
-                    ("created_at", json!({"type": "string", "format": "date-time"})),
-                    ("session_id", nullable(uuid("The Layer session it belongs to."))),
-                    ("next_step", string("What to do next.")),
-                ],
-                &["workspace_id", "workflow_id", "run_id", "status", "poll_interval_seconds"],
-            ),
-            behaviour: Behaviour::Writes { destructive: false, idempotent: false, open_world: false },
-        },
-        ToolSpec {
-            name: "get_workflow_run",
-            title: "Check a workflow run",
-            description: "Returns a workflow run's status and steps. While pending or running, wait poll_interval_seconds and call again. On success: the outputs, actual_price_creative_units, a resource link per output and a summary with the balance left: show them to the user. On failure: error, error_code and refusals say why (nothing is charged).".to_owned(),
-            input: object(run_ids(), &["workspace_id", "workflow_id", "run_id"]),
-            output: run_schema(),
-            behaviour: Behaviour::ReadOnly,
-        },
-        ToolSpec {
-            name: "cancel_workflow_run",
-            title: "Cancel a workflow run",
-            description: "Stops a pending or running workflow run; its reserved Creative Units are released and nothing is charged. Outputs not yet made are lost. A run that already finished answers RUN_NOT_CANCELLABLE. Confirm with the user first unless they asked for it.".to_owned(),
-            input: object(run_ids(), &["workspace_id", "workflow_id", "run_id"]),
-            output: run_schema(),
-            behaviour: Behaviour::Writes { destructive: true, idempotent: true, open_world: false },
-        },
-    ]
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListWorkflows {
+    /// The workspace, from list_workspaces.
+    #[schemars(schema_with = "args::uuid")]
+    workspace_id: WorkspaceId,
+    /// Text to match in names and descriptions.
+    #[serde(default, deserialize_with = "non_blank")]
+    #[schemars(length(max = 200))]
+    search: Option<String>,
+    /// Workflows per page.
+    #[serde(default, deserialize_with = "integer")]
+    #[schemars(range(min = 1, max = 100), extend("default" = 20))]
+    limit: Option<i64>,
+    /// next_cursor from the previous page.
+    #[serde(default, deserialize_with = "non_blank")]
+    cursor: Option<String>,
 }
 
-fn inputs(args: &Args) -> Result<serde_json::Map<String, Value>, ToolError> {
-    args.opt_object("inputs")?
-        .ok_or_else(|| ToolError::invalid("`inputs` is required: an object keyed by the workflow's input names (see list_workflows)"))
+impl Tool for ListWorkflows {
+    const NAME: &'static str = "list_workflows";
+    const TITLE: &'static str = "List workflows";
+    const DESCRIPTION: &'static str = "Lists the published workflows of a workspace: multi-step pipelines (e.g. a product shot from a product photo and a scene prompt) with their typed inputs (name, type, required, value_schema, default) and outputs. Use the inputs to build execute_workflow's `inputs`. Filter with search; paginated: pass next_cursor back as cursor.";
+    const BEHAVIOUR: Behaviour = Behaviour::ReadOnly;
+
+    fn output() -> Value {
+        let mut props = vec![(
+            "workflows",
+            array("The workflows on this page.", workflow_schema(), None),
+        )];
+        props.extend(pagination_properties());
+        open_object(props, &["workflows", "has_more_results"])
+    }
+
+    async fn call(self, ctx: &ToolContext) -> ToolResult {
+        let workspace = self.workspace_id;
+        let query = ListWorkflowsQuery {
+            search: self.search,
+            limit: page_limit(self.limit)?,
+            cursor: cursor(self.cursor)?,
+        };
+        let listed = ctx
+            .read(
+                Some(workspace),
+                CallKind::Read,
+                Subject::Workspace,
+                |layer| async move { layer.list_workflows(workspace, &query).await },
+            )
+            .await?;
+        Ok(success(page("workflows", &listed)?, vec![]))
+    }
 }
 
-pub async fn list_workflows(ctx: &ToolContext, args: Args) -> Result<CallToolResult, ToolError> {
-    let workspace: WorkspaceId = args.id("workspace_id")?;
-    let query = ListWorkflowsQuery {
-        search: args.opt_string("search", 200)?,
-        limit: page_limit(&args)?,
-        cursor: cursor(&args)?,
-    };
-    let admission = ctx.admit(workspace, CallKind::Read).await?;
-    let result = admission.client().list_workflows(workspace, &query).await;
-    admission
-        .settle(if result.is_ok() {
-            Outcome::Done
-        } else {
-            Outcome::Failed
-        })
-        .await;
-    let page = result.map_err(|e| ToolError::from_layer(&e, Subject::Workspace))?;
-    let structured = json!({
-        "workflows": to_json(&page.items)?,
-        "next_cursor": page.next_cursor().map(|c| c.as_str().to_owned()),
-        "has_more_results": page.pagination.has_more_results,
-        "total_count": page.pagination.total_count,
-    });
-    Ok(success(structured, vec![]))
+// The arguments estimating and executing a workflow share.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowCall {
+    /// The workspace, from list_workspaces.
+    #[schemars(schema_with = "args::uuid")]
+    workspace_id: WorkspaceId,
+    /// The workflow, from list_workflows.
+    #[schemars(schema_with = "args::uuid")]
+    workflow_id: WorkflowId,
+    /// Values keyed by the workflow's input names (list_workflows shows each input's type, value_schema and whether it is required). File inputs take a file_id.
+    #[schemars(schema_with = "args::any_object")]
+    inputs: Map<String, Value>,
 }
 
-pub async fn estimate_workflow_price(
-    ctx: &ToolContext,
-    args: Args,
-) -> Result<CallToolResult, ToolError> {
-    let workspace: WorkspaceId = args.id("workspace_id")?;
-    let workflow: WorkflowId = args.id("workflow_id")?;
-    let request = EstimateWorkflowRequest {
-        inputs: inputs(&args)?,
-    };
-    let admission = ctx.admit(workspace, CallKind::Read).await?;
-    let result = admission
-        .client()
-        .estimate_workflow(workspace, workflow, &request)
-        .await;
-    admission
-        .settle(if result.is_ok() {
-            Outcome::Done
-        } else {
-            Outcome::Failed
-        })
-        .await;
-    let estimate = result.map_err(|e| ToolError::from_layer(&e, Subject::Workflow))?;
-    Ok(success(to_json(&estimate)?, vec![]))
-}
+#[derive(Deserialize, JsonSchema)]
+pub struct EstimateWorkflowPrice(WorkflowCall);
 
-pub async fn execute_workflow(ctx: &ToolContext, args: Args) -> Result<CallToolResult, ToolError> {
-    let workspace: WorkspaceId = args.id("workspace_id")?;
-    let workflow: WorkflowId = args.id("workflow_id")?;
-    let request = ExecuteWorkflowRequest {
-        inputs: inputs(&args)?,
-        session_id: None,
-        session_name: args.opt_string("session_name", 255)?,
-        webhook: None,
-    };
-    let key = args.idempotency_key()?;
-    let admission = ctx
-        .admit(workspace, CallKind::StartRun)
-        .await?
-        .with_idempotency_key(key);
-    let result = admission
-        .client()
-        .execute_workflow(workspace, workflow, &request)
-        .await;
-    let started = admission
-        .start_run(
-            result,
-            |started| {
-                RunRef::new(WORKFLOW, started.run_id.to_string()).with_parent(workflow.to_string())
-            },
-            Subject::Workflow,
+impl Tool for EstimateWorkflowPrice {
+    const NAME: &'static str = "estimate_workflow_price";
+    const TITLE: &'static str = "Estimate a workflow run";
+    const DESCRIPTION: &'static str = "Prices a workflow run without running it: estimated_price_creative_units, the available balance, the balance after the run, has_sufficient_creative_units, and output_counts (how many of each output it makes). Pass the inputs you will execute with. Ask the user before spending more than about 20 Creative Units. Costs nothing.";
+    const BEHAVIOUR: Behaviour = Behaviour::ReadOnly;
+
+    fn output() -> Value {
+        open_object(
+            vec![
+                (
+                    "estimated_price_creative_units",
+                    number("The run's estimated price.", None, None),
+                ),
+                (
+                    "workspace_balance_creative_units",
+                    number("Available balance now.", None, None),
+                ),
+                (
+                    "estimated_remaining_balance_creative_units",
+                    number("Available balance after the run.", None, None),
+                ),
+                (
+                    "has_sufficient_creative_units",
+                    boolean("Whether the balance covers it."),
+                ),
+                (
+                    "output_counts",
+                    array("Outputs the run makes.", json!({"type": "object"}), None),
+                ),
+            ],
+            &[
+                "estimated_price_creative_units",
+                "has_sufficient_creative_units",
+            ],
         )
-        .await?;
-    let mut structured = to_json(&started)?;
-    structured["workspace_id"] = json!(workspace.to_string());
-    structured["workflow_id"] = json!(workflow.to_string());
-    structured["next_step"] = json!(format!(
-        "Call get_workflow_run with workspace_id {workspace}, workflow_id {workflow} and run_id {} in {} seconds, and again every poll_interval_seconds until the status is success, failure or cancelled.",
-        started.run_id, started.poll_interval_seconds
-    ));
-    Ok(success(structured, vec![]))
+    }
+
+    async fn call(self, ctx: &ToolContext) -> ToolResult {
+        let WorkflowCall {
+            workspace_id: workspace,
+            workflow_id: workflow,
+            inputs,
+        } = self.0;
+        let request = EstimateWorkflowRequest { inputs };
+        let estimate = ctx
+            .read(
+                Some(workspace),
+                CallKind::Read,
+                Subject::Workflow,
+                |layer| async move { layer.estimate_workflow(workspace, workflow, &request).await },
+            )
+            .await?;
+        Ok(success(to_json(&estimate)?, vec![]))
+    }
 }
 
-pub async fn get_workflow_run(ctx: &ToolContext, args: Args) -> Result<CallToolResult, ToolError> {
-    run_call(ctx, &args, false).await
+#[derive(Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ExecuteWorkflow {
+    #[serde(flatten)]
+    call: WorkflowCall,
+    /// Group the run under a session of this name in the Layer app.
+    #[serde(default, deserialize_with = "non_blank")]
+    #[schemars(length(max = 255))]
+    session_name: Option<String>,
+    /// Any unique string (e.g. a UUID). Retrying with the same key and inputs returns the run already started instead of starting another.
+    #[serde(default, deserialize_with = "non_blank")]
+    #[schemars(length(max = 255))]
+    idempotency_key: Option<String>,
 }
 
-pub async fn cancel_workflow_run(
-    ctx: &ToolContext,
-    args: Args,
-) -> Result<CallToolResult, ToolError> {
-    run_call(ctx, &args, true).await
+impl Tool for ExecuteWorkflow {
+    const NAME: &'static str = "execute_workflow";
+    const TITLE: &'static str = "Run a workflow";
+    const DESCRIPTION: &'static str = "Starts a workflow run and returns at once with run_id, status pending and poll_interval_seconds; the estimated price is reserved from the workspace balance. Estimate first and ask the user before spending more than about 20 Creative Units. Then poll get_workflow_run every poll_interval_seconds until success, failure or cancelled. At most 5 runs may be in progress per user per workspace. Pass idempotency_key to retry safely.";
+    const BEHAVIOUR: Behaviour = Behaviour::Writes {
+        destructive: false,
+        idempotent: false,
+        open_world: false,
+    };
+
+    fn output() -> Value {
+        open_object(
+            vec![
+                ("workspace_id", uuid("The workspace.")),
+                ("workflow_id", uuid("The workflow.")),
+                ("run_id", uuid("Poll it with get_workflow_run.")),
+                ("status", string("pending.")),
+                (
+                    "estimated_price_creative_units",
+                    number("Reserved now.", None, None),
+                ),
+                (
+                    "poll_interval_seconds",
+                    integer_schema("Wait this long before polling.", 0, None, None),
+                ),
+                (
+                    "created_at",
+                    json!({"type": "string", "format": "date-time"}),
+                ),
+                (
+                    "session_id",
+                    nullable(uuid("The Layer session it belongs to.")),
+                ),
+                ("next_step", string("What to do next.")),
+            ],
+            &[
+                "workspace_id",
+                "workflow_id",
+                "run_id",
+                "status",
+                "poll_interval_seconds",
+            ],
+        )
+    }
+
+    async fn call(self, ctx: &ToolContext) -> ToolResult {
+        let WorkflowCall {
+            workspace_id: workspace,
+            workflow_id: workflow,
+            inputs,
+        } = self.call;
+        let request = ExecuteWorkflowRequest {
+            inputs,
+            session_id: None,
+            session_name: self.session_name,
+            webhook: None,
+        };
+        let key = idempotency_key(self.idempotency_key)?;
+        let started = ctx
+            .run(
+                workspace,
+                key,
+                Subject::Workflow,
+                |layer| async move { layer.execute_workflow(workspace, workflow, &request).await },
+                |started| {
+                    RunRef::new(WORKFLOW, started.run_id.to_string())
+                        .with_parent(workflow.to_string())
+                },
+            )
+            .await?;
+        let mut structured = to_json(&started)?;
+        structured["workspace_id"] = json!(workspace.to_string());
+        structured["workflow_id"] = json!(workflow.to_string());
+        structured["next_step"] = json!(format!(
+            "Call get_workflow_run with workspace_id {workspace}, workflow_id {workflow} and run_id {} in {} seconds, and again every poll_interval_seconds until the status is success, failure or cancelled.",
+            started.run_id, started.poll_interval_seconds
+        ));
+        Ok(success(structured, vec![]))
+    }
 }
 
-async fn run_call(
-    ctx: &ToolContext,
-    args: &Args,
-    cancel: bool,
-) -> Result<CallToolResult, ToolError> {
-    let workspace: WorkspaceId = args.id("workspace_id")?;
-    let workflow: WorkflowId = args.id("workflow_id")?;
-    let run_id: WorkflowRunId = args.id("run_id")?;
+// The ids of a workflow run.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunIds {
+    /// The workspace the run was started in.
+    #[schemars(schema_with = "args::uuid")]
+    workspace_id: WorkspaceId,
+    /// The workflow.
+    #[schemars(schema_with = "args::uuid")]
+    workflow_id: WorkflowId,
+    /// From execute_workflow.
+    #[schemars(schema_with = "args::uuid")]
+    run_id: WorkflowRunId,
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub struct GetWorkflowRun(RunIds);
+
+impl Tool for GetWorkflowRun {
+    const NAME: &'static str = "get_workflow_run";
+    const TITLE: &'static str = "Check a workflow run";
+    const DESCRIPTION: &'static str = "Returns a workflow run's status and steps. While pending or running, wait poll_interval_seconds and call again. On success: the outputs, actual_price_creative_units, a resource link per output and a summary with the balance left: show them to the user. On failure: error, error_code and refusals say why (nothing is charged).";
+    const BEHAVIOUR: Behaviour = Behaviour::ReadOnly;
+
+    fn output() -> Value {
+        run_schema()
+    }
+
+    async fn call(self, ctx: &ToolContext) -> ToolResult {
+        run_call(ctx, self.0, false).await
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub struct CancelWorkflowRun(RunIds);
+
+impl Tool for CancelWorkflowRun {
+    const NAME: &'static str = "cancel_workflow_run";
+    const TITLE: &'static str = "Cancel a workflow run";
+    const DESCRIPTION: &'static str = "Stops a pending or running workflow run; its reserved Creative Units are released and nothing is charged. Outputs not yet made are lost. A run that already finished answers RUN_NOT_CANCELLABLE. Confirm with the user first unless they asked for it.";
+    const BEHAVIOUR: Behaviour = Behaviour::Writes {
+        destructive: true,
+        idempotent: true,
+        open_world: false,
+    };
+
+    fn output() -> Value {
+        run_schema()
+    }
+
+    async fn call(self, ctx: &ToolContext) -> ToolResult {
+        run_call(ctx, self.0, true).await
+    }
+}
+
+/// Polls or cancels a run; the answer (and, once the run is over, the balance left) tells the
+/// caps whether the run still holds a place.
+async fn run_call(ctx: &ToolContext, ids: RunIds, cancel: bool) -> ToolResult {
+    let RunIds {
+        workspace_id: workspace,
+        workflow_id: workflow,
+        run_id,
+    } = ids;
     let kind = if cancel {
         CallKind::CancelRun
     } else {
         CallKind::PollRun
     };
-    let admission = ctx.admit(workspace, kind).await?;
-    let client = admission.client();
-    let result = if cancel {
-        client
-            .cancel_workflow_run(workspace, workflow, run_id)
-            .await
-    } else {
-        client.get_workflow_run(workspace, workflow, run_id).await
-    };
-    let run = match result {
-        Ok(run) => run,
-        Err(e) => {
-            // A run Layer does not know, or (cancel) one already finished, holds no place.
-            let over = match e.status().map(|s| s.as_u16()) {
-                Some(404) => true,
-                Some(409) => cancel && e.code() == Some(&ErrorCode::RunNotCancellable),
-                _ => false,
-            };
-            let outcome = if over {
-                Outcome::RunEnded(run_id.to_string())
-            } else {
-                Outcome::Failed
-            };
-            admission.settle(outcome).await;
-            return Err(ToolError::from_layer(&e, Subject::Run));
-        }
-    };
-    let balance = if run.status.is_terminal() {
-        client
-            .get_workspace(workspace)
-            .await
-            .ok()
-            .map(|w| (w.name, w.available_creative_units))
-    } else {
-        None
-    };
-    // A successful cancel ends the run even if Layer still reports it stopping.
-    admission
-        .settle(if cancel {
-            Outcome::RunEnded(run_id.to_string())
-        } else {
-            Outcome::RunSeen {
-                run: run_id.to_string(),
-                terminal: run.status.is_terminal(),
-            }
-        })
-        .await;
+    let (run, balance) = ctx
+        .read_settling(
+            Some(workspace),
+            kind,
+            Subject::Run,
+            |layer| async move {
+                let run = if cancel {
+                    layer.cancel_workflow_run(workspace, workflow, run_id).await
+                } else {
+                    layer.get_workflow_run(workspace, workflow, run_id).await
+                }?;
+                let balance = if run.status.is_terminal() {
+                    layer
+                        .get_workspace(workspace)
+                        .await
+                        .ok()
+                        .map(|w| (w.name, w.available_creative_units))
+                } else {
+                    None
+                };
+                Ok((run, balance))
+            },
+            |result| match result {
+                // A successful cancel ends the run even if Layer still reports it stopping.
+                Ok(_) if cancel => Outcome::RunEnded(run_id.to_string()),
+                Ok((run, _)) => Outcome::RunSeen {
+                    run: run_id.to_string(),
+                    terminal: run.status.is_terminal(),
+                },
+                // A run Layer does not know, or (cancel) one already finished, holds no place.
+                Err(e) => {
+                    let over = match e.status().map(|s| s.as_u16()) {
+                        Some(404) => true,
+                        Some(409) => cancel && e.code() == Some(&ErrorCode::RunNotCancellable),
+                        _ => false,
+                    };
+                    if over {
+                        Outcome::RunEnded(run_id.to_string())
+                    } else {
+                        Outcome::Failed
+                    }
+                }
+            },
+        )
+        .await?;
     let (summary, blocks) = describe_run(&run, balance);
     let mut structured = to_json(&run)?;
     structured["workspace_id"] = json!(workspace.to_string());

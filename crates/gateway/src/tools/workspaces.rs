@@ -1,15 +1,15 @@
 //! `list_workspaces`, `get_workspace`.
 
-use layer_api::{Cursor, ListWorkspacesQuery, PageLimit, WorkspaceId};
-use rmcp::model::CallToolResult;
+use layer_api::{ListWorkspacesQuery, WorkspaceId};
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::schema::{
-    array, integer, nullable, number, object, open_object, pagination_properties, string, uuid,
-};
-use super::{Args, Behaviour, ToolContext, ToolSpec, success, to_json};
-use crate::errors::{Subject, ToolError};
-use crate::upstream::{CallKind, Outcome};
+use super::args::{self, cursor, integer, non_blank, page_limit};
+use super::schema::{array, nullable, number, open_object, pagination_properties, string, uuid};
+use super::{Behaviour, Tool, ToolContext, ToolResult, page, success, to_json};
+use crate::errors::Subject;
+use crate::upstream::CallKind;
 
 /// The schema of a workspace record.
 pub fn workspace_schema() -> Value {
@@ -54,86 +54,75 @@ pub fn workspace_schema() -> Value {
     )
 }
 
-pub fn specs() -> Vec<ToolSpec> {
-    let mut list_props = vec![(
-        "workspaces",
-        array("The workspaces on this page.", workspace_schema(), None),
-    )];
-    list_props.extend(pagination_properties());
-    vec![
-        ToolSpec {
-            name: "list_workspaces",
-            title: "List workspaces",
-            description: "Lists the Layer workspaces the user belongs to, with each one's Creative Unit balance (balance, reserved by running generations, available). Start here: every other tool needs a workspace_id from this list. If the user has several, ask which to use (or pick the one they named). Paginated: pass next_cursor back as cursor while has_more_results is true.".to_owned(),
-            input: object(
-                vec![
-                    ("limit", integer("Workspaces per page.", 1, Some(100), Some(20))),
-                    ("cursor", string("next_cursor from the previous page.")),
-                ],
-                &[],
-            ),
-            output: open_object(list_props, &["workspaces", "has_more_results"]),
-            behaviour: Behaviour::ReadOnly,
-        },
-        ToolSpec {
-            name: "get_workspace",
-            title: "Get a workspace",
-            description: "Returns one workspace with its current Creative Unit balance: balance_creative_units, reserved_creative_units (held by runs in progress) and available_creative_units (what can be spent now). Use it to check the balance before and after spending.".to_owned(),
-            input: object(vec![("workspace_id", uuid("The workspace, from list_workspaces."))], &["workspace_id"]),
-            output: workspace_schema(),
-            behaviour: Behaviour::ReadOnly,
-        },
-    ]
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListWorkspaces {
+    /// Workspaces per page.
+    #[serde(default, deserialize_with = "integer")]
+    #[schemars(range(min = 1, max = 100), extend("default" = 20))]
+    limit: Option<i64>,
+    /// next_cursor from the previous page.
+    #[serde(default, deserialize_with = "non_blank")]
+    cursor: Option<String>,
 }
 
-pub(crate) fn page_limit(args: &Args) -> Result<Option<PageLimit>, ToolError> {
-    args.opt_int("limit", 1, 100)?
-        .map(|n| {
-            PageLimit::new(u32::try_from(n).unwrap_or(100))
-                .map_err(|e| ToolError::invalid(format!("`limit`: {e}")))
-        })
-        .transpose()
+impl Tool for ListWorkspaces {
+    const NAME: &'static str = "list_workspaces";
+    const TITLE: &'static str = "List workspaces";
+    const DESCRIPTION: &'static str = "Lists the Layer workspaces the user belongs to, with each one's Creative Unit balance (balance, reserved by running generations, available). Start here: every other tool needs a workspace_id from this list. If the user has several, ask which to use (or pick the one they named). Paginated: pass next_cursor back as cursor while has_more_results is true.";
+    const BEHAVIOUR: Behaviour = Behaviour::ReadOnly;
+
+    fn output() -> Value {
+        let mut props = vec![(
+            "workspaces",
+            array("The workspaces on this page.", workspace_schema(), None),
+        )];
+        props.extend(pagination_properties());
+        open_object(props, &["workspaces", "has_more_results"])
+    }
+
+    async fn call(self, ctx: &ToolContext) -> ToolResult {
+        let query = ListWorkspacesQuery {
+            limit: page_limit(self.limit)?,
+            cursor: cursor(self.cursor)?,
+        };
+        let listed = ctx
+            .read(None, CallKind::Read, Subject::Other, |layer| async move {
+                layer.list_workspaces(&query).await
+            })
+            .await?;
+        Ok(success(page("workspaces", &listed)?, vec![]))
+    }
 }
 
-pub(crate) fn cursor(args: &Args) -> Result<Option<Cursor>, ToolError> {
-    Ok(args.opt_string("cursor", 4096)?.map(Cursor::new))
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetWorkspace {
+    /// The workspace, from list_workspaces.
+    #[schemars(schema_with = "args::uuid")]
+    workspace_id: WorkspaceId,
 }
 
-pub async fn list_workspaces(ctx: &ToolContext, args: Args) -> Result<CallToolResult, ToolError> {
-    let query = ListWorkspacesQuery {
-        limit: page_limit(&args)?,
-        cursor: cursor(&args)?,
-    };
-    let admission = ctx.admit_unscoped().await?;
-    let result = admission.client().list_workspaces(&query).await;
-    admission
-        .settle(if result.is_ok() {
-            Outcome::Done
-        } else {
-            Outcome::Failed
-        })
-        .await;
-    let page = result.map_err(|e| ToolError::from_layer(&e, Subject::Other))?;
-    let structured = json!({
-        "workspaces": to_json(&page.items)?,
-        "next_cursor": page.next_cursor().map(|c| c.as_str().to_owned()),
-        "has_more_results": page.pagination.has_more_results,
-        "total_count": page.pagination.total_count,
-    });
-    Ok(success(structured, vec![]))
-}
+impl Tool for GetWorkspace {
+    const NAME: &'static str = "get_workspace";
+    const TITLE: &'static str = "Get a workspace";
+    const DESCRIPTION: &'static str = "Returns one workspace with its current Creative Unit balance: balance_creative_units, reserved_creative_units (held by runs in progress) and available_creative_units (what can be spent now). Use it to check the balance before and after spending.";
+    const BEHAVIOUR: Behaviour = Behaviour::ReadOnly;
 
-pub async fn get_workspace(ctx: &ToolContext, args: Args) -> Result<CallToolResult, ToolError> {
-    let workspace: WorkspaceId = args.id("workspace_id")?;
-    let admission = ctx.admit(workspace, CallKind::Read).await?;
-    let result = admission.client().get_workspace(workspace).await;
-    admission
-        .settle(if result.is_ok() {
-            Outcome::Done
-        } else {
-            Outcome::Failed
-        })
-        .await;
-    let info = result.map_err(|e| ToolError::from_layer(&e, Subject::Workspace))?;
-    Ok(success(to_json(&info)?, vec![]))
+    fn output() -> Value {
+        workspace_schema()
+    }
+
+    async fn call(self, ctx: &ToolContext) -> ToolResult {
+        let workspace = self.workspace_id;
+        let info = ctx
+            .read(
+                Some(workspace),
+                CallKind::Read,
+                Subject::Workspace,
+                |layer| async move { layer.get_workspace(workspace).await },
+            )
+            .await?;
+        Ok(success(to_json(&info)?, vec![]))
+    }
 }

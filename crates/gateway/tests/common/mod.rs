@@ -415,7 +415,7 @@ pub async fn wait_forge(client: &mut Raw, workspace: &str, inference: &str) -> A
 /// Checks structured content against the tool's output schema, with formats (uuid,
 /// date-time) validated as ajv-formats does.
 pub fn assert_conforms(tool: &str, value: &Value) {
-    let catalogue = gateway::tools::Catalogue::new();
+    let catalogue = gateway::tools::Catalogue::new().unwrap();
     let Some(spec) = catalogue.tool(tool) else {
         return;
     };
