@@ -116,10 +116,7 @@ async fn unauthenticated_forbidden_and_not_found() {
 
 #[tokio::test]
 async fn validation_errors_carry_every_item() {
-    let sim = sim().await;
-    let admin = Admin::new(&sim);
-    let client = client(&sim);
-    let alice = pat(&sim, "alice");
+    let (sim, admin, client, alice) = setup().await;
     let personal = ws(&sim, ALICE_PERSONAL);
     let mut request = InferenceRequest::new(flux()).prompt("x").batch_size(40);
     request.options.stability = Some(3.0);
@@ -150,9 +147,7 @@ async fn validation_errors_carry_every_item() {
 
 #[tokio::test]
 async fn insufficient_balance_creates_nothing() {
-    let sim = sim().await;
-    let admin = Admin::new(&sim);
-    let client = client(&sim);
+    let (sim, admin, client, _) = setup().await;
     let bob = pat(&sim, "bob");
     let sandbox = ws(&sim, BOB_SANDBOX);
     let request = InferenceRequest::new(flux())
@@ -172,10 +167,7 @@ async fn insufficient_balance_creates_nothing() {
 
 #[tokio::test]
 async fn idempotency_key_reuse_and_finished_runs_conflict() {
-    let sim = sim().await;
-    let admin = Admin::new(&sim);
-    let client = client(&sim);
-    let alice = pat(&sim, "alice");
+    let (sim, admin, client, alice) = setup().await;
     let personal = ws(&sim, ALICE_PERSONAL);
     let key = IdempotencyKey::new("gateway-call-1").unwrap();
     let api = client.with_token(&alice).with_idempotency_key(key);
@@ -209,10 +201,7 @@ async fn idempotency_key_reuse_and_finished_runs_conflict() {
 
 #[tokio::test]
 async fn the_sixth_concurrent_run_is_refused() {
-    let sim = sim().await;
-    let admin = Admin::new(&sim);
-    let client = client(&sim);
-    let alice = pat(&sim, "alice");
+    let (sim, admin, client, alice) = setup().await;
     let api = client.with_token(&alice);
     let acme = ws(&sim, ACME);
     let held = InferenceRequest::new(flux())
@@ -260,13 +249,11 @@ async fn the_sixth_concurrent_run_is_refused() {
 
 #[tokio::test]
 async fn a_429_with_a_short_retry_after_is_waited_out_within_the_cap() {
-    let sim = sim().await;
-    let admin = Admin::new(&sim);
-    let mut config = config(&sim);
-    config.retry.max_retry_after = Duration::from_secs(5);
-    config.retry.max_attempts = 2;
-    let client = LayerClient::new(config).unwrap();
-    let alice = pat(&sim, "alice");
+    let (sim, admin, client, alice) = setup_with(|config| {
+        config.retry.max_retry_after = Duration::from_secs(5);
+        config.retry.max_attempts = 2;
+    })
+    .await;
     let api = client.with_token(&alice);
     let acme = ws(&sim, ACME);
     let held = InferenceRequest::new(flux())
@@ -290,10 +277,7 @@ async fn a_429_with_a_short_retry_after_is_waited_out_within_the_cap() {
 
 #[tokio::test]
 async fn server_errors_are_retried_for_safe_calls() {
-    let sim = sim().await;
-    let admin = Admin::new(&sim);
-    let client = client(&sim);
-    let alice = pat(&sim, "alice");
+    let (sim, admin, client, alice) = setup().await;
     let api = client.with_token(&alice);
     let acme = ws(&sim, ACME);
 
@@ -331,10 +315,7 @@ async fn server_errors_are_retried_for_safe_calls() {
 
 #[tokio::test]
 async fn a_post_whose_answer_is_lost_is_retried_without_a_second_run() {
-    let sim = sim().await;
-    let admin = Admin::new(&sim);
-    let client = client(&sim);
-    let alice = pat(&sim, "alice");
+    let (sim, admin, client, alice) = setup().await;
     let api = client.with_token(&alice);
     let personal = ws(&sim, ALICE_PERSONAL);
     let before = api.get_workspace(personal).await.unwrap();
@@ -400,13 +381,11 @@ async fn a_post_whose_answer_is_lost_is_retried_without_a_second_run() {
 
 #[tokio::test]
 async fn dropped_connections_and_stalled_answers() {
-    let sim = sim().await;
-    let admin = Admin::new(&sim);
-    let mut config = config(&sim);
-    config.retry = RetryPolicy::never();
-    config.request_timeout = Duration::from_millis(300);
-    let client = LayerClient::new(config).unwrap();
-    let alice = pat(&sim, "alice");
+    let (sim, admin, client, alice) = setup_with(|config| {
+        config.retry = RetryPolicy::never();
+        config.request_timeout = Duration::from_millis(300);
+    })
+    .await;
     let api = client.with_token(&alice);
     let acme = ws(&sim, ACME);
 

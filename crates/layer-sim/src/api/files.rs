@@ -19,7 +19,7 @@ use crate::problem::{ApiError, ValidationItem, loc};
 use crate::schemas;
 use crate::state::{FileContent, FileRec, FileStatus, Sim};
 use crate::storage::signed_upload_url;
-use crate::validation::{finish, get_int, get_str, parse_json_body, validate_object};
+use crate::validation::{body_object, finish, get_int, get_str};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -46,19 +46,13 @@ pub async fn request_upload_url(
     let [ws_raw] = path_uuids(&path.0, ["workspace_id"])?;
     let ws_id = WorkspaceId(ws_raw);
     let key = idempotency_key(&headers)?;
-    let body = parse_json_body(&bytes)?;
-    let mut errors = Vec::new();
-    validate_object(&body, schemas::upload_url(), &[json!("body")], &mut errors);
-    finish(errors)?;
-    let Value::Object(map) = &body else {
-        return Err(ApiError::Internal("validated body is not an object".into()));
-    };
-    let content_type = get_str(map, "content_type")
+    let map = body_object(&bytes, schemas::upload_url())?;
+    let content_type = get_str(&map, "content_type")
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    let size = get_int(map, "file_size_bytes").unwrap_or(0).max(0) as u64;
-    let source_type = get_str(map, "source_type").map(str::to_owned);
+    let size = get_int(&map, "file_size_bytes").unwrap_or(0).max(0) as u64;
+    let source_type = get_str(&map, "source_type").map(str::to_owned);
     let mut errors = Vec::new();
     match UPLOAD_LIMITS.iter().find(|(t, _)| *t == content_type) {
         None => {
@@ -100,7 +94,7 @@ pub async fn request_upload_url(
     let fp = fingerprint(
         "POST",
         &format!("/workspaces/{ws_raw}/files/upload-url"),
-        &body,
+        &Value::Object(map.clone()),
     );
 
     let mut inner = sim.lock();
@@ -119,7 +113,7 @@ pub async fn request_upload_url(
             status: FileStatus::AwaitingUpload,
             content: FileContent::Upload {
                 declared_size: size,
-                file_name: get_str(map, "file_name").map(str::to_owned),
+                file_name: get_str(&map, "file_name").map(str::to_owned),
                 source_type: source_type.clone(),
                 received: Vec::new(),
             },

@@ -3,16 +3,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
-use chrono::Utc;
 use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use super::{
     JsonBytes, RawPath, check_balance, check_rate_limit, fingerprint, idempotency_key,
-    idempotent_replay, idempotent_store, member_workspace, ok_json, path_uuids,
+    idempotent_replay, idempotent_store, member_workspace, new_run, ok_json, path_uuids,
+    price_estimate,
 };
 use crate::auth::Caller;
 use crate::catalogue::{Modality, ModelDef, model_in_workspace};
@@ -22,9 +21,7 @@ use crate::outputs::Generated;
 use crate::pricing::{PricedInference, estimate_inference};
 use crate::problem::{ApiError, ValidationItem, loc};
 use crate::state::{Failure, Inner, PlannedOutput, Run, RunKind, RunState, Sim, rfc3339};
-use crate::validation::{
-    finish, get, get_bool, get_float, get_int, get_str, parse_json_body, validate_object,
-};
+use crate::validation::{body_object, finish, get, get_bool, get_float, get_int, get_str};
 use crate::{schemas, triggers};
 
 /// A validated request, resolved against its model.
@@ -36,20 +33,6 @@ struct Resolved {
     seed: Option<u64>,
     failure: Option<(Failure, f64)>,
     held: bool,
-}
-
-fn body_map(
-    bytes: &Bytes,
-    fields: &[crate::validation::Field],
-) -> Result<Map<String, Value>, ApiError> {
-    let body = parse_json_body(bytes)?;
-    let mut errors = Vec::new();
-    validate_object(&body, fields, &[json!("body")], &mut errors);
-    finish(errors)?;
-    match body {
-        Value::Object(map) => Ok(map),
-        _ => Err(ApiError::Internal("validated body is not an object".into())),
-    }
 }
 
 fn item(parts: &[&str], kind: &str, msg: impl Into<String>, input: Value) -> ValidationItem {
@@ -344,19 +327,16 @@ pub async fn estimate(
 ) -> Result<Response, ApiError> {
     let [ws_id] = path_uuids(&path.0, ["workspace_id"])?;
     let ws_id = WorkspaceId(ws_id);
-    let body = body_map(&bytes, schemas::estimate_inference())?;
+    let body = body_object(&bytes, schemas::estimate_inference())?;
     let mut inner = sim.lock();
     let ws = member_workspace(&inner, user, ws_id)?;
     let custom = ws.custom_models.clone();
     let available = ws.available();
     let r = resolve(&inner, ws_id, &custom, &body)?;
     inner.touch(user, ws_id);
-    Ok(ok_json(json!({
-        "estimated_price_creative_units": r.estimate,
-        "workspace_balance_creative_units": available,
-        "estimated_remaining_balance_creative_units": crate::state::round_cu(available - r.estimate),
-        "has_sufficient_creative_units": available + 1e-9 >= r.estimate,
-    })))
+    Ok(ok_json(Value::Object(price_estimate(
+        r.estimate, available,
+    ))))
 }
 
 pub async fn execute(
@@ -369,7 +349,7 @@ pub async fn execute(
     let [ws_raw] = path_uuids(&path.0, ["workspace_id"])?;
     let ws_id = WorkspaceId(ws_raw);
     let key = idempotency_key(&headers)?;
-    let body = body_map(&bytes, schemas::execute_inference())?;
+    let body = body_object(&bytes, schemas::execute_inference())?;
     let fp = fingerprint(
         "POST",
         &format!("/workspaces/{ws_raw}/inferences"),
@@ -393,31 +373,18 @@ pub async fn execute(
         let u = derive_uuid(&[b"output-seed", id.0.as_bytes()]);
         u.as_u64_pair().0
     });
-    let created_at = Utc::now();
+    let kind = RunKind::Inference {
+        model_id: r.model.id,
+        normalized: r.normalized.clone(),
+    };
     let run = Run {
-        id,
-        kind: RunKind::Inference {
-            model_id: r.model.id,
-            normalized: r.normalized.clone(),
-        },
-        owner: user,
-        workspace: ws_id,
-        state: RunState::Active,
-        created_at,
-        completed_at: None,
-        started: Instant::now(),
-        duration: sim.config.effective_run_duration(),
         held: r.held,
         planned_failure: r.failure.clone(),
-        failure: None,
-        estimate: r.estimate,
-        actual: None,
-        reserved: r.estimate,
         planned_outputs: planned_outputs(&r, run_seed),
-        outputs: Vec::new(),
         session_id,
-        refused_inference: None,
+        ..new_run(&sim, id, kind, user, ws_id, r.estimate)
     };
+    let created_at = run.created_at;
     inner.insert_run(run);
     inner.touch(user, ws_id);
     let response = json!({
@@ -441,13 +408,17 @@ fn find_inference(inner: &Inner, ws: WorkspaceId, id: RunId) -> Result<&Run, Api
         .ok_or(ApiError::RunNotFound)
 }
 
+fn ids(path: &RawPath) -> Result<(WorkspaceId, RunId), ApiError> {
+    let [ws, run] = path_uuids(&path.0, ["workspace_id", "inference_id"])?;
+    Ok((WorkspaceId(ws), RunId(run)))
+}
+
 pub async fn get_one(
     State(sim): State<Arc<Sim>>,
     Caller(user): Caller,
     path: RawPath,
 ) -> Result<Response, ApiError> {
-    let [ws_id, run_id] = path_uuids(&path.0, ["workspace_id", "inference_id"])?;
-    let (ws_id, run_id) = (WorkspaceId(ws_id), RunId(run_id));
+    let (ws_id, run_id) = ids(&path)?;
     let mut inner = sim.lock();
     member_workspace(&inner, user, ws_id)?;
     let body = inner.inference_json(&sim, find_inference(&inner, ws_id, run_id)?, Instant::now());
@@ -460,8 +431,7 @@ pub async fn cancel(
     Caller(user): Caller,
     path: RawPath,
 ) -> Result<Response, ApiError> {
-    let [ws_id, run_id] = path_uuids(&path.0, ["workspace_id", "inference_id"])?;
-    let (ws_id, run_id) = (WorkspaceId(ws_id), RunId(run_id));
+    let (ws_id, run_id) = ids(&path)?;
     let mut inner = sim.lock();
     member_workspace(&inner, user, ws_id)?;
     let state = find_inference(&inner, ws_id, run_id)?.state;
