@@ -68,13 +68,11 @@ async fn workspaces_list_pages_to_the_end_and_membership_is_enforced() {
     assert_eq!(carol["workspaces"], json!([]));
 
     let r = h.get(&alice, &format!("/workspaces/{BOB_SANDBOX}")).await;
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert_eq!(code(&r.json().await.unwrap()), "FORBIDDEN");
+    assert_problem(r, StatusCode::FORBIDDEN, "FORBIDDEN").await;
     let r = h
         .get(&alice, "/workspaces/0f000000-0000-4000-8000-000000000000")
         .await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(code(&r.json().await.unwrap()), "WORKSPACE_NOT_FOUND");
+    assert_problem(r, StatusCode::NOT_FOUND, "WORKSPACE_NOT_FOUND").await;
     let r = h.get(&alice, "/workspaces/not-a-uuid").await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = r.json().await.unwrap();
@@ -167,8 +165,7 @@ async fn models_filter_by_modality_capability_and_text() {
             &format!("/workspaces/{ALICE_PERSONAL}/models/{ACME_STYLE}"),
         )
         .await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(code(&r.json().await.unwrap()), "MODEL_NOT_FOUND");
+    assert_problem(r, StatusCode::NOT_FOUND, "MODEL_NOT_FOUND").await;
     let fill = h
         .get_json(&alice, &format!("/workspaces/{ACME}/models/{FLUX_FILL}"))
         .await;
@@ -231,8 +228,7 @@ async fn bad_bodies_get_every_problem_in_one_422_and_create_nothing() {
             None,
         )
         .await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(code(&r.json().await.unwrap()), "MODEL_NOT_FOUND");
+    assert_problem(r, StatusCode::NOT_FOUND, "MODEL_NOT_FOUND").await;
 
     // Model-specific rules: Kling makes 5 or 10 s clips; FLUX.1 Fill needs an init image.
     let r = h
@@ -309,39 +305,18 @@ async fn a_run_reserves_its_estimate_then_charges_the_actual_price() {
             (out["width"].as_u64(), out["height"].as_u64()),
             (Some(640), Some(480))
         );
-        let bytes = h
-            .http
-            .get(out["url"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let bytes = h.fetch_bytes(out["url"].as_str().unwrap()).await;
         assert_eq!(bytes.len() as u64, out["file_size_bytes"].as_u64().unwrap());
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
         assert_eq!(
             u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]),
             640
         );
-        let preview = h
-            .http
-            .get(out["preview_url"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap();
+        let preview = h.fetch(out["preview_url"].as_str().unwrap()).await;
         assert_eq!(preview.headers()["content-type"], "image/png");
     }
     // Same seed, same pictures: a second simulator renders the same bytes.
-    let first = h
-        .http
-        .get(outputs[0]["url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let first = h.fetch_bytes(outputs[0]["url"].as_str().unwrap()).await;
     let h2 = Harness::start().await;
     let again = h2.execute(&h2.pat("alice"), ACME, body).await;
     let again = h2
@@ -352,14 +327,8 @@ async fn a_run_reserves_its_estimate_then_charges_the_actual_price() {
         )
         .await;
     let second = h2
-        .http
-        .get(again["outputs"][0]["url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+        .fetch_bytes(again["outputs"][0]["url"].as_str().unwrap())
+        .await;
     assert_eq!(first, second);
 }
 
@@ -417,8 +386,7 @@ async fn insufficient_balance_is_402_and_creates_nothing() {
     let r = h
         .post(&bob, &path, &json!({"model_id": FLUX, "prompt": "x"}), None)
         .await;
-    assert_eq!(r.status(), StatusCode::PAYMENT_REQUIRED);
-    assert_eq!(code(&r.json().await.unwrap()), "INSUFFICIENT_BALANCE");
+    assert_problem(r, StatusCode::PAYMENT_REQUIRED, "INSUFFICIENT_BALANCE").await;
     let est = h
         .post_ok(
             &bob,
@@ -491,8 +459,7 @@ async fn cancel_releases_the_reservation_and_is_idempotent() {
             &format!("/workspaces/{ALICE_PERSONAL}/inferences/{id}"),
         )
         .await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(code(&r.json().await.unwrap()), "RUN_NOT_FOUND");
+    assert_problem(r, StatusCode::NOT_FOUND, "RUN_NOT_FOUND").await;
 
     let done = h
         .execute(
@@ -511,8 +478,7 @@ async fn cancel_releases_the_reservation_and_is_idempotent() {
             None,
         )
         .await;
-    assert_eq!(r.status(), StatusCode::CONFLICT);
-    assert_eq!(code(&r.json().await.unwrap()), "RUN_NOT_CANCELLABLE");
+    assert_problem(r, StatusCode::CONFLICT, "RUN_NOT_CANCELLABLE").await;
 }
 
 #[tokio::test]
@@ -630,8 +596,7 @@ async fn idempotency_key_replays_the_same_run_and_refuses_a_different_body() {
             Some("key-1"),
         )
         .await;
-    assert_eq!(r.status(), StatusCode::CONFLICT);
-    assert_eq!(code(&r.json().await.unwrap()), "IDEMPOTENCY_KEY_REUSED");
+    assert_problem(r, StatusCode::CONFLICT, "IDEMPOTENCY_KEY_REUSED").await;
     // Keys belong to one user: Bob's key-1 is a new run.
     let bob = h.post(&h.pat("bob"), &path, &body, Some("key-1")).await;
     let bob: Value = bob.json().await.unwrap();
@@ -850,8 +815,7 @@ async fn unknown_routes_and_methods_are_problems() {
     let h = Harness::start().await;
     let alice = h.pat("alice");
     let r = h.get(&alice, "/nothing-here").await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(code(&r.json().await.unwrap()), "NOT_FOUND");
+    assert_problem(r, StatusCode::NOT_FOUND, "NOT_FOUND").await;
     let r = h
         .http
         .delete(h.api("/workspaces"))

@@ -31,15 +31,7 @@ async fn error_fraction_is_spread_evenly_and_clearable() {
         "{statuses:?}"
     );
     // Admin paths are never faulted; clearing restores service.
-    let faults: Value = h
-        .http
-        .get(h.url("/_sim/faults"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let faults: Value = h.fetch_json(h.url("/_sim/faults")).await;
     assert_eq!(faults["faults"][0]["applied"], 3);
     h.http.delete(h.url("/_sim/faults")).send().await.unwrap();
     assert_eq!(h.get(&alice, "/workspaces").await.status(), StatusCode::OK);

@@ -42,12 +42,7 @@ fn query_of(location: &str) -> HashMap<String, String> {
 
 /// Plays the browser: opens /authorize, fills the form, returns the redirect's query.
 async fn login(h: &Harness, redirect: &str, user: &str, password: &str) -> HashMap<String, String> {
-    let page = h
-        .http
-        .get(authorize_url(h, redirect, ""))
-        .send()
-        .await
-        .unwrap();
+    let page = h.fetch(authorize_url(h, redirect, "")).await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
     assert!(html.contains("<form method=\"post\" action=\"/u/login\">"));
@@ -116,25 +111,11 @@ fn claims(jwt: &str) -> Value {
 async fn code_flow_with_pkce_gives_tokens_the_api_accepts_as_the_same_user() {
     let h = Harness::start().await;
     let discovery: Value = h
-        .http
-        .get(h.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json(h.url("/.well-known/openid-configuration"))
+        .await;
     assert_eq!(discovery["issuer"], h.sim.issuer());
     assert_eq!(discovery["code_challenge_methods_supported"][0], "S256");
-    let jwks: Value = h
-        .http
-        .get(discovery["jwks_uri"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = h.fetch_json(discovery["jwks_uri"].as_str().unwrap()).await;
     assert_eq!(jwks["keys"][0]["alg"], "ES256");
 
     // Any loopback port is a registered callback.
@@ -272,11 +253,8 @@ async fn refusals_follow_rfc_6749() {
         ("&code_challenge=", "&x="),
     ] {
         let r = h
-            .http
-            .get(authorize_url(&h, redirect, "").replace(from, to))
-            .send()
-            .await
-            .unwrap();
+            .fetch(authorize_url(&h, redirect, "").replace(from, to))
+            .await;
         assert!(r.status().is_redirection());
         let q = query_of(r.headers()["location"].to_str().unwrap());
         assert_eq!(q["error"], "invalid_request");
@@ -284,27 +262,14 @@ async fn refusals_follow_rfc_6749() {
     }
 
     // No browser session: a silent authorization asks for a login.
-    let r = h
-        .http
-        .get(authorize_url(&h, redirect, "&prompt=none"))
-        .send()
-        .await
-        .unwrap();
+    let r = h.fetch(authorize_url(&h, redirect, "&prompt=none")).await;
     assert_eq!(
         query_of(r.headers()["location"].to_str().unwrap())["error"],
         "login_required"
     );
 
     // Wrong password: the form again, no code.
-    let html = h
-        .http
-        .get(authorize_url(&h, redirect, ""))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = h.fetch_text(authorize_url(&h, redirect, "")).await;
     let tx = html
         .split("name=\"tx\" value=\"")
         .nth(1)
@@ -409,6 +374,5 @@ async fn expired_or_foreign_tokens_are_refused_by_the_api() {
 
     tokio::time::sleep(Duration::from_millis(3200)).await;
     let r = h.get(access, "/workspaces").await;
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(code(&r.json().await.unwrap()), "UNAUTHENTICATED");
+    assert_problem(r, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED").await;
 }

@@ -38,12 +38,7 @@ async fn upload_round_trip_returns_the_same_bytes() {
     assert!(url.contains("X-Goog-Signature=") && url.contains("X-Goog-Expires=900"));
     assert_eq!(g["content_type"], "image/png");
     let file = h.upload(&alice, ACME, "image/png", bytes.clone()).await;
-    let back = h
-        .http
-        .get(h.url(&format!("/_sim/files/{file}")))
-        .send()
-        .await
-        .unwrap();
+    let back = h.fetch(h.url(&format!("/_sim/files/{file}"))).await;
     assert_eq!(back.headers()["x-sim-file-status"], "ready");
     assert_eq!(back.bytes().await.unwrap().as_ref(), bytes.as_slice());
     // Usable as guidance in the same workspace.
@@ -62,8 +57,7 @@ async fn upload_round_trip_returns_the_same_bytes() {
             None,
         )
         .await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(code(&r.json().await.unwrap()), "FILE_NOT_FOUND");
+    assert_problem(r, StatusCode::NOT_FOUND, "FILE_NOT_FOUND").await;
 }
 
 #[tokio::test]
@@ -170,11 +164,8 @@ async fn chunked_upload_reports_progress_until_complete() {
     let obj: Value = r.json().await.unwrap();
     assert_eq!(obj["size"], "20");
     let back = h
-        .http
-        .get(h.url(&format!("/_sim/files/{}", g["file_id"].as_str().unwrap())))
-        .send()
-        .await
-        .unwrap();
+        .fetch(h.url(&format!("/_sim/files/{}", g["file_id"].as_str().unwrap())))
+        .await;
     let mut expected = vec![1u8; 10];
     expected.extend([2u8; 10]);
     assert_eq!(back.bytes().await.unwrap().as_ref(), expected.as_slice());

@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 
 use super::{
     JsonBytes, RawPath, fingerprint, idempotency_key, idempotent_replay, idempotent_store,
-    member_workspace, ok_json, path_uuids,
+    member_workspace, ok_json, workspace_id,
 };
 use crate::auth::Caller;
-use crate::ids::{FileId, WorkspaceId};
+use crate::ids::FileId;
 use crate::problem::{ApiError, ValidationItem, loc};
 use crate::schemas;
 use crate::state::{FileContent, FileRec, FileStatus, Sim};
@@ -43,8 +43,7 @@ pub async fn request_upload_url(
     headers: HeaderMap,
     JsonBytes(bytes): JsonBytes,
 ) -> Result<Response, ApiError> {
-    let [ws_raw] = path_uuids(&path.0, ["workspace_id"])?;
-    let ws_id = WorkspaceId(ws_raw);
+    let ws_id = workspace_id(&path)?;
     let key = idempotency_key(&headers)?;
     let map = body_object(&bytes, schemas::upload_url())?;
     let content_type = get_str(&map, "content_type")
@@ -93,7 +92,7 @@ pub async fn request_upload_url(
     finish(errors)?;
     let fp = fingerprint(
         "POST",
-        &format!("/workspaces/{ws_raw}/files/upload-url"),
+        &format!("/workspaces/{ws_id}/files/upload-url"),
         &Value::Object(map.clone()),
     );
 

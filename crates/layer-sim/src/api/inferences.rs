@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::{
     JsonBytes, RawPath, check_balance, check_rate_limit, fingerprint, idempotency_key,
     idempotent_replay, idempotent_store, member_workspace, new_run, ok_json, path_uuids,
-    price_estimate,
+    price_estimate, workspace_id,
 };
 use crate::auth::Caller;
 use crate::catalogue::{Modality, ModelDef, model_in_workspace};
@@ -20,7 +20,7 @@ use crate::ids::{FileId, ModelId, RunId, WorkspaceId, derive_uuid};
 use crate::outputs::Generated;
 use crate::pricing::{PricedInference, estimate_inference};
 use crate::problem::{ApiError, ValidationItem, loc};
-use crate::state::{Failure, Inner, PlannedOutput, Run, RunKind, RunState, Sim, rfc3339};
+use crate::state::{Failure, Inner, PlannedOutput, Run, RunKind, RunState, Sim, UserIdx, rfc3339};
 use crate::validation::{body_object, finish, get, get_bool, get_float, get_int, get_str};
 use crate::{schemas, triggers};
 
@@ -33,6 +33,14 @@ struct Resolved {
     seed: Option<u64>,
     failure: Option<(Failure, f64)>,
     held: bool,
+}
+
+/// The file a `file_id` field names, when it holds a UUID (validation reported it otherwise).
+fn file_ref(value: &Value) -> Option<FileId> {
+    value
+        .as_str()
+        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+        .map(FileId)
 }
 
 fn item(parts: &[&str], kind: &str, msg: impl Into<String>, input: Value) -> ValidationItem {
@@ -170,18 +178,9 @@ fn resolve(
                     json!(kind),
                 ));
             }
-            if let Some(id) = g["file_id"]
-                .as_str()
-                .and_then(|s| uuid::Uuid::parse_str(s).ok())
-            {
-                check_file(
-                    inner,
-                    ws_id,
-                    FileId(id),
-                    Media::for_guidance(kind),
-                    loc(&["body", "guidance_files", &idx, "file_id"]),
-                    &mut errors,
-                )?;
+            if let Some(id) = file_ref(&g["file_id"]) {
+                let at = loc(&["body", "guidance_files", &idx, "file_id"]);
+                check_file(inner, ws_id, id, Media::for_guidance(kind), at, &mut errors)?;
             }
         }
     }
@@ -210,18 +209,9 @@ fn resolve(
                 mask.clone(),
             ));
         }
-        if let Some(id) = mask["file_id"]
-            .as_str()
-            .and_then(|s| uuid::Uuid::parse_str(s).ok())
-        {
-            check_file(
-                inner,
-                ws_id,
-                FileId(id),
-                Media::Image,
-                loc(&["body", "mask", "file_id"]),
-                &mut errors,
-            )?;
+        if let Some(id) = file_ref(&mask["file_id"]) {
+            let at = loc(&["body", "mask", "file_id"]);
+            check_file(inner, ws_id, id, Media::Image, at, &mut errors)?;
         }
     }
     finish(errors)?;
@@ -325,8 +315,7 @@ pub async fn estimate(
     path: RawPath,
     JsonBytes(bytes): JsonBytes,
 ) -> Result<Response, ApiError> {
-    let [ws_id] = path_uuids(&path.0, ["workspace_id"])?;
-    let ws_id = WorkspaceId(ws_id);
+    let ws_id = workspace_id(&path)?;
     let body = body_object(&bytes, schemas::estimate_inference())?;
     let mut inner = sim.lock();
     let ws = member_workspace(&inner, user, ws_id)?;
@@ -346,13 +335,12 @@ pub async fn execute(
     headers: HeaderMap,
     JsonBytes(bytes): JsonBytes,
 ) -> Result<Response, ApiError> {
-    let [ws_raw] = path_uuids(&path.0, ["workspace_id"])?;
-    let ws_id = WorkspaceId(ws_raw);
+    let ws_id = workspace_id(&path)?;
     let key = idempotency_key(&headers)?;
     let body = body_object(&bytes, schemas::execute_inference())?;
     let fp = fingerprint(
         "POST",
-        &format!("/workspaces/{ws_raw}/inferences"),
+        &format!("/workspaces/{ws_id}/inferences"),
         &Value::Object(body.clone()),
     );
 
@@ -418,12 +406,7 @@ pub async fn get_one(
     Caller(user): Caller,
     path: RawPath,
 ) -> Result<Response, ApiError> {
-    let (ws_id, run_id) = ids(&path)?;
-    let mut inner = sim.lock();
-    member_workspace(&inner, user, ws_id)?;
-    let body = inner.inference_json(&sim, find_inference(&inner, ws_id, run_id)?, Instant::now());
-    inner.touch(user, ws_id);
-    Ok(ok_json(body))
+    answer_run(&sim, user, &path, false)
 }
 
 pub async fn cancel(
@@ -431,21 +414,33 @@ pub async fn cancel(
     Caller(user): Caller,
     path: RawPath,
 ) -> Result<Response, ApiError> {
-    let (ws_id, run_id) = ids(&path)?;
+    answer_run(&sim, user, &path, true)
+}
+
+/// The run at `path` as `GET` answers it; with `cancel`, stopped first (a finished run
+/// cannot be; a cancelled one stays as it is).
+fn answer_run(
+    sim: &Sim,
+    user: UserIdx,
+    path: &RawPath,
+    cancel: bool,
+) -> Result<Response, ApiError> {
+    let (ws_id, run_id) = ids(path)?;
     let mut inner = sim.lock();
     member_workspace(&inner, user, ws_id)?;
-    let state = find_inference(&inner, ws_id, run_id)?.state;
-    match state {
-        RunState::Active => inner.cancel_run(run_id),
-        RunState::Cancelled => {}
-        RunState::Complete | RunState::Failed => {
-            let status = find_inference(&inner, ws_id, run_id)?.wire_status(Instant::now());
-            return Err(ApiError::RunNotCancellable {
-                status: status.to_owned(),
-            });
+    let run = find_inference(&inner, ws_id, run_id)?;
+    if cancel {
+        match run.state {
+            RunState::Active => inner.cancel_run(run_id),
+            RunState::Cancelled => {}
+            RunState::Complete | RunState::Failed => {
+                return Err(ApiError::RunNotCancellable {
+                    status: run.wire_status(Instant::now()).to_owned(),
+                });
+            }
         }
     }
     inner.touch(user, ws_id);
-    let body = inner.inference_json(&sim, find_inference(&inner, ws_id, run_id)?, Instant::now());
+    let body = inner.inference_json(sim, find_inference(&inner, ws_id, run_id)?, Instant::now());
     Ok(ok_json(body))
 }

@@ -131,6 +131,21 @@ pub fn path_uuids<const N: usize>(
     }
 }
 
+/// The `workspace_id` path parameter.
+pub fn workspace_id(path: &RawPath) -> Result<WorkspaceId, ApiError> {
+    let [id] = path_uuids(&path.0, ["workspace_id"])?;
+    Ok(WorkspaceId(id))
+}
+
+/// A listing's query: its pairs in order, its page, and the problems found in the page
+/// parameters (the caller adds its filters' problems before `finish`).
+pub fn listing_query(raw: &RawQuery) -> (Vec<(String, String)>, Page, Vec<ValidationItem>) {
+    let pairs = query_pairs(raw);
+    let mut errors = Vec::new();
+    let page = page_params(&pairs, &mut errors);
+    (pairs, page, errors)
+}
+
 /// Query pairs in order.
 pub fn query_pairs(raw: &RawQuery) -> Vec<(String, String)> {
     raw.0

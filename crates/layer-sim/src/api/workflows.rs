@@ -10,8 +10,8 @@ use serde_json::{Map, Value, json};
 
 use super::{
     JsonBytes, RawPath, check_balance, check_rate_limit, fingerprint, idempotency_key,
-    idempotent_replay, idempotent_store, member_workspace, new_run, ok_json, page_params, paginate,
-    path_uuids, price_estimate, query_one, query_pairs,
+    idempotent_replay, idempotent_store, listing_query, member_workspace, new_run, ok_json,
+    paginate, path_uuids, price_estimate, query_one, workspace_id,
 };
 use crate::auth::Caller;
 use crate::catalogue::{WorkflowDef, workflow_in_workspace, workflows};
@@ -19,7 +19,9 @@ use crate::files_check::{Media, check_file};
 use crate::ids::{FileId, RunId, SessionId, WorkflowId, WorkspaceId, derive_uuid};
 use crate::pricing::{WorkflowPlan, plan_workflow};
 use crate::problem::{ApiError, ValidationItem, loc};
-use crate::state::{Failure, Inner, Run, RunKind, RunState, Sim, rfc3339, workflow_output_media};
+use crate::state::{
+    Failure, Inner, Run, RunKind, RunState, Sim, UserIdx, rfc3339, workflow_output_media,
+};
 use crate::validation::{Check, body_object, check_value, finish, get_str};
 use crate::{schemas, triggers};
 
@@ -29,11 +31,8 @@ pub async fn list(
     path: RawPath,
     raw: RawQuery,
 ) -> Result<Response, ApiError> {
-    let [ws_id] = path_uuids(&path.0, ["workspace_id"])?;
-    let ws_id = WorkspaceId(ws_id);
-    let pairs = query_pairs(&raw);
-    let mut errors = Vec::new();
-    let page = page_params(&pairs, &mut errors);
+    let ws_id = workspace_id(&path)?;
+    let (pairs, page, errors) = listing_query(&raw);
     finish(errors)?;
     let search = query_one(&pairs, "search")
         .map(str::to_lowercase)
@@ -307,17 +306,7 @@ pub async fn get_run(
     Caller(user): Caller,
     path: RawPath,
 ) -> Result<Response, ApiError> {
-    let (ws_id, wf_id, run_id) = ids(&path)?;
-    let mut inner = sim.lock();
-    member_workspace(&inner, user, ws_id)?;
-    workflow_in_workspace(wf_id, ws_id).ok_or(ApiError::WorkflowNotFound)?;
-    let body = inner.workflow_run_json(
-        &sim,
-        find_run(&inner, ws_id, wf_id, run_id)?,
-        Instant::now(),
-    );
-    inner.touch(user, ws_id);
-    Ok(ok_json(body))
+    answer_run(&sim, user, &path, false)
 }
 
 pub async fn cancel(
@@ -325,25 +314,35 @@ pub async fn cancel(
     Caller(user): Caller,
     path: RawPath,
 ) -> Result<Response, ApiError> {
-    let (ws_id, wf_id, run_id) = ids(&path)?;
+    answer_run(&sim, user, &path, true)
+}
+
+/// The run at `path` as `GET` answers it; with `cancel`, stopped first (a finished run
+/// cannot be; a cancelled one stays as it is).
+fn answer_run(
+    sim: &Sim,
+    user: UserIdx,
+    path: &RawPath,
+    cancel: bool,
+) -> Result<Response, ApiError> {
+    let (ws_id, wf_id, run_id) = ids(path)?;
     let mut inner = sim.lock();
     member_workspace(&inner, user, ws_id)?;
     workflow_in_workspace(wf_id, ws_id).ok_or(ApiError::WorkflowNotFound)?;
     let run = find_run(&inner, ws_id, wf_id, run_id)?;
-    match run.state {
-        RunState::Active => inner.cancel_run(run_id),
-        RunState::Cancelled => {}
-        RunState::Complete | RunState::Failed => {
-            return Err(ApiError::RunNotCancellable {
-                status: run.wire_status(Instant::now()).to_owned(),
-            });
+    if cancel {
+        match run.state {
+            RunState::Active => inner.cancel_run(run_id),
+            RunState::Cancelled => {}
+            RunState::Complete | RunState::Failed => {
+                return Err(ApiError::RunNotCancellable {
+                    status: run.wire_status(Instant::now()).to_owned(),
+                });
+            }
         }
     }
     inner.touch(user, ws_id);
-    let body = inner.workflow_run_json(
-        &sim,
-        find_run(&inner, ws_id, wf_id, run_id)?,
-        Instant::now(),
-    );
+    let run = find_run(&inner, ws_id, wf_id, run_id)?;
+    let body = inner.workflow_run_json(sim, run, Instant::now());
     Ok(ok_json(body))
 }

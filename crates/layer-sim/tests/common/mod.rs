@@ -199,3 +199,28 @@ pub fn code(problem: &Value) -> &str {
         .and_then(|t| t.rsplit('/').next())
         .unwrap_or("")
 }
+
+/// Plain, unauthenticated GETs of any URL: discovery documents, keys, pages, outputs.
+impl Harness {
+    pub async fn fetch(&self, url: impl reqwest::IntoUrl) -> Response {
+        self.http.get(url).send().await.expect("GET")
+    }
+
+    pub async fn fetch_json(&self, url: impl reqwest::IntoUrl) -> Value {
+        self.fetch(url).await.json().await.expect("json")
+    }
+
+    pub async fn fetch_text(&self, url: impl reqwest::IntoUrl) -> String {
+        self.fetch(url).await.text().await.expect("text")
+    }
+
+    pub async fn fetch_bytes(&self, url: impl reqwest::IntoUrl) -> Vec<u8> {
+        self.fetch(url).await.bytes().await.expect("bytes").to_vec()
+    }
+}
+
+/// Asserts that `r` is a problem answer with this status and problem `type`.
+pub async fn assert_problem(r: Response, status: StatusCode, problem: &str) {
+    assert_eq!(r.status(), status);
+    assert_eq!(code(&r.json().await.expect("problem json")), problem);
+}
