@@ -220,17 +220,31 @@ async fn redirects_are_not_followed() {
     assert_eq!(err.status().map(|s| s.as_u16()), Some(302));
 }
 
+/// A server whose next `failures` executes answer 503, and a client for it.
+async fn flaky(failures: u32) -> (LayerClient, Shared) {
+    let (origin, seen) = serve().await;
+    seen.lock().unwrap().failures_left = failures;
+    (client(&origin), seen)
+}
+
+/// Starts a run of `MODEL` as the test caller, with the caller's own idempotency key if any.
+async fn start_run(
+    client: &LayerClient,
+    key: Option<&str>,
+) -> layer_api::Result<layer_api::InferenceStarted> {
+    let token = token();
+    let mut api = client.with_token(&token);
+    if let Some(key) = key {
+        api = api.with_idempotency_key(IdempotencyKey::new(key).unwrap());
+    }
+    let request = InferenceRequest::new(MODEL.parse().unwrap());
+    api.execute_inference(ws(), &request).await
+}
+
 #[tokio::test]
 async fn retried_post_keeps_its_idempotency_key() {
-    let (origin, seen) = serve().await;
-    seen.lock().unwrap().failures_left = 2;
-    let client = client(&origin);
-    let token = token();
-    let started = client
-        .with_token(&token)
-        .execute_inference(ws(), &InferenceRequest::new(MODEL.parse().unwrap()))
-        .await
-        .unwrap();
+    let (client, seen) = flaky(2).await;
+    let started = start_run(&client, None).await.unwrap();
     assert_eq!(started.inference_id.to_string(), RUN);
     let keys = seen.lock().unwrap().execute_keys.clone();
     assert_eq!(keys.len(), 3, "two 503s then a success");
@@ -238,17 +252,8 @@ async fn retried_post_keeps_its_idempotency_key() {
     assert!(keys.iter().all(|k| k.as_deref() == Some(first.as_str())));
 
     // A new call gets a new key; a caller's own key is used as given.
-    client
-        .with_token(&token)
-        .execute_inference(ws(), &InferenceRequest::new(MODEL.parse().unwrap()))
-        .await
-        .unwrap();
-    client
-        .with_token(&token)
-        .with_idempotency_key(IdempotencyKey::new("mcp-request-7").unwrap())
-        .execute_inference(ws(), &InferenceRequest::new(MODEL.parse().unwrap()))
-        .await
-        .unwrap();
+    start_run(&client, None).await.unwrap();
+    start_run(&client, Some("mcp-request-7")).await.unwrap();
     let keys = seen.lock().unwrap().execute_keys.clone();
     assert_ne!(keys[3], keys[0]);
     assert_eq!(keys[4].as_deref(), Some("mcp-request-7"));
@@ -256,15 +261,8 @@ async fn retried_post_keeps_its_idempotency_key() {
 
 #[tokio::test]
 async fn gives_up_after_the_configured_attempts() {
-    let (origin, seen) = serve().await;
-    seen.lock().unwrap().failures_left = 10;
-    let client = client(&origin);
-    let token = token();
-    let err = client
-        .with_token(&token)
-        .execute_inference(ws(), &InferenceRequest::new(MODEL.parse().unwrap()))
-        .await
-        .unwrap_err();
+    let (client, seen) = flaky(10).await;
+    let err = start_run(&client, None).await.unwrap_err();
     assert_eq!(err.status().map(|s| s.as_u16()), Some(503));
     assert!(err.is_retryable());
     assert_eq!(seen.lock().unwrap().execute_keys.len(), 3);

@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use common::*;
 use layer_sim::SimConfig;
-use reqwest::StatusCode;
+use reqwest::{Response, StatusCode};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -46,27 +46,27 @@ async fn login(h: &Harness, redirect: &str, user: &str, password: &str) -> HashM
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
     assert!(html.contains("<form method=\"post\" action=\"/u/login\">"));
+    let r = submit_login(h, &html, user, password).await;
+    assert!(r.status().is_redirection(), "{}", r.status());
+    query_of(r.headers()["location"].to_str().unwrap())
+}
+
+/// Posts the login form found in `html` with these credentials.
+async fn submit_login(h: &Harness, html: &str, user: &str, password: &str) -> Response {
     let tx = html
         .split("name=\"tx\" value=\"")
         .nth(1)
         .unwrap()
         .split('"')
         .next()
-        .unwrap()
-        .to_owned();
-    let r = h
-        .http
+        .unwrap();
+    let form = [("tx", tx), ("username", user), ("password", password)];
+    h.http
         .post(h.url("/u/login"))
-        .form(&[
-            ("tx", tx.as_str()),
-            ("username", user),
-            ("password", password),
-        ])
+        .form(&form)
         .send()
         .await
-        .unwrap();
-    assert!(r.status().is_redirection(), "{}", r.status());
-    query_of(r.headers()["location"].to_str().unwrap())
+        .unwrap()
 }
 
 async fn token(h: &Harness, form: &[(&str, &str)], basic: bool) -> (StatusCode, Value) {
@@ -270,25 +270,7 @@ async fn refusals_follow_rfc_6749() {
 
     // Wrong password: the form again, no code.
     let html = h.fetch_text(authorize_url(&h, redirect, "")).await;
-    let tx = html
-        .split("name=\"tx\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
-    let r = h
-        .http
-        .post(h.url("/u/login"))
-        .form(&[
-            ("tx", tx.as_str()),
-            ("username", "alice"),
-            ("password", "nope"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = submit_login(&h, &html, "alice", "nope").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(
         r.text()

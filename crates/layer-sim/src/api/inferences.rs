@@ -9,7 +9,7 @@ use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use super::{
-    JsonBytes, RawPath, check_balance, check_rate_limit, fingerprint, idempotency_key,
+    JsonBytes, RawPath, cancel_run, check_balance, check_rate_limit, fingerprint, idempotency_key,
     idempotent_replay, idempotent_store, member_workspace, new_run, ok_json, path_uuids,
     price_estimate, workspace_id,
 };
@@ -20,7 +20,7 @@ use crate::ids::{FileId, ModelId, RunId, WorkspaceId, derive_uuid};
 use crate::outputs::Generated;
 use crate::pricing::{PricedInference, estimate_inference};
 use crate::problem::{ApiError, ValidationItem, loc};
-use crate::state::{Failure, Inner, PlannedOutput, Run, RunKind, RunState, Sim, UserIdx, rfc3339};
+use crate::state::{Failure, Inner, PlannedOutput, Run, RunKind, Sim, rfc3339};
 use crate::validation::{body_object, finish, get, get_bool, get_float, get_int, get_str};
 use crate::{schemas, triggers};
 
@@ -401,46 +401,22 @@ fn ids(path: &RawPath) -> Result<(WorkspaceId, RunId), ApiError> {
     Ok((WorkspaceId(ws), RunId(run)))
 }
 
-pub async fn get_one(
+/// `GET …/inferences/{inference_id}` and, with `CANCEL`, its `…/cancel`: both answer with the run as `GET`
+/// does; a cancel first stops a run that is still going (a finished one cannot be; a
+/// cancelled one stays as it is).
+pub async fn run<const CANCEL: bool>(
     State(sim): State<Arc<Sim>>,
     Caller(user): Caller,
     path: RawPath,
 ) -> Result<Response, ApiError> {
-    answer_run(&sim, user, &path, false)
-}
-
-pub async fn cancel(
-    State(sim): State<Arc<Sim>>,
-    Caller(user): Caller,
-    path: RawPath,
-) -> Result<Response, ApiError> {
-    answer_run(&sim, user, &path, true)
-}
-
-/// The run at `path` as `GET` answers it; with `cancel`, stopped first (a finished run
-/// cannot be; a cancelled one stays as it is).
-fn answer_run(
-    sim: &Sim,
-    user: UserIdx,
-    path: &RawPath,
-    cancel: bool,
-) -> Result<Response, ApiError> {
-    let (ws_id, run_id) = ids(path)?;
+    let (ws_id, run_id) = ids(&path)?;
     let mut inner = sim.lock();
     member_workspace(&inner, user, ws_id)?;
-    let run = find_inference(&inner, ws_id, run_id)?;
-    if cancel {
-        match run.state {
-            RunState::Active => inner.cancel_run(run_id),
-            RunState::Cancelled => {}
-            RunState::Complete | RunState::Failed => {
-                return Err(ApiError::RunNotCancellable {
-                    status: run.wire_status(Instant::now()).to_owned(),
-                });
-            }
-        }
+    find_inference(&inner, ws_id, run_id)?;
+    if CANCEL {
+        cancel_run(&mut inner, run_id)?;
     }
     inner.touch(user, ws_id);
-    let body = inner.inference_json(sim, find_inference(&inner, ws_id, run_id)?, Instant::now());
+    let body = inner.inference_json(&sim, find_inference(&inner, ws_id, run_id)?, Instant::now());
     Ok(ok_json(body))
 }

@@ -47,11 +47,11 @@ pub fn router() -> Router<Arc<Sim>> {
         )
         .route(
             "/workspaces/{workspace_id}/inferences/{inference_id}",
-            get(inferences::get_one),
+            get(inferences::run::<false>),
         )
         .route(
             "/workspaces/{workspace_id}/inferences/{inference_id}/cancel",
-            post(inferences::cancel),
+            post(inferences::run::<true>),
         )
         .route("/workspaces/{workspace_id}/workflows", get(workflows::list))
         .route(
@@ -64,11 +64,11 @@ pub fn router() -> Router<Arc<Sim>> {
         )
         .route(
             "/workspaces/{workspace_id}/workflows/{workflow_id}/runs/{run_id}",
-            get(workflows::get_run),
+            get(workflows::run::<false>),
         )
         .route(
             "/workspaces/{workspace_id}/workflows/{workflow_id}/runs/{run_id}/cancel",
-            post(workflows::cancel),
+            post(workflows::run::<true>),
         )
         .route(
             "/workspaces/{workspace_id}/files/upload-url",
@@ -315,6 +315,24 @@ pub fn new_run(
         session_id: None,
         refused_inference: None,
     }
+}
+
+/// Cancels a run that is still going; a cancelled run stays as it is, a finished one cannot
+/// be cancelled.
+pub fn cancel_run(inner: &mut Inner, id: RunId) -> Result<(), ApiError> {
+    let Some(run) = inner.runs.get(&id) else {
+        return Err(ApiError::RunNotFound);
+    };
+    match run.state {
+        RunState::Active => inner.cancel_run(id),
+        RunState::Cancelled => {}
+        RunState::Complete | RunState::Failed => {
+            return Err(ApiError::RunNotCancellable {
+                status: run.wire_status(Instant::now()).to_owned(),
+            });
+        }
+    }
+    Ok(())
 }
 
 pub fn ok_json(body: Value) -> Response {

@@ -9,7 +9,7 @@ use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use super::{
-    JsonBytes, RawPath, check_balance, check_rate_limit, fingerprint, idempotency_key,
+    JsonBytes, RawPath, cancel_run, check_balance, check_rate_limit, fingerprint, idempotency_key,
     idempotent_replay, idempotent_store, listing_query, member_workspace, new_run, ok_json,
     paginate, path_uuids, price_estimate, query_one, workspace_id,
 };
@@ -19,9 +19,7 @@ use crate::files_check::{Media, check_file};
 use crate::ids::{FileId, RunId, SessionId, WorkflowId, WorkspaceId, derive_uuid};
 use crate::pricing::{WorkflowPlan, plan_workflow};
 use crate::problem::{ApiError, ValidationItem, loc};
-use crate::state::{
-    Failure, Inner, Run, RunKind, RunState, Sim, UserIdx, rfc3339, workflow_output_media,
-};
+use crate::state::{Failure, Inner, Run, RunKind, Sim, rfc3339, workflow_output_media};
 use crate::validation::{Check, body_object, check_value, finish, get_str};
 use crate::{schemas, triggers};
 
@@ -301,48 +299,24 @@ fn ids(path: &RawPath) -> Result<(WorkspaceId, WorkflowId, RunId), ApiError> {
     Ok((WorkspaceId(ws), WorkflowId(wf), RunId(run)))
 }
 
-pub async fn get_run(
+/// `GET …/workflows/{workflow_id}/runs/{run_id}` and, with `CANCEL`, its `…/cancel`: both answer with the run as `GET`
+/// does; a cancel first stops a run that is still going (a finished one cannot be; a
+/// cancelled one stays as it is).
+pub async fn run<const CANCEL: bool>(
     State(sim): State<Arc<Sim>>,
     Caller(user): Caller,
     path: RawPath,
 ) -> Result<Response, ApiError> {
-    answer_run(&sim, user, &path, false)
-}
-
-pub async fn cancel(
-    State(sim): State<Arc<Sim>>,
-    Caller(user): Caller,
-    path: RawPath,
-) -> Result<Response, ApiError> {
-    answer_run(&sim, user, &path, true)
-}
-
-/// The run at `path` as `GET` answers it; with `cancel`, stopped first (a finished run
-/// cannot be; a cancelled one stays as it is).
-fn answer_run(
-    sim: &Sim,
-    user: UserIdx,
-    path: &RawPath,
-    cancel: bool,
-) -> Result<Response, ApiError> {
-    let (ws_id, wf_id, run_id) = ids(path)?;
+    let (ws_id, wf_id, run_id) = ids(&path)?;
     let mut inner = sim.lock();
     member_workspace(&inner, user, ws_id)?;
     workflow_in_workspace(wf_id, ws_id).ok_or(ApiError::WorkflowNotFound)?;
-    let run = find_run(&inner, ws_id, wf_id, run_id)?;
-    if cancel {
-        match run.state {
-            RunState::Active => inner.cancel_run(run_id),
-            RunState::Cancelled => {}
-            RunState::Complete | RunState::Failed => {
-                return Err(ApiError::RunNotCancellable {
-                    status: run.wire_status(Instant::now()).to_owned(),
-                });
-            }
-        }
+    find_run(&inner, ws_id, wf_id, run_id)?;
+    if CANCEL {
+        cancel_run(&mut inner, run_id)?;
     }
     inner.touch(user, ws_id);
     let run = find_run(&inner, ws_id, wf_id, run_id)?;
-    let body = inner.workflow_run_json(sim, run, Instant::now());
+    let body = inner.workflow_run_json(&sim, run, Instant::now());
     Ok(ok_json(body))
 }
