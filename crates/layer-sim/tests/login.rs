@@ -69,6 +69,15 @@ async fn submit_login(h: &Harness, html: &str, user: &str, password: &str) -> Re
         .unwrap()
 }
 
+/// A `refresh_token` grant.
+async fn refresh(h: &Harness, refresh_token: &str, basic: bool) -> (StatusCode, Value) {
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+    ];
+    token(h, &form, basic).await
+}
+
 async fn token(h: &Harness, form: &[(&str, &str)], basic: bool) -> (StatusCode, Value) {
     let mut req = h.http.post(h.url("/oauth/token"));
     let mut fields: Vec<(&str, &str)> = form.to_vec();
@@ -147,16 +156,7 @@ async fn code_flow_with_pkce_gives_tokens_the_api_accepts_as_the_same_user() {
     let via_token = h.get_json(access, "/workspaces").await;
     let via_pat = h.get_json(&h.pat("alice"), "/workspaces").await;
     assert_eq!(via_token["workspaces"], via_pat["workspaces"]);
-    let info: Value = h
-        .http
-        .get(h.url("/userinfo"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = h.fetch_json_as(access, h.url("/userinfo")).await;
     assert_eq!(info["nickname"], "alice");
 
     // The code is single-use.
@@ -172,12 +172,7 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     let q = login(&h, redirect, "bob@example.com", "bob-sim-password").await;
     let (_, t1) = code_exchange(&h, &q["code"], redirect, false).await;
     let r1 = t1["refresh_token"].as_str().unwrap().to_owned();
-    let (status, t2) = token(
-        &h,
-        &[("grant_type", "refresh_token"), ("refresh_token", &r1)],
-        false,
-    )
-    .await;
+    let (status, t2) = refresh(&h, &r1, false).await;
     assert_eq!(status, StatusCode::OK);
     let r2 = t2["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(r1, r2, "rotated");
@@ -188,20 +183,10 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     assert_eq!(h.state().await["counters"]["token_refreshes"]["bob"], 1);
 
     // Presenting the rotated token again revokes the family: r2 stops working too.
-    let (status, err) = token(
-        &h,
-        &[("grant_type", "refresh_token"), ("refresh_token", &r1)],
-        true,
-    )
-    .await;
+    let (status, err) = refresh(&h, &r1, true).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(err["error"], "invalid_grant");
-    let (status, _) = token(
-        &h,
-        &[("grant_type", "refresh_token"), ("refresh_token", &r2)],
-        true,
-    )
-    .await;
+    let (status, _) = refresh(&h, &r2, true).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let state = h.state().await;
     assert_eq!(state["counters"]["refresh_reuse_detected"], 1);
@@ -224,12 +209,7 @@ async fn revoke_ends_the_refresh_token() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let (status, _) = token(
-        &h,
-        &[("grant_type", "refresh_token"), ("refresh_token", rt)],
-        true,
-    )
-    .await;
+    let (status, _) = refresh(&h, rt, true).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use layer_sim::{RunningSim, SimConfig};
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
 
 pub const ACME: &str = "a0000000-0000-4000-8000-000000000001";
@@ -60,12 +60,13 @@ impl Harness {
     }
 
     pub async fn get(&self, token: &str, path: &str) -> Response {
-        self.http
-            .get(self.api(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("GET")
+        self.request(Method::GET, token, path).await
+    }
+
+    /// An API call with no body.
+    pub async fn request(&self, method: Method, token: &str, path: &str) -> Response {
+        let request = self.http.request(method, self.api(path)).bearer_auth(token);
+        request.send().await.expect("request")
     }
 
     pub async fn get_json(&self, token: &str, path: &str) -> Value {
@@ -204,6 +205,12 @@ pub fn code(problem: &Value) -> &str {
 impl Harness {
     pub async fn fetch(&self, url: impl reqwest::IntoUrl) -> Response {
         self.http.get(url).send().await.expect("GET")
+    }
+
+    /// A GET with a bearer token, outside the API (`/userinfo`).
+    pub async fn fetch_json_as(&self, token: &str, url: impl reqwest::IntoUrl) -> Value {
+        let response = self.http.get(url).bearer_auth(token).send().await;
+        response.expect("GET").json().await.expect("json")
     }
 
     pub async fn fetch_json(&self, url: impl reqwest::IntoUrl) -> Value {
