@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use reqwest::StatusCode;
+use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
 async fn grant(h: &Harness, token: &str, content_type: &str, size: usize) -> Value {
@@ -16,16 +16,36 @@ async fn grant(h: &Harness, token: &str, content_type: &str, size: usize) -> Val
     .await
 }
 
+/// Asks storage to start a resumable upload at a signed URL.
+async fn start_session(h: &Harness, url: &str) -> Response {
+    let request = h.http.post(url).header("x-goog-resumable", "start");
+    request.send().await.unwrap()
+}
+
+/// Starts a resumable upload; the session URL.
 async fn start(h: &Harness, url: &str) -> String {
-    let r = h
-        .http
-        .post(url)
-        .header("x-goog-resumable", "start")
-        .send()
-        .await
-        .unwrap();
+    let r = start_session(h, url).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     r.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// One PUT to an upload session, with `Content-Range` when `range` is given.
+async fn put(h: &Harness, session: &str, range: Option<&str>, body: Option<Vec<u8>>) -> Response {
+    let mut request = h.http.put(session);
+    if let Some(range) = range {
+        request = request.header("content-range", range);
+    }
+    if let Some(body) = body {
+        request = request.body(body);
+    }
+    request.send().await.unwrap()
+}
+
+/// Alice starts a run of `model` in `ws` guided by `file` as a `kind` guidance file.
+async fn guided_run(h: &Harness, ws: &str, model: &str, file: Value, kind: &str) -> Response {
+    let body = json!({"model_id": model, "prompt": "x", "guidance_files": [{"file_id": file, "type": kind}]});
+    let path = format!("/workspaces/{ws}/inferences");
+    h.post(&h.pat("alice"), &path, &body, None).await
 }
 
 #[tokio::test]
@@ -49,14 +69,7 @@ async fn upload_round_trip_returns_the_same_bytes() {
     )
     .await;
     // Another workspace does not know it.
-    let r = h
-        .post(
-            &alice,
-            &format!("/workspaces/{ALICE_PERSONAL}/inferences"),
-            &json!({"model_id": FLUX, "prompt": "x", "guidance_files": [{"file_id": file, "type": "reference_image"}]}),
-            None,
-        )
-        .await;
+    let r = guided_run(&h, ALICE_PERSONAL, FLUX, json!(file), "reference_image").await;
     assert_problem(r, StatusCode::NOT_FOUND, "FILE_NOT_FOUND").await;
 }
 
@@ -66,33 +79,14 @@ async fn a_wrong_length_is_refused_and_the_file_stays_unusable() {
     let alice = h.pat("alice");
     let g = grant(&h, &alice, "image/png", 10).await;
     let session = start(&h, g["upload_url"].as_str().unwrap()).await;
-    let r = h
-        .http
-        .put(&session)
-        .body(vec![0u8; 9])
-        .send()
-        .await
-        .unwrap();
+    let r = put(&h, &session, None, Some(vec![0u8; 9])).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("<Error>"));
     // The right length afterwards does not revive it.
-    let r = h
-        .http
-        .put(&session)
-        .body(vec![0u8; 10])
-        .send()
-        .await
-        .unwrap();
+    let r = put(&h, &session, None, Some(vec![0u8; 10])).await;
     assert_eq!(r.status(), StatusCode::GONE);
     let file = g["file_id"].as_str().unwrap();
-    let r = h
-        .post(
-            &alice,
-            &format!("/workspaces/{ACME}/inferences"),
-            &json!({"model_id": FLUX, "prompt": "x", "guidance_files": [{"file_id": file, "type": "reference_image"}]}),
-            None,
-        )
-        .await;
+    let r = guided_run(&h, ACME, FLUX, json!(file), "reference_image").await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = r.json().await.unwrap();
     assert_eq!(
@@ -107,24 +101,10 @@ async fn a_file_not_yet_uploaded_is_refused() {
     let h = Harness::start().await;
     let alice = h.pat("alice");
     let g = grant(&h, &alice, "image/webp", 10).await;
-    let r = h
-        .post(
-            &alice,
-            &format!("/workspaces/{ACME}/inferences"),
-            &json!({"model_id": FLUX_FILL, "prompt": "x", "guidance_files": [{"file_id": g["file_id"], "type": "init_image"}]}),
-            None,
-        )
-        .await;
+    let r = guided_run(&h, ACME, FLUX_FILL, g["file_id"].clone(), "init_image").await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let unknown = "0f000000-0000-4000-8000-00000000000f";
-    let r = h
-        .post(
-            &alice,
-            &format!("/workspaces/{ACME}/inferences"),
-            &json!({"model_id": FLUX_FILL, "prompt": "x", "guidance_files": [{"file_id": unknown, "type": "init_image"}]}),
-            None,
-        )
-        .await;
+    let r = guided_run(&h, ACME, FLUX_FILL, json!(unknown), "init_image").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
@@ -134,32 +114,12 @@ async fn chunked_upload_reports_progress_until_complete() {
     let alice = h.pat("alice");
     let g = grant(&h, &alice, "audio/wav", 20).await;
     let session = start(&h, g["upload_url"].as_str().unwrap()).await;
-    let r = h
-        .http
-        .put(&session)
-        .header("content-range", "bytes 0-9/20")
-        .body(vec![1u8; 10])
-        .send()
-        .await
-        .unwrap();
+    let r = put(&h, &session, Some("bytes 0-9/20"), Some(vec![1u8; 10])).await;
     assert_eq!(r.status().as_u16(), 308);
     assert_eq!(r.headers()["range"], "bytes=0-9");
-    let r = h
-        .http
-        .put(&session)
-        .header("content-range", "bytes */20")
-        .send()
-        .await
-        .unwrap();
+    let r = put(&h, &session, Some("bytes */20"), None).await;
     assert_eq!(r.status().as_u16(), 308);
-    let r = h
-        .http
-        .put(&session)
-        .header("content-range", "bytes 10-19/20")
-        .body(vec![2u8; 10])
-        .send()
-        .await
-        .unwrap();
+    let r = put(&h, &session, Some("bytes 10-19/20"), Some(vec![2u8; 10])).await;
     assert_eq!(r.status(), StatusCode::OK);
     let obj: Value = r.json().await.unwrap();
     assert_eq!(obj["size"], "20");
@@ -178,13 +138,7 @@ async fn signed_url_is_checked_and_types_and_sizes_are_limited() {
     let g = grant(&h, &alice, "image/png", 10).await;
     let url = g["upload_url"].as_str().unwrap();
     let forged = format!("{}0", url);
-    let r = h
-        .http
-        .post(&forged)
-        .header("x-goog-resumable", "start")
-        .send()
-        .await
-        .unwrap();
+    let r = start_session(&h, &forged).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let r = h.http.post(url).send().await.unwrap();
     assert_eq!(
