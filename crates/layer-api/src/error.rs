@@ -500,6 +500,11 @@ mod tests {
         ApiError::from_response("POST /x", status, &headers(pairs), body)
     }
 
+    fn assert_shows(err: &ApiError, text: &str) {
+        let shown = err.to_string();
+        assert!(shown.contains(text), "{shown}");
+    }
+
     #[test]
     fn problem_json_becomes_a_typed_error() {
         let body = br#"{"type":"https://api.app.layer.ai/problems/INSUFFICIENT_BALANCE","title":"Insufficient balance","status":402,"detail":"Needs 12 Creative Units, 3 available.","request_id":"req-body"}"#;
@@ -512,11 +517,7 @@ mod tests {
         assert_eq!(err.message(), "Needs 12 Creative Units, 3 available.");
         assert_eq!(err.request_id(), Some("req-header"));
         assert!(!err.is_retryable());
-        let shown = err.to_string();
-        assert!(
-            shown.contains("402 INSUFFICIENT_BALANCE: Needs 12"),
-            "{shown}"
-        );
+        assert_shows(&err, "402 INSUFFICIENT_BALANCE: Needs 12");
     }
 
     #[test]
@@ -541,10 +542,9 @@ mod tests {
             err.validation_errors()[1].location(),
             "body.guidance_files.0.file_id"
         );
-        let shown = err.to_string();
-        assert!(
-            shown.contains("body.batch_size: Input should be less than or equal to 16"),
-            "{shown}"
+        assert_shows(
+            &err,
+            "body.batch_size: Input should be less than or equal to 16",
         );
     }
 

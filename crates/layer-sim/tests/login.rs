@@ -92,6 +92,12 @@ async fn token(h: &Harness, form: &[(&str, &str)], basic: bool) -> (StatusCode, 
     (status, r.json().await.unwrap())
 }
 
+/// Signs in through the browser flow and exchanges the code: the token answer.
+async fn sign_in(h: &Harness, redirect: &str, user: &str, password: &str, basic: bool) -> Value {
+    let q = login(h, redirect, user, password).await;
+    code_exchange(h, &q["code"], redirect, basic).await.1
+}
+
 async fn code_exchange(
     h: &Harness,
     code: &str,
@@ -169,8 +175,7 @@ async fn code_flow_with_pkce_gives_tokens_the_api_accepts_as_the_same_user() {
 async fn refresh_rotates_and_reuse_revokes_the_family() {
     let h = Harness::start().await;
     let redirect = "http://localhost:8123/callback";
-    let q = login(&h, redirect, "bob@example.com", "bob-sim-password").await;
-    let (_, t1) = code_exchange(&h, &q["code"], redirect, false).await;
+    let t1 = sign_in(&h, redirect, "bob@example.com", "bob-sim-password", false).await;
     let r1 = t1["refresh_token"].as_str().unwrap().to_owned();
     let (status, t2) = refresh(&h, &r1, false).await;
     assert_eq!(status, StatusCode::OK);
@@ -197,8 +202,7 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
 async fn revoke_ends_the_refresh_token() {
     let h = Harness::start().await;
     let redirect = "http://127.0.0.1:5000/callback";
-    let q = login(&h, redirect, "alice", "alice-sim-password").await;
-    let (_, t) = code_exchange(&h, &q["code"], redirect, true).await;
+    let t = sign_in(&h, redirect, "alice", "alice-sim-password", true).await;
     let rt = t["refresh_token"].as_str().unwrap();
     let r = h
         .http
@@ -309,8 +313,7 @@ async fn expired_or_foreign_tokens_are_refused_by_the_api() {
     })
     .await;
     let redirect = "http://127.0.0.1:5002/callback";
-    let q = login(&h, redirect, "alice", "alice-sim-password").await;
-    let (_, t) = code_exchange(&h, &q["code"], redirect, true).await;
+    let t = sign_in(&h, redirect, "alice", "alice-sim-password", true).await;
     let access = t["access_token"].as_str().unwrap();
     assert_eq!(h.get(access, "/workspaces").await.status(), StatusCode::OK);
     // The id token is signed by the same key but is not an access token for the API.
