@@ -8,6 +8,14 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+/// The `name` of every item of a JSON array.
+fn names_of(items: &Value) -> Vec<String> {
+    let items = items.as_array().unwrap().iter();
+    items
+        .map(|i| i["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 #[tokio::test]
 async fn auth_failures_are_401_problems_with_request_ids() {
     let h = Harness::start().await;
@@ -89,14 +97,7 @@ async fn workspaces_list_pages_to_the_end_and_membership_is_enforced() {
 async fn models_filter_by_modality_capability_and_text() {
     let h = Harness::start().await;
     let alice = h.pat("alice");
-    let names = |v: &Value| -> Vec<String> {
-        v["models"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["name"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let names = |v: &Value| names_of(&v["models"]);
     let three_d = h
         .get_json(
             &alice,
@@ -646,13 +647,9 @@ async fn product_shot_workflow_runs_through_its_steps() {
         .await;
     let wf = &list["workflows"][0];
     assert_eq!(wf["name"], "Product shot");
-    let input_names: Vec<&str> = wf["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["name"].as_str().unwrap())
-        .collect();
-    assert!(input_names.contains(&"product_image") && input_names.contains(&"scene_prompt"));
+    let input_names = names_of(&wf["inputs"]);
+    assert!(input_names.contains(&"product_image".into()));
+    assert!(input_names.contains(&"scene_prompt".into()));
     assert_eq!(wf["inputs"][0]["type"], "file");
     assert!(wf["inputs"][0]["value_schema"].is_object());
 

@@ -7,9 +7,10 @@ use common::*;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
-async fn grant(h: &Harness, token: &str, content_type: &str, size: usize) -> Value {
+/// Alice asks for an upload URL in ACME.
+async fn grant(h: &Harness, content_type: &str, size: usize) -> Value {
     h.post_ok(
-        token,
+        &h.pat("alice"),
         &format!("/workspaces/{ACME}/files/upload-url"),
         &json!({"content_type": content_type, "file_size_bytes": size}),
     )
@@ -53,7 +54,7 @@ async fn upload_round_trip_returns_the_same_bytes() {
     let h = Harness::start().await;
     let alice = h.pat("alice");
     let bytes: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let g = grant(&h, &alice, "image/png", bytes.len()).await;
+    let g = grant(&h, "image/png", bytes.len()).await;
     let url = g["upload_url"].as_str().unwrap();
     assert!(url.contains("X-Goog-Signature=") && url.contains("X-Goog-Expires=900"));
     assert_eq!(g["content_type"], "image/png");
@@ -76,8 +77,7 @@ async fn upload_round_trip_returns_the_same_bytes() {
 #[tokio::test]
 async fn a_wrong_length_is_refused_and_the_file_stays_unusable() {
     let h = Harness::start().await;
-    let alice = h.pat("alice");
-    let g = grant(&h, &alice, "image/png", 10).await;
+    let g = grant(&h, "image/png", 10).await;
     let session = start(&h, g["upload_url"].as_str().unwrap()).await;
     let r = put(&h, &session, None, Some(vec![0u8; 9])).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
@@ -99,8 +99,7 @@ async fn a_wrong_length_is_refused_and_the_file_stays_unusable() {
 #[tokio::test]
 async fn a_file_not_yet_uploaded_is_refused() {
     let h = Harness::start().await;
-    let alice = h.pat("alice");
-    let g = grant(&h, &alice, "image/webp", 10).await;
+    let g = grant(&h, "image/webp", 10).await;
     let r = guided_run(&h, ACME, FLUX_FILL, g["file_id"].clone(), "init_image").await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let unknown = "0f000000-0000-4000-8000-00000000000f";
@@ -111,8 +110,7 @@ async fn a_file_not_yet_uploaded_is_refused() {
 #[tokio::test]
 async fn chunked_upload_reports_progress_until_complete() {
     let h = Harness::start().await;
-    let alice = h.pat("alice");
-    let g = grant(&h, &alice, "audio/wav", 20).await;
+    let g = grant(&h, "audio/wav", 20).await;
     let session = start(&h, g["upload_url"].as_str().unwrap()).await;
     let r = put(&h, &session, Some("bytes 0-9/20"), Some(vec![1u8; 10])).await;
     assert_eq!(r.status().as_u16(), 308);
@@ -135,7 +133,7 @@ async fn chunked_upload_reports_progress_until_complete() {
 async fn signed_url_is_checked_and_types_and_sizes_are_limited() {
     let h = Harness::start().await;
     let alice = h.pat("alice");
-    let g = grant(&h, &alice, "image/png", 10).await;
+    let g = grant(&h, "image/png", 10).await;
     let url = g["upload_url"].as_str().unwrap();
     let forged = format!("{}0", url);
     let r = start_session(&h, &forged).await;
