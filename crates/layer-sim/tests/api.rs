@@ -8,12 +8,10 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// The `name` of every item of a JSON array.
-fn names_of(items: &Value) -> Vec<String> {
+/// The string `key` of every item of a JSON array.
+fn each(items: &Value, key: &str) -> Vec<String> {
     let items = items.as_array().unwrap().iter();
-    items
-        .map(|i| i["name"].as_str().unwrap().to_owned())
-        .collect()
+    items.map(|i| i[key].as_str().unwrap().to_owned()).collect()
 }
 
 #[tokio::test]
@@ -97,7 +95,7 @@ async fn workspaces_list_pages_to_the_end_and_membership_is_enforced() {
 async fn models_filter_by_modality_capability_and_text() {
     let h = Harness::start().await;
     let alice = h.pat("alice");
-    let names = |v: &Value| names_of(&v["models"]);
+    let names = |v: &Value| each(&v["models"], "name");
     let three_d = h
         .get_json(
             &alice,
@@ -647,7 +645,7 @@ async fn product_shot_workflow_runs_through_its_steps() {
         .await;
     let wf = &list["workflows"][0];
     assert_eq!(wf["name"], "Product shot");
-    let input_names = names_of(&wf["inputs"]);
+    let input_names = each(&wf["inputs"], "name");
     assert!(input_names.contains(&"product_image".into()));
     assert!(input_names.contains(&"scene_prompt".into()));
     assert_eq!(wf["inputs"][0]["type"], "file");
@@ -677,14 +675,9 @@ async fn product_shot_workflow_runs_through_its_steps() {
         .await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let bad: Value = bad.json().await.unwrap();
-    let types: Vec<&str> = bad["detail"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["type"].as_str().unwrap())
-        .collect();
+    let types = each(&bad["detail"], "type");
     assert!(
-        types.contains(&"missing") && types.contains(&"extra_forbidden"),
+        types.contains(&"missing".into()) && types.contains(&"extra_forbidden".into()),
         "{types:?}"
     );
 
@@ -736,12 +729,7 @@ async fn a_refused_generation_fails_the_workflow_with_refusals() {
         done["refusals"][0]["guardrails"][0]["category"],
         "ip_trademark_infringement"
     );
-    let statuses: Vec<&str> = done["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["status"].as_str().unwrap())
-        .collect();
+    let statuses = each(&done["steps"], "status");
     assert_eq!(statuses, ["success", "failure", "cancelled", "cancelled"]);
     assert_eq!(
         h.workspace(&alice, ACME).await["balance_creative_units"],
