@@ -750,14 +750,8 @@ async fn a_refused_generation_fails_the_workflow_with_refusals() {
     let live = h.get_json(&alice, &format!("{base}/runs/{rid}")).await;
     assert_eq!(live["status"], "running");
     assert!(live["poll_interval_seconds"].as_u64().unwrap() >= 1);
-    assert!(
-        live["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["status"] == "running"),
-        "{live}"
-    );
+    let steps = each(&live["steps"], "status");
+    assert!(steps.contains(&"running".into()), "{live}");
     assert!(live["outputs"].is_null());
     let cancelled = h
         .post_ok(&alice, &format!("{base}/runs/{rid}/cancel"), &json!({}))
