@@ -33,6 +33,11 @@ fn assert_code(err: &layer_api::Error, status: u16, code: ErrorCode) {
     assert!(api.request_id().is_some(), "no request id: {err:?}");
 }
 
+/// Asserts that `answer` is a 404 with this code.
+fn assert_not_found<T: std::fmt::Debug>(answer: layer_api::Result<T>, code: ErrorCode) {
+    assert_code(&answer.unwrap_err(), 404, code);
+}
+
 #[tokio::test]
 async fn unauthenticated_forbidden_and_not_found() {
     let sim = sim().await;
@@ -66,45 +71,30 @@ async fn unauthenticated_forbidden_and_not_found() {
     // 404, each kind.
     let api = client.with_token(&bob);
     let acme = ws(&sim, ACME);
-    let err = api.get_workspace(random_ws()).await.unwrap_err();
-    assert_code(&err, 404, ErrorCode::WorkspaceNotFound);
-    let err = api
-        .get_model(acme, ModelId::from_uuid(uuid::Uuid::new_v4()))
-        .await
-        .unwrap_err();
-    assert_code(&err, 404, ErrorCode::ModelNotFound);
+    assert_not_found(
+        api.get_workspace(random_ws()).await,
+        ErrorCode::WorkspaceNotFound,
+    );
+    let random_model = ModelId::from_uuid(uuid::Uuid::new_v4());
+    let model = api.get_model(acme, random_model).await;
+    assert_not_found(model, ErrorCode::ModelNotFound);
     // A trained style of another workspace is not found in this one.
-    let err = api
-        .get_model(
-            ws(&sim, BOB_SANDBOX),
-            ModelId::from_uuid(catalogue_ids::ACME_PRODUCT_STYLE),
-        )
-        .await
-        .unwrap_err();
-    assert_code(&err, 404, ErrorCode::ModelNotFound);
-    let err = api
-        .estimate_workflow(
-            acme,
-            WorkflowId::from_uuid(uuid::Uuid::new_v4()),
-            &EstimateWorkflowRequest::default(),
-        )
-        .await
-        .unwrap_err();
-    assert_code(&err, 404, ErrorCode::WorkflowNotFound);
-    let err = api
-        .get_inference(acme, uuid::Uuid::new_v4().into())
-        .await
-        .unwrap_err();
-    assert_code(&err, 404, ErrorCode::RunNotFound);
-    let err = api
-        .get_workflow_run(
-            acme,
-            WorkflowId::from_uuid(catalogue_ids::PRODUCT_SHOT),
-            uuid::Uuid::new_v4().into(),
-        )
-        .await
-        .unwrap_err();
-    assert_code(&err, 404, ErrorCode::RunNotFound);
+    let style = ModelId::from_uuid(catalogue_ids::ACME_PRODUCT_STYLE);
+    let model = api.get_model(ws(&sim, BOB_SANDBOX), style).await;
+    assert_not_found(model, ErrorCode::ModelNotFound);
+    let random_workflow = WorkflowId::from_uuid(uuid::Uuid::new_v4());
+    let no_inputs = EstimateWorkflowRequest::default();
+    let estimate = api
+        .estimate_workflow(acme, random_workflow, &no_inputs)
+        .await;
+    assert_not_found(estimate, ErrorCode::WorkflowNotFound);
+    let run = api.get_inference(acme, uuid::Uuid::new_v4().into()).await;
+    assert_not_found(run, ErrorCode::RunNotFound);
+    let product_shot = WorkflowId::from_uuid(catalogue_ids::PRODUCT_SHOT);
+    let run = api
+        .get_workflow_run(acme, product_shot, uuid::Uuid::new_v4().into())
+        .await;
+    assert_not_found(run, ErrorCode::RunNotFound);
     let mut request = InferenceRequest::new(flux()).prompt("x").batch_size(1);
     request.guidance_files.push(GuidanceFile::new(
         uuid::Uuid::new_v4().into(),
