@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -159,22 +159,31 @@ fn client(origin: &str) -> LayerClient {
     LayerClient::new(config).unwrap()
 }
 
-fn token() -> BearerToken {
-    BearerToken::new("edge-secret-token").unwrap()
+/// The test caller's token.
+fn token() -> &'static BearerToken {
+    static TOKEN: LazyLock<BearerToken> =
+        LazyLock::new(|| BearerToken::new("edge-secret-token").unwrap());
+    &TOKEN
 }
 
 fn ws() -> WorkspaceId {
     WS.parse().unwrap()
 }
 
+/// A server whose next `failures` executes answer 503, and a client for it.
+async fn served(failures: u32) -> (LayerClient, Shared) {
+    let (origin, seen) = serve().await;
+    seen.lock().unwrap().failures_left = failures;
+    (client(&origin), seen)
+}
+
 #[tokio::test]
 async fn sends_user_agent_and_bearer_and_notes_deprecation_once() {
     let (origin, seen) = serve().await;
     let client = client(&origin);
-    let token = token();
     for _ in 0..3 {
         let page = client
-            .with_token(&token)
+            .with_token(token())
             .list_workspaces(&ListWorkspacesQuery::default())
             .await
             .unwrap();
@@ -189,14 +198,9 @@ async fn sends_user_agent_and_bearer_and_notes_deprecation_once() {
 
 #[tokio::test]
 async fn html_with_a_success_status_is_an_invalid_response() {
-    let (origin, _) = serve().await;
-    let client = client(&origin);
-    let token = token();
-    let err = client
-        .with_token(&token)
-        .get_workspace(ws())
-        .await
-        .unwrap_err();
+    let (client, _) = served(0).await;
+    let answer = client.with_token(token()).get_workspace(ws()).await;
+    let err = answer.unwrap_err();
     match &err {
         Error::InvalidResponse { status, reason, .. } => {
             assert_eq!(status.as_u16(), 200);
@@ -209,22 +213,11 @@ async fn html_with_a_success_status_is_an_invalid_response() {
 
 #[tokio::test]
 async fn redirects_are_not_followed() {
-    let (origin, _) = serve().await;
-    let client = client(&origin);
-    let token = token();
-    let err = client
-        .with_token(&token)
-        .list_models(ws(), &ListModelsQuery::default())
-        .await
-        .unwrap_err();
+    let (client, _) = served(0).await;
+    let api = client.with_token(token());
+    let answer = api.list_models(ws(), &ListModelsQuery::default()).await;
+    let err = answer.unwrap_err();
     assert_eq!(err.status().map(|s| s.as_u16()), Some(302));
-}
-
-/// A server whose next `failures` executes answer 503, and a client for it.
-async fn flaky(failures: u32) -> (LayerClient, Shared) {
-    let (origin, seen) = serve().await;
-    seen.lock().unwrap().failures_left = failures;
-    (client(&origin), seen)
 }
 
 /// Starts a run of `MODEL` as the test caller, with the caller's own idempotency key if any.
@@ -232,8 +225,7 @@ async fn start_run(
     client: &LayerClient,
     key: Option<&str>,
 ) -> layer_api::Result<layer_api::InferenceStarted> {
-    let token = token();
-    let mut api = client.with_token(&token);
+    let mut api = client.with_token(token());
     if let Some(key) = key {
         api = api.with_idempotency_key(IdempotencyKey::new(key).unwrap());
     }
@@ -243,7 +235,7 @@ async fn start_run(
 
 #[tokio::test]
 async fn retried_post_keeps_its_idempotency_key() {
-    let (client, seen) = flaky(2).await;
+    let (client, seen) = served(2).await;
     let started = start_run(&client, None).await.unwrap();
     assert_eq!(started.inference_id.to_string(), RUN);
     let keys = seen.lock().unwrap().execute_keys.clone();
@@ -261,7 +253,7 @@ async fn retried_post_keeps_its_idempotency_key() {
 
 #[tokio::test]
 async fn gives_up_after_the_configured_attempts() {
-    let (client, seen) = flaky(10).await;
+    let (client, seen) = served(10).await;
     let err = start_run(&client, None).await.unwrap_err();
     assert_eq!(err.status().map(|s| s.as_u16()), Some(503));
     assert!(err.is_retryable());
@@ -275,10 +267,9 @@ async fn a_stalled_answer_times_out_without_leaking_the_token() {
     config.request_timeout = Duration::from_millis(200);
     config.retry = RetryPolicy::never();
     let client = LayerClient::new(config).unwrap();
-    let token = token();
     let started = std::time::Instant::now();
     let err = client
-        .with_token(&token)
+        .with_token(token())
         .get_inference(ws(), RUN.parse().unwrap())
         .await
         .unwrap_err();
