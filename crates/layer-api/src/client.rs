@@ -16,7 +16,7 @@ use crate::config::ClientConfig;
 use crate::credentials::{BearerToken, IdempotencyKey};
 use crate::error::{Error, Result};
 use crate::ids::{InferenceId, ModelId, WorkflowId, WorkflowRunId, WorkspaceId};
-use crate::pagination::{Cursor, Page, PageLimit};
+use crate::pagination::{Cursor, Page, PageLimit, Pagination};
 use crate::transport::{Call, DeprecationLog, Transport};
 use crate::types::files::{UploadGrant, UploadUrlRequest};
 use crate::types::inferences::{
@@ -150,6 +150,22 @@ impl LayerClient {
         }
         url
     }
+
+    /// `/workspaces/{workspace}` followed by `rest`.
+    fn workspace_url(&self, workspace: WorkspaceId, rest: &[&str]) -> Url {
+        let workspace = workspace.to_string();
+        let mut segments = vec!["workspaces", workspace.as_str()];
+        segments.extend_from_slice(rest);
+        self.url(&segments)
+    }
+
+    /// `/workspaces/{workspace}/workflows/{workflow}` followed by `rest`.
+    fn workflow_url(&self, workspace: WorkspaceId, workflow: WorkflowId, rest: &[&str]) -> Url {
+        let workflow = workflow.to_string();
+        let mut segments = vec!["workflows", workflow.as_str()];
+        segments.extend_from_slice(rest);
+        self.workspace_url(workspace, &segments)
+    }
 }
 
 /// A [`LayerClient`] acting for one credential. Borrowing, cheap to make per call.
@@ -195,13 +211,23 @@ impl<'a> AuthedClient<'a> {
             .unwrap_or_else(IdempotencyKey::generate)
     }
 
-    async fn get<T: DeserializeOwned>(&self, endpoint: &'static str, url: Url) -> Result<T> {
+    /// Sends one call as this caller and decodes its answer. Every call here is
+    /// repeatable: reads and estimates act once however often they are sent, and mutations
+    /// carry an idempotency key kept across retries.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        endpoint: &'static str,
+        url: Url,
+        body: Option<Bytes>,
+        idempotency_key: Option<IdempotencyKey>,
+    ) -> Result<T> {
         let call = Call {
-            method: Method::GET,
+            method,
             endpoint,
             url,
-            body: None,
-            idempotency_key: None,
+            body,
+            idempotency_key,
             repeatable: true,
         };
         self.client
@@ -209,6 +235,25 @@ impl<'a> AuthedClient<'a> {
             .send(self.token, &call)
             .await?
             .decode(endpoint)
+    }
+
+    async fn get<T: DeserializeOwned>(&self, endpoint: &'static str, url: Url) -> Result<T> {
+        self.send(Method::GET, endpoint, url, None, None).await
+    }
+
+    /// One page of a listing: `query`'s page size and cursor added to `url`, the items and
+    /// the pagination taken out of the answer by `split`.
+    async fn get_page<Q: PagedQuery, O: DeserializeOwned, T>(
+        &self,
+        endpoint: &'static str,
+        mut url: Url,
+        query: &Q,
+        split: impl FnOnce(O) -> (Vec<T>, Pagination),
+    ) -> Result<Page<T>> {
+        let (limit, cursor) = query.limit_and_cursor();
+        add_page_params(&mut url, limit, cursor);
+        let (items, pagination) = split(self.get(endpoint, url).await?);
+        Ok(Page { items, pagination })
     }
 
     /// A POST that changes something: carries an idempotency key, kept across retries.
@@ -218,19 +263,10 @@ impl<'a> AuthedClient<'a> {
         url: Url,
         body: &B,
     ) -> Result<T> {
-        let call = Call {
-            method: Method::POST,
-            endpoint,
-            url,
-            body: Some(to_body(body)?),
-            idempotency_key: Some(self.mutation_key()),
-            repeatable: true,
-        };
-        self.client
-            .transport()
-            .send(self.token, &call)
-            .await?
-            .decode(endpoint)
+        let body = to_body(body)?;
+        let key = self.mutation_key();
+        self.send(Method::POST, endpoint, url, Some(body), Some(key))
+            .await
     }
 
     /// A POST that only reads (an estimate): safe to repeat, so retried without a key.
@@ -240,19 +276,8 @@ impl<'a> AuthedClient<'a> {
         url: Url,
         body: Bytes,
     ) -> Result<T> {
-        let call = Call {
-            method: Method::POST,
-            endpoint,
-            url,
-            body: Some(body),
-            idempotency_key: None,
-            repeatable: true,
-        };
-        self.client
-            .transport()
-            .send(self.token, &call)
-            .await?
-            .decode(endpoint)
+        self.send(Method::POST, endpoint, url, Some(body), None)
+            .await
     }
 
     // ----- workspaces -----
@@ -262,30 +287,28 @@ impl<'a> AuthedClient<'a> {
         &self,
         query: &ListWorkspacesQuery,
     ) -> Result<Page<WorkspaceInfo>> {
-        let mut url = self.client.url(&["workspaces"]);
-        add_page_params(&mut url, query.limit, query.cursor.as_ref());
-        let out: ListWorkspacesOutput = self.get(endpoint::LIST_WORKSPACES, url).await?;
-        Ok(Page {
-            items: out.workspaces,
-            pagination: out.pagination,
-        })
+        let url = self.client.url(&["workspaces"]);
+        self.get_page(
+            endpoint::LIST_WORKSPACES,
+            url,
+            query,
+            |out: ListWorkspacesOutput| (out.workspaces, out.pagination),
+        )
+        .await
     }
 
     /// Every workspace of the caller, following the cursor to the end.
     pub async fn all_workspaces(&self) -> Result<Vec<WorkspaceInfo>> {
-        collect_pages(endpoint::LIST_WORKSPACES, None, |cursor| {
-            let query = ListWorkspacesQuery {
-                limit: Some(PageLimit::MAX),
-                cursor,
-            };
-            async move { self.list_workspaces(&query).await }
+        let query = ListWorkspacesQuery::default();
+        collect_pages(endpoint::LIST_WORKSPACES, &query, |query| async move {
+            self.list_workspaces(&query).await
         })
         .await
     }
 
     /// `GET /workspaces/{workspace_id}`: one workspace and its balance.
     pub async fn get_workspace(&self, workspace: WorkspaceId) -> Result<WorkspaceInfo> {
-        let url = self.client.url(&["workspaces", &workspace.to_string()]);
+        let url = self.client.workspace_url(workspace, &[]);
         let out: GetWorkspaceOutput = self.get(endpoint::GET_WORKSPACE, url).await?;
         Ok(out.into_inner())
     }
@@ -298,9 +321,7 @@ impl<'a> AuthedClient<'a> {
         workspace: WorkspaceId,
         query: &ListModelsQuery,
     ) -> Result<Page<ModelSummary>> {
-        let mut url = self
-            .client
-            .url(&["workspaces", &workspace.to_string(), "models"]);
+        let mut url = self.client.workspace_url(workspace, &["models"]);
         {
             let mut pairs = url.query_pairs_mut();
             if let Some(modality) = &query.modality {
@@ -313,12 +334,13 @@ impl<'a> AuthedClient<'a> {
                 pairs.append_pair("search", search);
             }
         }
-        add_page_params(&mut url, query.limit, query.cursor.as_ref());
-        let out: ListModelsOutput = self.get(endpoint::LIST_MODELS, url).await?;
-        Ok(Page {
-            items: out.models,
-            pagination: out.pagination,
-        })
+        self.get_page(
+            endpoint::LIST_MODELS,
+            url,
+            query,
+            |out: ListModelsOutput| (out.models, out.pagination),
+        )
+        .await
     }
 
     /// Every model matching `query`, following the cursor to the end (starting at
@@ -328,25 +350,17 @@ impl<'a> AuthedClient<'a> {
         workspace: WorkspaceId,
         query: &ListModelsQuery,
     ) -> Result<Vec<ModelSummary>> {
-        collect_pages(endpoint::LIST_MODELS, query.cursor.clone(), |cursor| {
-            let query = ListModelsQuery {
-                limit: query.limit.or(Some(PageLimit::MAX)),
-                cursor,
-                ..query.clone()
-            };
-            async move { self.list_models(workspace, &query).await }
+        collect_pages(endpoint::LIST_MODELS, query, |query| async move {
+            self.list_models(workspace, &query).await
         })
         .await
     }
 
     /// `GET /workspaces/{ws}/models/{model_id}`: one model with its capabilities.
     pub async fn get_model(&self, workspace: WorkspaceId, model: ModelId) -> Result<ModelDetail> {
-        let url = self.client.url(&[
-            "workspaces",
-            &workspace.to_string(),
-            "models",
-            &model.to_string(),
-        ]);
+        let url = self
+            .client
+            .workspace_url(workspace, &["models", &model.to_string()]);
         let out: GetModelOutput = self.get(endpoint::GET_MODEL, url).await?;
         Ok(out.model)
     }
@@ -365,12 +379,9 @@ impl<'a> AuthedClient<'a> {
             map.remove("seed");
             map.remove("session_name");
         }
-        let url = self.client.url(&[
-            "workspaces",
-            &workspace.to_string(),
-            "inferences",
-            "estimate",
-        ]);
+        let url = self
+            .client
+            .workspace_url(workspace, &["inferences", "estimate"]);
         self.query_post(endpoint::ESTIMATE_INFERENCE, url, to_body(&body)?)
             .await
     }
@@ -382,9 +393,7 @@ impl<'a> AuthedClient<'a> {
         workspace: WorkspaceId,
         request: &InferenceRequest,
     ) -> Result<InferenceStarted> {
-        let url = self
-            .client
-            .url(&["workspaces", &workspace.to_string(), "inferences"]);
+        let url = self.client.workspace_url(workspace, &["inferences"]);
         self.mutate(endpoint::EXECUTE_INFERENCE, url, request).await
     }
 
@@ -394,12 +403,9 @@ impl<'a> AuthedClient<'a> {
         workspace: WorkspaceId,
         inference: InferenceId,
     ) -> Result<InferenceRun> {
-        let url = self.client.url(&[
-            "workspaces",
-            &workspace.to_string(),
-            "inferences",
-            &inference.to_string(),
-        ]);
+        let url = self
+            .client
+            .workspace_url(workspace, &["inferences", &inference.to_string()]);
         self.get(endpoint::GET_INFERENCE, url).await
     }
 
@@ -410,15 +416,11 @@ impl<'a> AuthedClient<'a> {
         workspace: WorkspaceId,
         inference: InferenceId,
     ) -> Result<InferenceRun> {
-        let url = self.client.url(&[
-            "workspaces",
-            &workspace.to_string(),
-            "inferences",
-            &inference.to_string(),
-            "cancel",
-        ]);
-        self.mutate(endpoint::CANCEL_INFERENCE, url, &serde_json::Map::new())
-            .await
+        let id = inference.to_string();
+        let url = self
+            .client
+            .workspace_url(workspace, &["inferences", &id, "cancel"]);
+        self.cancel(endpoint::CANCEL_INFERENCE, url).await
     }
 
     /// Polls a run until it is terminal, honouring `poll_interval_seconds` (capped by
@@ -430,20 +432,13 @@ impl<'a> AuthedClient<'a> {
         inference: InferenceId,
         options: &PollOptions,
     ) -> Result<InferenceRun> {
-        let deadline = Instant::now() + options.timeout;
-        loop {
-            let run = self.get_inference(workspace, inference).await?;
-            if run.status.is_terminal() {
-                return Ok(run);
-            }
-            sleep_until_next_poll(
-                run.poll_interval_seconds,
-                options,
-                deadline,
-                endpoint::GET_INFERENCE,
-            )
-            .await?;
-        }
+        poll_until_terminal(
+            endpoint::GET_INFERENCE,
+            options,
+            || self.get_inference(workspace, inference),
+            |run: &InferenceRun| (run.status.is_terminal(), run.poll_interval_seconds),
+        )
+        .await
     }
 
     // ----- workflows -----
@@ -454,18 +449,17 @@ impl<'a> AuthedClient<'a> {
         workspace: WorkspaceId,
         query: &ListWorkflowsQuery,
     ) -> Result<Page<WorkflowSummary>> {
-        let mut url = self
-            .client
-            .url(&["workspaces", &workspace.to_string(), "workflows"]);
+        let mut url = self.client.workspace_url(workspace, &["workflows"]);
         if let Some(search) = &query.search {
             url.query_pairs_mut().append_pair("search", search);
         }
-        add_page_params(&mut url, query.limit, query.cursor.as_ref());
-        let out: ListWorkflowsOutput = self.get(endpoint::LIST_WORKFLOWS, url).await?;
-        Ok(Page {
-            items: out.workflows,
-            pagination: out.pagination,
-        })
+        self.get_page(
+            endpoint::LIST_WORKFLOWS,
+            url,
+            query,
+            |out: ListWorkflowsOutput| (out.workflows, out.pagination),
+        )
+        .await
     }
 
     /// Every workflow matching `query`, following the cursor to the end.
@@ -474,13 +468,8 @@ impl<'a> AuthedClient<'a> {
         workspace: WorkspaceId,
         query: &ListWorkflowsQuery,
     ) -> Result<Vec<WorkflowSummary>> {
-        collect_pages(endpoint::LIST_WORKFLOWS, query.cursor.clone(), |cursor| {
-            let query = ListWorkflowsQuery {
-                limit: query.limit.or(Some(PageLimit::MAX)),
-                cursor,
-                ..query.clone()
-            };
-            async move { self.list_workflows(workspace, &query).await }
+        collect_pages(endpoint::LIST_WORKFLOWS, query, |query| async move {
+            self.list_workflows(workspace, &query).await
         })
         .await
     }
@@ -493,13 +482,7 @@ impl<'a> AuthedClient<'a> {
         workflow: WorkflowId,
         request: &EstimateWorkflowRequest,
     ) -> Result<WorkflowEstimate> {
-        let url = self.client.url(&[
-            "workspaces",
-            &workspace.to_string(),
-            "workflows",
-            &workflow.to_string(),
-            "estimate",
-        ]);
+        let url = self.client.workflow_url(workspace, workflow, &["estimate"]);
         self.query_post(endpoint::ESTIMATE_WORKFLOW, url, to_body(request)?)
             .await
     }
@@ -512,13 +495,7 @@ impl<'a> AuthedClient<'a> {
         workflow: WorkflowId,
         request: &ExecuteWorkflowRequest,
     ) -> Result<WorkflowRunStarted> {
-        let url = self.client.url(&[
-            "workspaces",
-            &workspace.to_string(),
-            "workflows",
-            &workflow.to_string(),
-            "runs",
-        ]);
+        let url = self.client.workflow_url(workspace, workflow, &["runs"]);
         self.mutate(endpoint::EXECUTE_WORKFLOW, url, request).await
     }
 
@@ -529,14 +506,10 @@ impl<'a> AuthedClient<'a> {
         workflow: WorkflowId,
         run: WorkflowRunId,
     ) -> Result<WorkflowRun> {
-        let url = self.client.url(&[
-            "workspaces",
-            &workspace.to_string(),
-            "workflows",
-            &workflow.to_string(),
-            "runs",
-            &run.to_string(),
-        ]);
+        let run = run.to_string();
+        let url = self
+            .client
+            .workflow_url(workspace, workflow, &["runs", &run]);
         self.get(endpoint::GET_WORKFLOW_RUN, url).await
     }
 
@@ -548,17 +521,11 @@ impl<'a> AuthedClient<'a> {
         workflow: WorkflowId,
         run: WorkflowRunId,
     ) -> Result<WorkflowRun> {
-        let url = self.client.url(&[
-            "workspaces",
-            &workspace.to_string(),
-            "workflows",
-            &workflow.to_string(),
-            "runs",
-            &run.to_string(),
-            "cancel",
-        ]);
-        self.mutate(endpoint::CANCEL_WORKFLOW_RUN, url, &serde_json::Map::new())
-            .await
+        let run = run.to_string();
+        let url = self
+            .client
+            .workflow_url(workspace, workflow, &["runs", &run, "cancel"]);
+        self.cancel(endpoint::CANCEL_WORKFLOW_RUN, url).await
     }
 
     /// Polls a workflow run until it is terminal; see [`AuthedClient::wait_for_inference`].
@@ -569,20 +536,18 @@ impl<'a> AuthedClient<'a> {
         run: WorkflowRunId,
         options: &PollOptions,
     ) -> Result<WorkflowRun> {
-        let deadline = Instant::now() + options.timeout;
-        loop {
-            let current = self.get_workflow_run(workspace, workflow, run).await?;
-            if current.status.is_terminal() {
-                return Ok(current);
-            }
-            sleep_until_next_poll(
-                current.poll_interval_seconds,
-                options,
-                deadline,
-                endpoint::GET_WORKFLOW_RUN,
-            )
-            .await?;
-        }
+        poll_until_terminal(
+            endpoint::GET_WORKFLOW_RUN,
+            options,
+            || self.get_workflow_run(workspace, workflow, run),
+            |current: &WorkflowRun| (current.status.is_terminal(), current.poll_interval_seconds),
+        )
+        .await
+    }
+
+    /// A cancel: an empty JSON body, sent with an idempotency key like every mutation.
+    async fn cancel<T: DeserializeOwned>(&self, endpoint: &'static str, url: Url) -> Result<T> {
+        self.mutate(endpoint, url, &serde_json::Map::new()).await
     }
 
     // ----- files -----
@@ -601,7 +566,7 @@ impl<'a> AuthedClient<'a> {
         }
         let url = self
             .client
-            .url(&["workspaces", &workspace.to_string(), "files", "upload-url"]);
+            .workspace_url(workspace, &["files", "upload-url"]);
         self.mutate(endpoint::UPLOAD_URL, url, request).await
     }
 
@@ -654,22 +619,47 @@ fn add_page_params(url: &mut Url, limit: Option<PageLimit>, cursor: Option<&Curs
     }
 }
 
-/// Fetches pages from `start` until the last one. A server that hands out a cursor it
-/// handed out before would loop forever; that is reported as an invalid response.
-async fn collect_pages<T, F, Fut>(
+/// A listing query that can be continued from a cursor.
+trait PagedQuery: Clone {
+    fn limit_and_cursor(&self) -> (Option<PageLimit>, Option<&Cursor>);
+    fn limit_and_cursor_mut(&mut self) -> (&mut Option<PageLimit>, &mut Option<Cursor>);
+}
+
+macro_rules! paged_query {
+    ($($query:ty),+) => {$(
+        impl PagedQuery for $query {
+            fn limit_and_cursor(&self) -> (Option<PageLimit>, Option<&Cursor>) {
+                (self.limit, self.cursor.as_ref())
+            }
+            fn limit_and_cursor_mut(&mut self) -> (&mut Option<PageLimit>, &mut Option<Cursor>) {
+                (&mut self.limit, &mut self.cursor)
+            }
+        }
+    )+};
+}
+
+paged_query!(ListWorkspacesQuery, ListModelsQuery, ListWorkflowsQuery);
+
+/// Fetches pages of `query` (the largest page size unless it names one), from its cursor
+/// until the last page. A server that hands out a cursor it handed out before would loop
+/// forever; that is reported as an invalid response.
+async fn collect_pages<Q, T, F, Fut>(
     endpoint: &'static str,
-    start: Option<Cursor>,
+    query: &Q,
     mut fetch: F,
 ) -> Result<Vec<T>>
 where
-    F: FnMut(Option<Cursor>) -> Fut,
+    Q: PagedQuery,
+    F: FnMut(Q) -> Fut,
     Fut: Future<Output = Result<Page<T>>>,
 {
+    let mut query = query.clone();
+    let (limit, _) = query.limit_and_cursor_mut();
+    *limit = limit.or(Some(PageLimit::MAX));
     let mut items = Vec::new();
     let mut seen = HashSet::new();
-    let mut cursor = start;
     loop {
-        let page = fetch(cursor.take()).await?;
+        let page = fetch(query.clone()).await?;
         let next = page.next_cursor().cloned();
         items.extend(page.items);
         match next {
@@ -683,9 +673,32 @@ where
                         reason: "the server repeated a pagination cursor".to_owned(),
                     });
                 }
-                cursor = Some(next);
+                *query.limit_and_cursor_mut().1 = Some(next);
             }
         }
+    }
+}
+
+/// Fetches a run until `state` says it is terminal; between polls, sleeps as long as the
+/// run's `poll_interval_seconds` suggests (capped by `options.max_interval`).
+async fn poll_until_terminal<T, F, Fut>(
+    endpoint: &'static str,
+    options: &PollOptions,
+    mut fetch: F,
+    state: impl Fn(&T) -> (bool, Option<u64>),
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let deadline = Instant::now() + options.timeout;
+    loop {
+        let run = fetch().await?;
+        let (terminal, poll_interval_seconds) = state(&run);
+        if terminal {
+            return Ok(run);
+        }
+        sleep_until_next_poll(poll_interval_seconds, options, deadline, endpoint).await?;
     }
 }
 

@@ -495,36 +495,36 @@ mod tests {
         map
     }
 
+    /// The error made of an answer to a POST with this status, headers and body.
+    fn answer(status: StatusCode, pairs: &[(&'static str, &str)], body: &[u8]) -> ApiError {
+        ApiError::from_response("POST /x", status, &headers(pairs), body)
+    }
+
+    fn assert_shows(err: &ApiError, text: &str) {
+        let shown = err.to_string();
+        assert!(shown.contains(text), "{shown}");
+    }
+
     #[test]
     fn problem_json_becomes_a_typed_error() {
         let body = br#"{"type":"https://api.app.layer.ai/problems/INSUFFICIENT_BALANCE","title":"Insufficient balance","status":402,"detail":"Needs 12 Creative Units, 3 available.","request_id":"req-body"}"#;
-        let err = ApiError::from_response(
-            "POST /x",
+        let err = answer(
             StatusCode::PAYMENT_REQUIRED,
-            &headers(&[("x-request-id", "req-header")]),
+            &[("x-request-id", "req-header")],
             body,
         );
         assert_eq!(err.code(), Some(&ErrorCode::InsufficientBalance));
         assert_eq!(err.message(), "Needs 12 Creative Units, 3 available.");
         assert_eq!(err.request_id(), Some("req-header"));
         assert!(!err.is_retryable());
-        let shown = err.to_string();
-        assert!(
-            shown.contains("402 INSUFFICIENT_BALANCE: Needs 12"),
-            "{shown}"
-        );
+        assert_shows(&err, "402 INSUFFICIENT_BALANCE: Needs 12");
     }
 
     #[test]
     fn title_and_body_request_id_are_fallbacks() {
         let body =
             br#"{"type":"about:blank/RATE_LIMITED","title":"Too many runs","request_id":"req-9"}"#;
-        let err = ApiError::from_response(
-            "POST /x",
-            StatusCode::TOO_MANY_REQUESTS,
-            &headers(&[("retry-after", "3")]),
-            body,
-        );
+        let err = answer(StatusCode::TOO_MANY_REQUESTS, &[("retry-after", "3")], body);
         assert_eq!(err.code(), Some(&ErrorCode::RateLimited));
         assert_eq!(err.message(), "Too many runs");
         assert_eq!(err.request_id(), Some("req-9"));
@@ -535,22 +535,16 @@ mod tests {
     #[test]
     fn validation_body_keeps_every_item() {
         let body = br#"{"detail":[{"loc":["body","batch_size"],"msg":"Input should be less than or equal to 16","type":"less_than_equal","input":40,"ctx":{"le":16}},{"loc":["body","guidance_files",0,"file_id"],"msg":"Input should be a valid UUID","type":"uuid_parsing"}]}"#;
-        let err = ApiError::from_response(
-            "POST /x",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &HeaderMap::new(),
-            body,
-        );
+        let err = answer(StatusCode::UNPROCESSABLE_ENTITY, &[], body);
         assert_eq!(err.code(), None);
         assert_eq!(err.validation_errors().len(), 2);
         assert_eq!(
             err.validation_errors()[1].location(),
             "body.guidance_files.0.file_id"
         );
-        let shown = err.to_string();
-        assert!(
-            shown.contains("body.batch_size: Input should be less than or equal to 16"),
-            "{shown}"
+        assert_shows(
+            &err,
+            "body.batch_size: Input should be less than or equal to 16",
         );
     }
 

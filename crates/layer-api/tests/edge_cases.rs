@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -159,22 +159,31 @@ fn client(origin: &str) -> LayerClient {
     LayerClient::new(config).unwrap()
 }
 
-fn token() -> BearerToken {
-    BearerToken::new("edge-secret-token").unwrap()
+/// The test caller's token.
+fn token() -> &'static BearerToken {
+    static TOKEN: LazyLock<BearerToken> =
+        LazyLock::new(|| BearerToken::new("edge-secret-token").unwrap());
+    &TOKEN
 }
 
 fn ws() -> WorkspaceId {
     WS.parse().unwrap()
 }
 
+/// A server whose next `failures` executes answer 503, and a client for it.
+async fn served(failures: u32) -> (LayerClient, Shared) {
+    let (origin, seen) = serve().await;
+    seen.lock().unwrap().failures_left = failures;
+    (client(&origin), seen)
+}
+
 #[tokio::test]
 async fn sends_user_agent_and_bearer_and_notes_deprecation_once() {
     let (origin, seen) = serve().await;
     let client = client(&origin);
-    let token = token();
     for _ in 0..3 {
         let page = client
-            .with_token(&token)
+            .with_token(token())
             .list_workspaces(&ListWorkspacesQuery::default())
             .await
             .unwrap();
@@ -189,14 +198,9 @@ async fn sends_user_agent_and_bearer_and_notes_deprecation_once() {
 
 #[tokio::test]
 async fn html_with_a_success_status_is_an_invalid_response() {
-    let (origin, _) = serve().await;
-    let client = client(&origin);
-    let token = token();
-    let err = client
-        .with_token(&token)
-        .get_workspace(ws())
-        .await
-        .unwrap_err();
+    let (client, _) = served(0).await;
+    let answer = client.with_token(token()).get_workspace(ws()).await;
+    let err = answer.unwrap_err();
     match &err {
         Error::InvalidResponse { status, reason, .. } => {
             assert_eq!(status.as_u16(), 200);
@@ -209,28 +213,30 @@ async fn html_with_a_success_status_is_an_invalid_response() {
 
 #[tokio::test]
 async fn redirects_are_not_followed() {
-    let (origin, _) = serve().await;
-    let client = client(&origin);
-    let token = token();
-    let err = client
-        .with_token(&token)
-        .list_models(ws(), &ListModelsQuery::default())
-        .await
-        .unwrap_err();
+    let (client, _) = served(0).await;
+    let api = client.with_token(token());
+    let answer = api.list_models(ws(), &ListModelsQuery::default()).await;
+    let err = answer.unwrap_err();
     assert_eq!(err.status().map(|s| s.as_u16()), Some(302));
+}
+
+/// Starts a run of `MODEL` as the test caller, with the caller's own idempotency key if any.
+async fn start_run(
+    client: &LayerClient,
+    key: Option<&str>,
+) -> layer_api::Result<layer_api::InferenceStarted> {
+    let mut api = client.with_token(token());
+    if let Some(key) = key {
+        api = api.with_idempotency_key(IdempotencyKey::new(key).unwrap());
+    }
+    let request = InferenceRequest::new(MODEL.parse().unwrap());
+    api.execute_inference(ws(), &request).await
 }
 
 #[tokio::test]
 async fn retried_post_keeps_its_idempotency_key() {
-    let (origin, seen) = serve().await;
-    seen.lock().unwrap().failures_left = 2;
-    let client = client(&origin);
-    let token = token();
-    let started = client
-        .with_token(&token)
-        .execute_inference(ws(), &InferenceRequest::new(MODEL.parse().unwrap()))
-        .await
-        .unwrap();
+    let (client, seen) = served(2).await;
+    let started = start_run(&client, None).await.unwrap();
     assert_eq!(started.inference_id.to_string(), RUN);
     let keys = seen.lock().unwrap().execute_keys.clone();
     assert_eq!(keys.len(), 3, "two 503s then a success");
@@ -238,17 +244,8 @@ async fn retried_post_keeps_its_idempotency_key() {
     assert!(keys.iter().all(|k| k.as_deref() == Some(first.as_str())));
 
     // A new call gets a new key; a caller's own key is used as given.
-    client
-        .with_token(&token)
-        .execute_inference(ws(), &InferenceRequest::new(MODEL.parse().unwrap()))
-        .await
-        .unwrap();
-    client
-        .with_token(&token)
-        .with_idempotency_key(IdempotencyKey::new("mcp-request-7").unwrap())
-        .execute_inference(ws(), &InferenceRequest::new(MODEL.parse().unwrap()))
-        .await
-        .unwrap();
+    start_run(&client, None).await.unwrap();
+    start_run(&client, Some("mcp-request-7")).await.unwrap();
     let keys = seen.lock().unwrap().execute_keys.clone();
     assert_ne!(keys[3], keys[0]);
     assert_eq!(keys[4].as_deref(), Some("mcp-request-7"));
@@ -256,15 +253,8 @@ async fn retried_post_keeps_its_idempotency_key() {
 
 #[tokio::test]
 async fn gives_up_after_the_configured_attempts() {
-    let (origin, seen) = serve().await;
-    seen.lock().unwrap().failures_left = 10;
-    let client = client(&origin);
-    let token = token();
-    let err = client
-        .with_token(&token)
-        .execute_inference(ws(), &InferenceRequest::new(MODEL.parse().unwrap()))
-        .await
-        .unwrap_err();
+    let (client, seen) = served(10).await;
+    let err = start_run(&client, None).await.unwrap_err();
     assert_eq!(err.status().map(|s| s.as_u16()), Some(503));
     assert!(err.is_retryable());
     assert_eq!(seen.lock().unwrap().execute_keys.len(), 3);
@@ -277,10 +267,9 @@ async fn a_stalled_answer_times_out_without_leaking_the_token() {
     config.request_timeout = Duration::from_millis(200);
     config.retry = RetryPolicy::never();
     let client = LayerClient::new(config).unwrap();
-    let token = token();
     let started = std::time::Instant::now();
     let err = client
-        .with_token(&token)
+        .with_token(token())
         .get_inference(ws(), RUN.parse().unwrap())
         .await
         .unwrap_err();

@@ -8,10 +8,10 @@ mod common;
 
 use common::*;
 use layer_api::{
-    EstimateWorkflowRequest, ExecuteWorkflowRequest, FileSourceType, GuidanceFile,
+    AuthedClient, EstimateWorkflowRequest, ExecuteWorkflowRequest, FileSourceType, GuidanceFile,
     GuidanceFileType, InferenceRequest, InferenceStatus, ListModelsQuery, ListWorkflowsQuery,
     ListWorkspacesQuery, Modality, ModelId, PageLimit, UploadBody, UploadUrlRequest, WorkflowId,
-    WorkflowRunStatus,
+    WorkflowRunStatus, WorkspaceId,
 };
 use layer_sim::catalogue_ids;
 use serde_json::{Map, Value, json};
@@ -24,11 +24,16 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-6
 }
 
+/// Asserts that `workspace` has nothing reserved and `balance` Creative Units.
+async fn assert_settled(api: &AuthedClient<'_>, workspace: WorkspaceId, balance: f64) {
+    let now = api.get_workspace(workspace).await.unwrap();
+    assert!(close(now.reserved_creative_units, 0.0), "{now:?}");
+    assert!(close(now.balance_creative_units, balance), "{now:?}");
+}
+
 #[tokio::test]
 async fn workspaces_list_page_by_page_to_the_end_and_one_by_id() {
-    let sim = sim().await;
-    let client = client(&sim);
-    let alice = pat(&sim, "alice");
+    let (sim, _, client, alice) = setup().await;
     let api = client.with_token(&alice);
 
     let mut seen = Vec::new();
@@ -64,9 +69,7 @@ async fn workspaces_list_page_by_page_to_the_end_and_one_by_id() {
 
 #[tokio::test]
 async fn models_filter_paginate_and_show_capabilities() {
-    let sim = sim().await;
-    let client = client(&sim);
-    let alice = pat(&sim, "alice");
+    let (sim, _, client, alice) = setup().await;
     let api = client.with_token(&alice);
     let acme = ws(&sim, ACME);
 
@@ -165,10 +168,7 @@ async fn models_filter_paginate_and_show_capabilities() {
 
 #[tokio::test]
 async fn inference_runs_to_complete_and_charges_the_balance() {
-    let sim = sim().await;
-    let admin = Admin::new(&sim);
-    let client = client(&sim);
-    let alice = pat(&sim, "alice");
+    let (sim, admin, client, alice) = setup().await;
     let api = client.with_token(&alice);
     let personal = ws(&sim, ALICE_PERSONAL);
 
@@ -212,19 +212,12 @@ async fn inference_runs_to_complete_and_charges_the_balance() {
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
     assert_eq!(outputs[0].width, Some(512));
 
-    let after = api.get_workspace(personal).await.unwrap();
-    assert!(close(
-        after.balance_creative_units,
-        before.balance_creative_units - charged
-    ));
-    assert!(close(after.reserved_creative_units, 0.0));
+    assert_settled(&api, personal, before.balance_creative_units - charged).await;
 }
 
 #[tokio::test]
 async fn cancelling_a_run_releases_its_reservation() {
-    let sim = sim().await;
-    let client = client(&sim);
-    let alice = pat(&sim, "alice");
+    let (sim, _, client, alice) = setup().await;
     let api = client.with_token(&alice);
     let personal = ws(&sim, ALICE_PERSONAL);
     let before = api.get_workspace(personal).await.unwrap();
@@ -270,19 +263,12 @@ async fn cancelling_a_run_releases_its_reservation() {
         .unwrap();
     assert_eq!(polled.status, InferenceStatus::Cancelled);
 
-    let after = api.get_workspace(personal).await.unwrap();
-    assert!(close(after.reserved_creative_units, 0.0));
-    assert!(close(
-        after.balance_creative_units,
-        before.balance_creative_units
-    ));
+    assert_settled(&api, personal, before.balance_creative_units).await;
 }
 
 #[tokio::test]
 async fn a_refused_prompt_fails_the_run_with_its_code() {
-    let sim = sim().await;
-    let client = client(&sim);
-    let alice = pat(&sim, "alice");
+    let (sim, _, client, alice) = setup().await;
     let api = client.with_token(&alice);
     let personal = ws(&sim, ALICE_PERSONAL);
     let before = api.get_workspace(personal).await.unwrap();
@@ -298,20 +284,12 @@ async fn a_refused_prompt_fails_the_run_with_its_code() {
     assert_eq!(run.status, InferenceStatus::Failed);
     assert_eq!(run.error_code.as_deref(), Some("CONTENT_POLICY_VIOLATION"));
     assert!(run.error.is_some_and(|e| !e.is_empty()));
-    let after = api.get_workspace(personal).await.unwrap();
-    assert!(close(
-        after.balance_creative_units,
-        before.balance_creative_units
-    ));
-    assert!(close(after.reserved_creative_units, 0.0));
+    assert_settled(&api, personal, before.balance_creative_units).await;
 }
 
 #[tokio::test]
 async fn upload_round_trip_and_use_as_guidance() {
-    let sim = sim().await;
-    let admin = Admin::new(&sim);
-    let client = client(&sim);
-    let alice = pat(&sim, "alice");
+    let (sim, admin, client, alice) = setup().await;
     let api = client.with_token(&alice);
     let personal = ws(&sim, ALICE_PERSONAL);
 
@@ -381,9 +359,7 @@ async fn upload_round_trip_and_use_as_guidance() {
 
 #[tokio::test]
 async fn upload_of_the_wrong_length_is_refused_by_storage() {
-    let sim = sim().await;
-    let client = client(&sim);
-    let alice = pat(&sim, "alice");
+    let (sim, _, client, alice) = setup().await;
     let api = client.with_token(&alice);
     let personal = ws(&sim, ALICE_PERSONAL);
     let grant = api
@@ -430,9 +406,7 @@ fn product_inputs(file_id: &str, prompt: &str) -> Map<String, Value> {
 
 #[tokio::test]
 async fn workflows_list_estimate_execute_poll_and_cancel() {
-    let sim = sim().await;
-    let client = client(&sim);
-    let alice = pat(&sim, "alice");
+    let (sim, _, client, alice) = setup().await;
     let api = client.with_token(&alice);
     let personal = ws(&sim, ALICE_PERSONAL);
     let product_shot = WorkflowId::from_uuid(catalogue_ids::PRODUCT_SHOT);
@@ -559,19 +533,12 @@ async fn workflows_list_estimate_execute_poll_and_cancel() {
         .await
         .unwrap();
     assert_eq!(polled.status, WorkflowRunStatus::Cancelled);
-    let released = api.get_workspace(personal).await.unwrap();
-    assert!(close(released.reserved_creative_units, 0.0));
-    assert!(close(
-        released.balance_creative_units,
-        after.balance_creative_units
-    ));
+    assert_settled(&api, personal, after.balance_creative_units).await;
 }
 
 #[tokio::test]
 async fn a_refused_workflow_run_reports_its_refusals() {
-    let sim = sim().await;
-    let client = client(&sim);
-    let alice = pat(&sim, "alice");
+    let (sim, _, client, alice) = setup().await;
     let api = client.with_token(&alice);
     let personal = ws(&sim, ALICE_PERSONAL);
     let product_shot = WorkflowId::from_uuid(catalogue_ids::PRODUCT_SHOT);
@@ -616,10 +583,7 @@ async fn a_refused_workflow_run_reports_its_refusals() {
 
 #[tokio::test]
 async fn an_interrupted_upload_resumes_where_storage_says_it_stopped() {
-    let sim = sim().await;
-    let admin = Admin::new(&sim);
-    let client = client(&sim);
-    let alice = pat(&sim, "alice");
+    let (sim, admin, client, alice) = setup().await;
     let api = client.with_token(&alice);
     let personal = ws(&sim, ALICE_PERSONAL);
 

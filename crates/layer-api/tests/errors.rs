@@ -33,6 +33,11 @@ fn assert_code(err: &layer_api::Error, status: u16, code: ErrorCode) {
     assert!(api.request_id().is_some(), "no request id: {err:?}");
 }
 
+/// Asserts that `answer` is a 404 with this code.
+fn assert_not_found<T: std::fmt::Debug>(answer: layer_api::Result<T>, code: ErrorCode) {
+    assert_code(&answer.unwrap_err(), 404, code);
+}
+
 #[tokio::test]
 async fn unauthenticated_forbidden_and_not_found() {
     let sim = sim().await;
@@ -66,45 +71,30 @@ async fn unauthenticated_forbidden_and_not_found() {
     // 404, each kind.
     let api = client.with_token(&bob);
     let acme = ws(&sim, ACME);
-    let err = api.get_workspace(random_ws()).await.unwrap_err();
-    assert_code(&err, 404, ErrorCode::WorkspaceNotFound);
-    let err = api
-        .get_model(acme, ModelId::from_uuid(uuid::Uuid::new_v4()))
-        .await
-        .unwrap_err();
-    assert_code(&err, 404, ErrorCode::ModelNotFound);
+    assert_not_found(
+        api.get_workspace(random_ws()).await,
+        ErrorCode::WorkspaceNotFound,
+    );
+    let random_model = ModelId::from_uuid(uuid::Uuid::new_v4());
+    let model = api.get_model(acme, random_model).await;
+    assert_not_found(model, ErrorCode::ModelNotFound);
     // A trained style of another workspace is not found in this one.
-    let err = api
-        .get_model(
-            ws(&sim, BOB_SANDBOX),
-            ModelId::from_uuid(catalogue_ids::ACME_PRODUCT_STYLE),
-        )
-        .await
-        .unwrap_err();
-    assert_code(&err, 404, ErrorCode::ModelNotFound);
-    let err = api
-        .estimate_workflow(
-            acme,
-            WorkflowId::from_uuid(uuid::Uuid::new_v4()),
-            &EstimateWorkflowRequest::default(),
-        )
-        .await
-        .unwrap_err();
-    assert_code(&err, 404, ErrorCode::WorkflowNotFound);
-    let err = api
-        .get_inference(acme, uuid::Uuid::new_v4().into())
-        .await
-        .unwrap_err();
-    assert_code(&err, 404, ErrorCode::RunNotFound);
-    let err = api
-        .get_workflow_run(
-            acme,
-            WorkflowId::from_uuid(catalogue_ids::PRODUCT_SHOT),
-            uuid::Uuid::new_v4().into(),
-        )
-        .await
-        .unwrap_err();
-    assert_code(&err, 404, ErrorCode::RunNotFound);
+    let style = ModelId::from_uuid(catalogue_ids::ACME_PRODUCT_STYLE);
+    let model = api.get_model(ws(&sim, BOB_SANDBOX), style).await;
+    assert_not_found(model, ErrorCode::ModelNotFound);
+    let random_workflow = WorkflowId::from_uuid(uuid::Uuid::new_v4());
+    let no_inputs = EstimateWorkflowRequest::default();
+    let estimate = api
+        .estimate_workflow(acme, random_workflow, &no_inputs)
+        .await;
+    assert_not_found(estimate, ErrorCode::WorkflowNotFound);
+    let run = api.get_inference(acme, uuid::Uuid::new_v4().into()).await;
+    assert_not_found(run, ErrorCode::RunNotFound);
+    let product_shot = WorkflowId::from_uuid(catalogue_ids::PRODUCT_SHOT);
+    let run = api
+        .get_workflow_run(acme, product_shot, uuid::Uuid::new_v4().into())
+        .await;
+    assert_not_found(run, ErrorCode::RunNotFound);
     let mut request = InferenceRequest::new(flux()).prompt("x").batch_size(1);
     request.guidance_files.push(GuidanceFile::new(
         uuid::Uuid::new_v4().into(),
@@ -116,10 +106,7 @@ async fn unauthenticated_forbidden_and_not_found() {
 
 #[tokio::test]
 async fn validation_errors_carry_every_item() {
-    let sim = sim().await;
-    let admin = Admin::new(&sim);
-    let client = client(&sim);
-    let alice = pat(&sim, "alice");
+    let (sim, admin, client, alice) = setup().await;
     let personal = ws(&sim, ALICE_PERSONAL);
     let mut request = InferenceRequest::new(flux()).prompt("x").batch_size(40);
     request.options.stability = Some(3.0);
@@ -150,9 +137,7 @@ async fn validation_errors_carry_every_item() {
 
 #[tokio::test]
 async fn insufficient_balance_creates_nothing() {
-    let sim = sim().await;
-    let admin = Admin::new(&sim);
-    let client = client(&sim);
+    let (sim, admin, client, _) = setup().await;
     let bob = pat(&sim, "bob");
     let sandbox = ws(&sim, BOB_SANDBOX);
     let request = InferenceRequest::new(flux())
@@ -172,10 +157,7 @@ async fn insufficient_balance_creates_nothing() {
 
 #[tokio::test]
 async fn idempotency_key_reuse_and_finished_runs_conflict() {
-    let sim = sim().await;
-    let admin = Admin::new(&sim);
-    let client = client(&sim);
-    let alice = pat(&sim, "alice");
+    let (sim, admin, client, alice) = setup().await;
     let personal = ws(&sim, ALICE_PERSONAL);
     let key = IdempotencyKey::new("gateway-call-1").unwrap();
     let api = client.with_token(&alice).with_idempotency_key(key);
@@ -209,10 +191,7 @@ async fn idempotency_key_reuse_and_finished_runs_conflict() {
 
 #[tokio::test]
 async fn the_sixth_concurrent_run_is_refused() {
-    let sim = sim().await;
-    let admin = Admin::new(&sim);
-    let client = client(&sim);
-    let alice = pat(&sim, "alice");
+    let (sim, admin, client, alice) = setup().await;
     let api = client.with_token(&alice);
     let acme = ws(&sim, ACME);
     let held = InferenceRequest::new(flux())
@@ -260,13 +239,11 @@ async fn the_sixth_concurrent_run_is_refused() {
 
 #[tokio::test]
 async fn a_429_with_a_short_retry_after_is_waited_out_within_the_cap() {
-    let sim = sim().await;
-    let admin = Admin::new(&sim);
-    let mut config = config(&sim);
-    config.retry.max_retry_after = Duration::from_secs(5);
-    config.retry.max_attempts = 2;
-    let client = LayerClient::new(config).unwrap();
-    let alice = pat(&sim, "alice");
+    let (sim, admin, client, alice) = setup_with(|config| {
+        config.retry.max_retry_after = Duration::from_secs(5);
+        config.retry.max_attempts = 2;
+    })
+    .await;
     let api = client.with_token(&alice);
     let acme = ws(&sim, ACME);
     let held = InferenceRequest::new(flux())
@@ -290,10 +267,7 @@ async fn a_429_with_a_short_retry_after_is_waited_out_within_the_cap() {
 
 #[tokio::test]
 async fn server_errors_are_retried_for_safe_calls() {
-    let sim = sim().await;
-    let admin = Admin::new(&sim);
-    let client = client(&sim);
-    let alice = pat(&sim, "alice");
+    let (sim, admin, client, alice) = setup().await;
     let api = client.with_token(&alice);
     let acme = ws(&sim, ACME);
 
@@ -309,32 +283,23 @@ async fn server_errors_are_retried_for_safe_calls() {
     assert_eq!(admin.faults().await["faults"][0]["applied"], 2);
     admin.clear_faults().await;
 
-    // Persistent 502: given up after max_attempts, reported as retryable.
-    admin
-        .add_fault(json!({"kind": "error", "status": 502, "path_prefix": "/api/v1/workspaces", "method": "GET"}))
-        .await;
-    let err = api.get_workspace(acme).await.unwrap_err();
-    assert_eq!(err.status().map(|s| s.as_u16()), Some(502));
-    assert!(err.is_retryable());
-    assert_eq!(admin.faults().await["faults"][0]["applied"], 3);
-    admin.clear_faults().await;
-
-    // 500 is not in the retry list: one attempt only.
-    admin
-        .add_fault(json!({"kind": "error", "status": 500, "path_prefix": "/api/v1/workspaces", "method": "GET"}))
-        .await;
-    let err = api.get_workspace(acme).await.unwrap_err();
-    assert_eq!(err.status().map(|s| s.as_u16()), Some(500));
-    assert!(!err.is_retryable());
-    assert_eq!(admin.faults().await["faults"][0]["applied"], 1);
+    // Persistent 502: given up after max_attempts, reported as retryable. 500 is not in the
+    // retry list: one attempt only.
+    for (status, retryable, attempts) in [(502, true, 3), (500, false, 1)] {
+        admin
+            .add_fault(json!({"kind": "error", "status": status, "path_prefix": "/api/v1/workspaces", "method": "GET"}))
+            .await;
+        let err = api.get_workspace(acme).await.unwrap_err();
+        assert_eq!(err.status().map(|s| s.as_u16()), Some(status));
+        assert_eq!(err.is_retryable(), retryable, "{status}");
+        assert_eq!(admin.faults().await["faults"][0]["applied"], attempts);
+        admin.clear_faults().await;
+    }
 }
 
 #[tokio::test]
 async fn a_post_whose_answer_is_lost_is_retried_without_a_second_run() {
-    let sim = sim().await;
-    let admin = Admin::new(&sim);
-    let client = client(&sim);
-    let alice = pat(&sim, "alice");
+    let (sim, admin, client, alice) = setup().await;
     let api = client.with_token(&alice);
     let personal = ws(&sim, ALICE_PERSONAL);
     let before = api.get_workspace(personal).await.unwrap();
@@ -400,13 +365,11 @@ async fn a_post_whose_answer_is_lost_is_retried_without_a_second_run() {
 
 #[tokio::test]
 async fn dropped_connections_and_stalled_answers() {
-    let sim = sim().await;
-    let admin = Admin::new(&sim);
-    let mut config = config(&sim);
-    config.retry = RetryPolicy::never();
-    config.request_timeout = Duration::from_millis(300);
-    let client = LayerClient::new(config).unwrap();
-    let alice = pat(&sim, "alice");
+    let (sim, admin, client, alice) = setup_with(|config| {
+        config.retry = RetryPolicy::never();
+        config.request_timeout = Duration::from_millis(300);
+    })
+    .await;
     let api = client.with_token(&alice);
     let acme = ws(&sim, ACME);
 

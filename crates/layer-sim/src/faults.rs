@@ -47,32 +47,25 @@ fn one() -> f64 {
     1.0
 }
 
-/// One rule, as posted to `/_sim/faults`.
+/// One rule, as posted to `/_sim/faults`. Optional fields may be left out.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
-    #[serde(default)]
     pub id: Option<u64>,
     pub kind: FaultKind,
     /// Only requests whose path starts with this.
-    #[serde(default)]
     pub path_prefix: Option<String>,
     /// Only requests with this method.
-    #[serde(default)]
     pub method: Option<String>,
     /// Fraction of matching requests affected, spread evenly (0.5: every second one).
     #[serde(default = "one")]
     pub probability: f64,
     /// Affect at most this many requests, then stop.
-    #[serde(default)]
     pub count: Option<u64>,
-    #[serde(default)]
     pub latency_ms: Option<u64>,
-    #[serde(default)]
     pub status: Option<u16>,
     #[serde(default)]
     pub when: When,
-    #[serde(default)]
     pub stall_ms: Option<u64>,
     /// Requests this rule matched (read-only).
     #[serde(default)]

@@ -21,20 +21,20 @@ const MAX_STORED_BLOCK: usize = 65_535;
 
 impl Generated {
     pub fn content_type(&self) -> &'static str {
-        match self {
-            Generated::Png { .. } => "image/png",
-            Generated::Mp4 { .. } => "video/mp4",
-            Generated::Wav { .. } => "audio/wav",
-            Generated::Glb { .. } => "model/gltf-binary",
-        }
+        self.file_type().0
     }
 
     pub fn extension(&self) -> &'static str {
+        self.file_type().1
+    }
+
+    /// Content type and file name extension, side by side.
+    fn file_type(&self) -> (&'static str, &'static str) {
         match self {
-            Generated::Png { .. } => "png",
-            Generated::Mp4 { .. } => "mp4",
-            Generated::Wav { .. } => "wav",
-            Generated::Glb { .. } => "glb",
+            Generated::Png { .. } => ("image/png", "png"),
+            Generated::Mp4 { .. } => ("video/mp4", "mp4"),
+            Generated::Wav { .. } => ("audio/wav", "wav"),
+            Generated::Glb { .. } => ("model/gltf-binary", "glb"),
         }
     }
 

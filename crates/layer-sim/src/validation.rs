@@ -154,6 +154,18 @@ fn byte_offset(bytes: &[u8], line: usize, column: usize) -> usize {
     bytes.len()
 }
 
+/// Parses a JSON request body and validates it as an object with `fields`.
+pub fn body_object(bytes: &[u8], fields: &[Field]) -> Result<Map<String, Value>, ApiError> {
+    let body = parse_json_body(bytes)?;
+    let mut errors = Vec::new();
+    validate_object(&body, fields, &[json!("body")], &mut errors);
+    finish(errors)?;
+    match body {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::Internal("validated body is not an object".into())),
+    }
+}
+
 /// Validates `value` as an object with `fields`, appending every problem to `errors`.
 pub fn validate_object(
     value: &Value,
@@ -189,6 +201,45 @@ pub fn validate_object(
     }
 }
 
+/// The first of the bounds `n` breaks, as pydantic reports it: error type, message, context.
+fn broken_bound<T>(
+    n: T,
+    gt: Option<T>,
+    ge: Option<T>,
+    le: Option<T>,
+) -> Option<(&'static str, String, Value)>
+where
+    T: PartialOrd + Copy + std::fmt::Display + serde::Serialize,
+{
+    if let Some(gt) = gt
+        && n <= gt
+    {
+        Some((
+            "greater_than",
+            format!("Input should be greater than {gt}"),
+            json!({ "gt": gt }),
+        ))
+    } else if let Some(ge) = ge
+        && n < ge
+    {
+        Some((
+            "greater_than_equal",
+            format!("Input should be greater than or equal to {ge}"),
+            json!({ "ge": ge }),
+        ))
+    } else if let Some(le) = le
+        && n > le
+    {
+        Some((
+            "less_than_equal",
+            format!("Input should be less than or equal to {le}"),
+            json!({ "le": le }),
+        ))
+    } else {
+        None
+    }
+}
+
 /// Validates one value against a check.
 pub fn check_value(value: &Value, check: &Check, loc: &[Value], errors: &mut Vec<ValidationItem>) {
     let mut push = |kind: &str, msg: String, ctx: Option<Value>| {
@@ -214,60 +265,16 @@ pub fn check_value(value: &Value, check: &Check, loc: &[Value], errors: &mut Vec
         }
         Check::Int { gt, ge, le } => match as_int(value) {
             Ok(n) => {
-                if let Some(gt) = gt
-                    && n <= *gt
-                {
-                    push(
-                        "greater_than",
-                        format!("Input should be greater than {gt}"),
-                        Some(json!({ "gt": gt })),
-                    );
-                } else if let Some(ge) = ge
-                    && n < *ge
-                {
-                    push(
-                        "greater_than_equal",
-                        format!("Input should be greater than or equal to {ge}"),
-                        Some(json!({ "ge": ge })),
-                    );
-                } else if let Some(le) = le
-                    && n > *le
-                {
-                    push(
-                        "less_than_equal",
-                        format!("Input should be less than or equal to {le}"),
-                        Some(json!({ "le": le })),
-                    );
+                if let Some((kind, msg, ctx)) = broken_bound(n, *gt, *ge, *le) {
+                    push(kind, msg, Some(ctx));
                 }
             }
             Err((kind, msg)) => push(kind, msg.into(), None),
         },
         Check::Float { gt, ge, le } => match as_float(value) {
             Some(x) => {
-                if let Some(gt) = gt
-                    && x <= *gt
-                {
-                    push(
-                        "greater_than",
-                        format!("Input should be greater than {gt}"),
-                        Some(json!({ "gt": gt })),
-                    );
-                } else if let Some(ge) = ge
-                    && x < *ge
-                {
-                    push(
-                        "greater_than_equal",
-                        format!("Input should be greater than or equal to {ge}"),
-                        Some(json!({ "ge": ge })),
-                    );
-                } else if let Some(le) = le
-                    && x > *le
-                {
-                    push(
-                        "less_than_equal",
-                        format!("Input should be less than or equal to {le}"),
-                        Some(json!({ "le": le })),
-                    );
+                if let Some((kind, msg, ctx)) = broken_bound(x, *gt, *ge, *le) {
+                    push(kind, msg, Some(ctx));
                 }
             }
             None if value.is_string() => push(

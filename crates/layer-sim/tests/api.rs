@@ -9,6 +9,12 @@ use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
+/// The string `key` of every item of a JSON array.
+fn each(items: &Value, key: &str) -> Vec<String> {
+    let items = items.as_array().unwrap().iter();
+    items.map(|i| i[key].as_str().unwrap().to_owned()).collect()
+}
+
 #[tokio::test]
 async fn auth_failures_are_401_problems_with_request_ids() {
     let h = Harness::start().await;
@@ -69,13 +75,11 @@ async fn workspaces_list_pages_to_the_end_and_membership_is_enforced() {
     assert_eq!(carol["workspaces"], json!([]));
 
     let r = h.get(&alice, &format!("/workspaces/{BOB_SANDBOX}")).await;
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert_eq!(code(&r.json().await.unwrap()), "FORBIDDEN");
+    assert_problem(r, StatusCode::FORBIDDEN, "FORBIDDEN").await;
     let r = h
         .get(&alice, "/workspaces/0f000000-0000-4000-8000-000000000000")
         .await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(code(&r.json().await.unwrap()), "WORKSPACE_NOT_FOUND");
+    assert_problem(r, StatusCode::NOT_FOUND, "WORKSPACE_NOT_FOUND").await;
     let r = h.get(&alice, "/workspaces/not-a-uuid").await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = r.json().await.unwrap();
@@ -92,14 +96,7 @@ async fn workspaces_list_pages_to_the_end_and_membership_is_enforced() {
 async fn models_filter_by_modality_capability_and_text() {
     let h = Harness::start().await;
     let alice = h.pat("alice");
-    let names = |v: &Value| -> Vec<String> {
-        v["models"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["name"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let names = |v: &Value| each(&v["models"], "name");
     let three_d = h
         .get_json(
             &alice,
@@ -168,8 +165,7 @@ async fn models_filter_by_modality_capability_and_text() {
             &format!("/workspaces/{ALICE_PERSONAL}/models/{ACME_STYLE}"),
         )
         .await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(code(&r.json().await.unwrap()), "MODEL_NOT_FOUND");
+    assert_problem(r, StatusCode::NOT_FOUND, "MODEL_NOT_FOUND").await;
     let fill = h
         .get_json(&alice, &format!("/workspaces/{ACME}/models/{FLUX_FILL}"))
         .await;
@@ -232,8 +228,7 @@ async fn bad_bodies_get_every_problem_in_one_422_and_create_nothing() {
             None,
         )
         .await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(code(&r.json().await.unwrap()), "MODEL_NOT_FOUND");
+    assert_problem(r, StatusCode::NOT_FOUND, "MODEL_NOT_FOUND").await;
 
     // Model-specific rules: Kling makes 5 or 10 s clips; FLUX.1 Fill needs an init image.
     let r = h
@@ -310,39 +305,18 @@ async fn a_run_reserves_its_estimate_then_charges_the_actual_price() {
             (out["width"].as_u64(), out["height"].as_u64()),
             (Some(640), Some(480))
         );
-        let bytes = h
-            .http
-            .get(out["url"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let bytes = h.fetch_bytes(out["url"].as_str().unwrap()).await;
         assert_eq!(bytes.len() as u64, out["file_size_bytes"].as_u64().unwrap());
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
         assert_eq!(
             u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]),
             640
         );
-        let preview = h
-            .http
-            .get(out["preview_url"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap();
+        let preview = h.fetch(out["preview_url"].as_str().unwrap()).await;
         assert_eq!(preview.headers()["content-type"], "image/png");
     }
     // Same seed, same pictures: a second simulator renders the same bytes.
-    let first = h
-        .http
-        .get(outputs[0]["url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let first = h.fetch_bytes(outputs[0]["url"].as_str().unwrap()).await;
     let h2 = Harness::start().await;
     let again = h2.execute(&h2.pat("alice"), ACME, body).await;
     let again = h2
@@ -353,14 +327,8 @@ async fn a_run_reserves_its_estimate_then_charges_the_actual_price() {
         )
         .await;
     let second = h2
-        .http
-        .get(again["outputs"][0]["url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+        .fetch_bytes(again["outputs"][0]["url"].as_str().unwrap())
+        .await;
     assert_eq!(first, second);
 }
 
@@ -418,8 +386,7 @@ async fn insufficient_balance_is_402_and_creates_nothing() {
     let r = h
         .post(&bob, &path, &json!({"model_id": FLUX, "prompt": "x"}), None)
         .await;
-    assert_eq!(r.status(), StatusCode::PAYMENT_REQUIRED);
-    assert_eq!(code(&r.json().await.unwrap()), "INSUFFICIENT_BALANCE");
+    assert_problem(r, StatusCode::PAYMENT_REQUIRED, "INSUFFICIENT_BALANCE").await;
     let est = h
         .post_ok(
             &bob,
@@ -492,8 +459,7 @@ async fn cancel_releases_the_reservation_and_is_idempotent() {
             &format!("/workspaces/{ALICE_PERSONAL}/inferences/{id}"),
         )
         .await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(code(&r.json().await.unwrap()), "RUN_NOT_FOUND");
+    assert_problem(r, StatusCode::NOT_FOUND, "RUN_NOT_FOUND").await;
 
     let done = h
         .execute(
@@ -512,8 +478,7 @@ async fn cancel_releases_the_reservation_and_is_idempotent() {
             None,
         )
         .await;
-    assert_eq!(r.status(), StatusCode::CONFLICT);
-    assert_eq!(code(&r.json().await.unwrap()), "RUN_NOT_CANCELLABLE");
+    assert_problem(r, StatusCode::CONFLICT, "RUN_NOT_CANCELLABLE").await;
 }
 
 #[tokio::test]
@@ -631,8 +596,7 @@ async fn idempotency_key_replays_the_same_run_and_refuses_a_different_body() {
             Some("key-1"),
         )
         .await;
-    assert_eq!(r.status(), StatusCode::CONFLICT);
-    assert_eq!(code(&r.json().await.unwrap()), "IDEMPOTENCY_KEY_REUSED");
+    assert_problem(r, StatusCode::CONFLICT, "IDEMPOTENCY_KEY_REUSED").await;
     // Keys belong to one user: Bob's key-1 is a new run.
     let bob = h.post(&h.pat("bob"), &path, &body, Some("key-1")).await;
     let bob: Value = bob.json().await.unwrap();
@@ -682,13 +646,9 @@ async fn product_shot_workflow_runs_through_its_steps() {
         .await;
     let wf = &list["workflows"][0];
     assert_eq!(wf["name"], "Product shot");
-    let input_names: Vec<&str> = wf["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["name"].as_str().unwrap())
-        .collect();
-    assert!(input_names.contains(&"product_image") && input_names.contains(&"scene_prompt"));
+    let input_names = each(&wf["inputs"], "name");
+    assert!(input_names.contains(&"product_image".into()));
+    assert!(input_names.contains(&"scene_prompt".into()));
     assert_eq!(wf["inputs"][0]["type"], "file");
     assert!(wf["inputs"][0]["value_schema"].is_object());
 
@@ -716,14 +676,9 @@ async fn product_shot_workflow_runs_through_its_steps() {
         .await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let bad: Value = bad.json().await.unwrap();
-    let types: Vec<&str> = bad["detail"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["type"].as_str().unwrap())
-        .collect();
+    let types = each(&bad["detail"], "type");
     assert!(
-        types.contains(&"missing") && types.contains(&"extra_forbidden"),
+        types.contains(&"missing".into()) && types.contains(&"extra_forbidden".into()),
         "{types:?}"
     );
 
@@ -775,12 +730,7 @@ async fn a_refused_generation_fails_the_workflow_with_refusals() {
         done["refusals"][0]["guardrails"][0]["category"],
         "ip_trademark_infringement"
     );
-    let statuses: Vec<&str> = done["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["status"].as_str().unwrap())
-        .collect();
+    let statuses = each(&done["steps"], "status");
     assert_eq!(statuses, ["success", "failure", "cancelled", "cancelled"]);
     assert_eq!(
         h.workspace(&alice, ACME).await["balance_creative_units"],
@@ -801,14 +751,8 @@ async fn a_refused_generation_fails_the_workflow_with_refusals() {
     let live = h.get_json(&alice, &format!("{base}/runs/{rid}")).await;
     assert_eq!(live["status"], "running");
     assert!(live["poll_interval_seconds"].as_u64().unwrap() >= 1);
-    assert!(
-        live["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["status"] == "running"),
-        "{live}"
-    );
+    let steps = each(&live["steps"], "status");
+    assert!(steps.contains(&"running".into()), "{live}");
     assert!(live["outputs"].is_null());
     let cancelled = h
         .post_ok(&alice, &format!("{base}/runs/{rid}/cancel"), &json!({}))
@@ -851,15 +795,10 @@ async fn unknown_routes_and_methods_are_problems() {
     let h = Harness::start().await;
     let alice = h.pat("alice");
     let r = h.get(&alice, "/nothing-here").await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(code(&r.json().await.unwrap()), "NOT_FOUND");
+    assert_problem(r, StatusCode::NOT_FOUND, "NOT_FOUND").await;
     let r = h
-        .http
-        .delete(h.api("/workspaces"))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
+        .request(reqwest::Method::DELETE, &alice, "/workspaces")
+        .await;
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert!(r.headers().contains_key("x-request-id"));
 }

@@ -31,15 +31,7 @@ async fn error_fraction_is_spread_evenly_and_clearable() {
         "{statuses:?}"
     );
     // Admin paths are never faulted; clearing restores service.
-    let faults: Value = h
-        .http
-        .get(h.url("/_sim/faults"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let faults: Value = h.fetch_json(h.url("/_sim/faults")).await;
     assert_eq!(faults["faults"][0]["applied"], 3);
     h.http.delete(h.url("/_sim/faults")).send().await.unwrap();
     assert_eq!(h.get(&alice, "/workspaces").await.status(), StatusCode::OK);
@@ -122,6 +114,12 @@ async fn a_stalled_response_times_the_client_out_and_shutdown_ends_it() {
     assert!(t.elapsed() < Duration::from_secs(5));
 }
 
+/// Posts a fault spec to the admin API, whatever the answer; its status.
+async fn post_fault(h: &Harness, spec: &Value) -> StatusCode {
+    let request = h.http.post(h.url("/_sim/faults")).json(spec);
+    request.send().await.unwrap().status()
+}
+
 #[tokio::test]
 async fn admin_is_404_unless_enabled() {
     let h = Harness::with(SimConfig {
@@ -133,14 +131,8 @@ async fn admin_is_404_unless_enabled() {
         let r = h.http.get(h.url(path)).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
     }
-    let r = h
-        .http
-        .post(h.url("/_sim/faults"))
-        .json(&json!({"kind": "error"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let status = post_fault(&h, &json!({"kind": "error"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -151,14 +143,8 @@ async fn bad_fault_specs_are_refused() {
         json!({"kind": "error", "status": 404}),
         json!({"kind": "latency"}),
     ] {
-        let r = h
-            .http
-            .post(h.url("/_sim/faults"))
-            .json(&spec)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{spec}");
+        let status = post_fault(&h, &spec).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{spec}");
     }
 }
 

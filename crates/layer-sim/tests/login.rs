@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use common::*;
 use layer_sim::SimConfig;
-use reqwest::StatusCode;
+use reqwest::{Response, StatusCode};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -42,36 +42,40 @@ fn query_of(location: &str) -> HashMap<String, String> {
 
 /// Plays the browser: opens /authorize, fills the form, returns the redirect's query.
 async fn login(h: &Harness, redirect: &str, user: &str, password: &str) -> HashMap<String, String> {
-    let page = h
-        .http
-        .get(authorize_url(h, redirect, ""))
-        .send()
-        .await
-        .unwrap();
+    let page = h.fetch(authorize_url(h, redirect, "")).await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
     assert!(html.contains("<form method=\"post\" action=\"/u/login\">"));
+    let r = submit_login(h, &html, user, password).await;
+    assert!(r.status().is_redirection(), "{}", r.status());
+    query_of(r.headers()["location"].to_str().unwrap())
+}
+
+/// Posts the login form found in `html` with these credentials.
+async fn submit_login(h: &Harness, html: &str, user: &str, password: &str) -> Response {
     let tx = html
         .split("name=\"tx\" value=\"")
         .nth(1)
         .unwrap()
         .split('"')
         .next()
-        .unwrap()
-        .to_owned();
-    let r = h
-        .http
+        .unwrap();
+    let form = [("tx", tx), ("username", user), ("password", password)];
+    h.http
         .post(h.url("/u/login"))
-        .form(&[
-            ("tx", tx.as_str()),
-            ("username", user),
-            ("password", password),
-        ])
+        .form(&form)
         .send()
         .await
-        .unwrap();
-    assert!(r.status().is_redirection(), "{}", r.status());
-    query_of(r.headers()["location"].to_str().unwrap())
+        .unwrap()
+}
+
+/// A `refresh_token` grant.
+async fn refresh(h: &Harness, refresh_token: &str, basic: bool) -> (StatusCode, Value) {
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+    ];
+    token(h, &form, basic).await
 }
 
 async fn token(h: &Harness, form: &[(&str, &str)], basic: bool) -> (StatusCode, Value) {
@@ -86,6 +90,12 @@ async fn token(h: &Harness, form: &[(&str, &str)], basic: bool) -> (StatusCode, 
     let r = req.form(&fields).send().await.unwrap();
     let status = r.status();
     (status, r.json().await.unwrap())
+}
+
+/// Signs in through the browser flow and exchanges the code: the token answer.
+async fn sign_in(h: &Harness, redirect: &str, user: &str, password: &str, basic: bool) -> Value {
+    let q = login(h, redirect, user, password).await;
+    code_exchange(h, &q["code"], redirect, basic).await.1
 }
 
 async fn code_exchange(
@@ -116,25 +126,11 @@ fn claims(jwt: &str) -> Value {
 async fn code_flow_with_pkce_gives_tokens_the_api_accepts_as_the_same_user() {
     let h = Harness::start().await;
     let discovery: Value = h
-        .http
-        .get(h.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json(h.url("/.well-known/openid-configuration"))
+        .await;
     assert_eq!(discovery["issuer"], h.sim.issuer());
     assert_eq!(discovery["code_challenge_methods_supported"][0], "S256");
-    let jwks: Value = h
-        .http
-        .get(discovery["jwks_uri"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = h.fetch_json(discovery["jwks_uri"].as_str().unwrap()).await;
     assert_eq!(jwks["keys"][0]["alg"], "ES256");
 
     // Any loopback port is a registered callback.
@@ -166,16 +162,7 @@ async fn code_flow_with_pkce_gives_tokens_the_api_accepts_as_the_same_user() {
     let via_token = h.get_json(access, "/workspaces").await;
     let via_pat = h.get_json(&h.pat("alice"), "/workspaces").await;
     assert_eq!(via_token["workspaces"], via_pat["workspaces"]);
-    let info: Value = h
-        .http
-        .get(h.url("/userinfo"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = h.fetch_json_as(access, h.url("/userinfo")).await;
     assert_eq!(info["nickname"], "alice");
 
     // The code is single-use.
@@ -188,15 +175,9 @@ async fn code_flow_with_pkce_gives_tokens_the_api_accepts_as_the_same_user() {
 async fn refresh_rotates_and_reuse_revokes_the_family() {
     let h = Harness::start().await;
     let redirect = "http://localhost:8123/callback";
-    let q = login(&h, redirect, "bob@example.com", "bob-sim-password").await;
-    let (_, t1) = code_exchange(&h, &q["code"], redirect, false).await;
+    let t1 = sign_in(&h, redirect, "bob@example.com", "bob-sim-password", false).await;
     let r1 = t1["refresh_token"].as_str().unwrap().to_owned();
-    let (status, t2) = token(
-        &h,
-        &[("grant_type", "refresh_token"), ("refresh_token", &r1)],
-        false,
-    )
-    .await;
+    let (status, t2) = refresh(&h, &r1, false).await;
     assert_eq!(status, StatusCode::OK);
     let r2 = t2["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(r1, r2, "rotated");
@@ -207,20 +188,10 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     assert_eq!(h.state().await["counters"]["token_refreshes"]["bob"], 1);
 
     // Presenting the rotated token again revokes the family: r2 stops working too.
-    let (status, err) = token(
-        &h,
-        &[("grant_type", "refresh_token"), ("refresh_token", &r1)],
-        true,
-    )
-    .await;
+    let (status, err) = refresh(&h, &r1, true).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(err["error"], "invalid_grant");
-    let (status, _) = token(
-        &h,
-        &[("grant_type", "refresh_token"), ("refresh_token", &r2)],
-        true,
-    )
-    .await;
+    let (status, _) = refresh(&h, &r2, true).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let state = h.state().await;
     assert_eq!(state["counters"]["refresh_reuse_detected"], 1);
@@ -231,8 +202,7 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
 async fn revoke_ends_the_refresh_token() {
     let h = Harness::start().await;
     let redirect = "http://127.0.0.1:5000/callback";
-    let q = login(&h, redirect, "alice", "alice-sim-password").await;
-    let (_, t) = code_exchange(&h, &q["code"], redirect, true).await;
+    let t = sign_in(&h, redirect, "alice", "alice-sim-password", true).await;
     let rt = t["refresh_token"].as_str().unwrap();
     let r = h
         .http
@@ -243,12 +213,7 @@ async fn revoke_ends_the_refresh_token() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let (status, _) = token(
-        &h,
-        &[("grant_type", "refresh_token"), ("refresh_token", rt)],
-        true,
-    )
-    .await;
+    let (status, _) = refresh(&h, rt, true).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
@@ -272,11 +237,8 @@ async fn refusals_follow_rfc_6749() {
         ("&code_challenge=", "&x="),
     ] {
         let r = h
-            .http
-            .get(authorize_url(&h, redirect, "").replace(from, to))
-            .send()
-            .await
-            .unwrap();
+            .fetch(authorize_url(&h, redirect, "").replace(from, to))
+            .await;
         assert!(r.status().is_redirection());
         let q = query_of(r.headers()["location"].to_str().unwrap());
         assert_eq!(q["error"], "invalid_request");
@@ -284,46 +246,15 @@ async fn refusals_follow_rfc_6749() {
     }
 
     // No browser session: a silent authorization asks for a login.
-    let r = h
-        .http
-        .get(authorize_url(&h, redirect, "&prompt=none"))
-        .send()
-        .await
-        .unwrap();
+    let r = h.fetch(authorize_url(&h, redirect, "&prompt=none")).await;
     assert_eq!(
         query_of(r.headers()["location"].to_str().unwrap())["error"],
         "login_required"
     );
 
     // Wrong password: the form again, no code.
-    let html = h
-        .http
-        .get(authorize_url(&h, redirect, ""))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let tx = html
-        .split("name=\"tx\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
-    let r = h
-        .http
-        .post(h.url("/u/login"))
-        .form(&[
-            ("tx", tx.as_str()),
-            ("username", "alice"),
-            ("password", "nope"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let html = h.fetch_text(authorize_url(&h, redirect, "")).await;
+    let r = submit_login(&h, &html, "alice", "nope").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(
         r.text()
@@ -382,8 +313,7 @@ async fn expired_or_foreign_tokens_are_refused_by_the_api() {
     })
     .await;
     let redirect = "http://127.0.0.1:5002/callback";
-    let q = login(&h, redirect, "alice", "alice-sim-password").await;
-    let (_, t) = code_exchange(&h, &q["code"], redirect, true).await;
+    let t = sign_in(&h, redirect, "alice", "alice-sim-password", true).await;
     let access = t["access_token"].as_str().unwrap();
     assert_eq!(h.get(access, "/workspaces").await.status(), StatusCode::OK);
     // The id token is signed by the same key but is not an access token for the API.
@@ -409,6 +339,5 @@ async fn expired_or_foreign_tokens_are_refused_by_the_api() {
 
     tokio::time::sleep(Duration::from_millis(3200)).await;
     let r = h.get(access, "/workspaces").await;
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(code(&r.json().await.unwrap()), "UNAUTHENTICATED");
+    assert_problem(r, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED").await;
 }

@@ -261,14 +261,14 @@ where
             tracing::warn!(%error, "cannot register an SSE session");
             return Rejection::from(error).into_response();
         }
-        let transport = SessionTransport::new(
-            session.clone(),
-            inbound_rx,
-            input_closed.clone(),
-            outbound_tx,
-            inner.config.slow_reader_timeout,
-            stop.clone(),
-        );
+        let transport = SessionTransport {
+            session: session.clone(),
+            inbound: inbound_rx,
+            input_closed: input_closed.clone(),
+            outbound: outbound_tx,
+            slow_reader_timeout: inner.config.slow_reader_timeout,
+            stop: stop.clone(),
+        };
         let in_flight = InFlight::new();
         tokio::spawn(run_session(
             Cancellable::new(handler, in_flight.clone()),

@@ -23,35 +23,15 @@ pub(crate) enum TransportError {
 }
 
 pub(crate) struct SessionTransport {
-    session: SessionId,
-    inbound: mpsc::Receiver<Box<ClientJsonRpcMessage>>,
+    pub(crate) session: SessionId,
+    pub(crate) inbound: mpsc::Receiver<Box<ClientJsonRpcMessage>>,
     /// Cancelled to end the input (graceful shutdown, once requests in flight are done).
-    input_closed: CancellationToken,
-    outbound: mpsc::Sender<Box<ServerJsonRpcMessage>>,
+    pub(crate) input_closed: CancellationToken,
+    pub(crate) outbound: mpsc::Sender<Box<ServerJsonRpcMessage>>,
     /// How long a message may wait for room in the backlog.
-    slow_reader_timeout: Duration,
+    pub(crate) slow_reader_timeout: Duration,
     /// Cancelled to close the stream at once (here: when the client stopped reading).
-    stop: CancellationToken,
-}
-
-impl SessionTransport {
-    pub(crate) fn new(
-        session: SessionId,
-        inbound: mpsc::Receiver<Box<ClientJsonRpcMessage>>,
-        input_closed: CancellationToken,
-        outbound: mpsc::Sender<Box<ServerJsonRpcMessage>>,
-        slow_reader_timeout: Duration,
-        stop: CancellationToken,
-    ) -> Self {
-        Self {
-            session,
-            inbound,
-            input_closed,
-            outbound,
-            slow_reader_timeout,
-            stop,
-        }
-    }
+    pub(crate) stop: CancellationToken,
 }
 
 impl Transport<RoleServer> for SessionTransport {

@@ -120,6 +120,26 @@ struct Mode {
     accept: &'static str,
 }
 
+impl Mode {
+    /// Anything, following redirects.
+    fn download(max_bytes: u64) -> Self {
+        Self {
+            max_bytes,
+            follow_redirects: true,
+            accept: "*/*",
+        }
+    }
+
+    /// A JSON document, at the URL given.
+    fn json(max_bytes: u64) -> Self {
+        Self {
+            max_bytes,
+            follow_redirects: false,
+            accept: "application/json",
+        }
+    }
+}
+
 impl SafeFetcher {
     /// A fetcher that resolves names with the operating system's resolver.
     pub fn new(policy: FetchPolicy) -> Self {
@@ -145,11 +165,7 @@ impl SafeFetcher {
     /// `max_bytes`, within its time limit. Any answer but `200 OK` is an error.
     pub async fn fetch(&self, url: &str) -> Result<Fetched, FetchError> {
         let url = parse(url)?;
-        let mode = Mode {
-            max_bytes: self.policy.max_bytes,
-            follow_redirects: true,
-            accept: "*/*",
-        };
+        let mode = Mode::download(self.policy.max_bytes);
         self.within_time_limit(async {
             let (final_url, response) = self.open(url, &mode).await?;
             let content_type_header = header(&response, CONTENT_TYPE);
@@ -172,11 +188,7 @@ impl SafeFetcher {
         url: &str,
     ) -> Result<JsonDocument<T>, FetchError> {
         let url = parse(url)?;
-        let mode = Mode {
-            max_bytes: self.policy.json_max_bytes,
-            follow_redirects: false,
-            accept: "application/json",
-        };
+        let mode = Mode::json(self.policy.json_max_bytes);
         self.within_time_limit(async {
             let (url, response) = self.open(url, &mode).await?;
             let content_type = header(&response, CONTENT_TYPE);

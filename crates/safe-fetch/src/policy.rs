@@ -52,41 +52,32 @@ impl Default for FetchPolicy {
     }
 }
 
+/// Builder methods that each set one field of the policy.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty;)+) => {$(
+        $(#[$doc])*
+        pub fn $field(mut self, $field: $ty) -> Self {
+            self.$field = $field;
+            self
+        }
+    )+};
+}
+
 impl FetchPolicy {
-    /// The byte cap for [`SafeFetcher::fetch`](crate::SafeFetcher::fetch).
-    pub fn max_bytes(mut self, max: u64) -> Self {
-        self.max_bytes = max;
-        self
-    }
-
-    /// The byte cap for [`SafeFetcher::fetch_json`](crate::SafeFetcher::fetch_json).
-    pub fn json_max_bytes(mut self, max: u64) -> Self {
-        self.json_max_bytes = max;
-        self
-    }
-
-    /// The time limit for one whole fetch: name resolution, every redirect hop and the body.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// How many redirects [`SafeFetcher::fetch`](crate::SafeFetcher::fetch) follows.
-    pub fn max_redirects(mut self, max: usize) -> Self {
-        self.max_redirects = max;
-        self
-    }
-
-    /// Restrict ports.
-    pub fn ports(mut self, ports: Ports) -> Self {
-        self.ports = ports;
-        self
-    }
-
-    /// Refuse plain `http` (for the first URL and every redirect).
-    pub fn https_only(mut self, on: bool) -> Self {
-        self.https_only = on;
-        self
+    setters! {
+        /// The byte cap for [`SafeFetcher::fetch`](crate::SafeFetcher::fetch).
+        max_bytes: u64;
+        /// The byte cap for [`SafeFetcher::fetch_json`](crate::SafeFetcher::fetch_json).
+        json_max_bytes: u64;
+        /// The time limit for one whole fetch: name resolution, every redirect hop and the
+        /// body.
+        timeout: Duration;
+        /// How many redirects [`SafeFetcher::fetch`](crate::SafeFetcher::fetch) follows.
+        max_redirects: usize;
+        /// Restrict ports.
+        ports: Ports;
+        /// Refuse plain `http` (for the first URL and every redirect).
+        https_only: bool;
     }
 
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {

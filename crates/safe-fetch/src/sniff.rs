@@ -119,31 +119,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn magic_numbers() {
-        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), SniffedType::Png);
-        assert_eq!(sniff(b"\xff\xd8\xff\xe0\0\x10JFIF"), SniffedType::Jpeg);
-        assert_eq!(sniff(b"RIFF\x24\0\0\0WEBPVP8 "), SniffedType::Webp);
-        assert_eq!(sniff(b"RIFF\x24\0\0\0WAVEfmt "), SniffedType::Unknown);
-        assert_eq!(sniff(b"GIF89a\x01\0\x01\0"), SniffedType::Gif);
-        assert_eq!(sniff(b"\0\0\0\x20ftypisom\0\0\x02\0"), SniffedType::Mp4);
-        assert_eq!(sniff(b"\0\0\0\x18ftypheic\0\0\0\0"), SniffedType::Unknown);
-        assert_eq!(sniff(b"\0\0\0\x14ftypqt  \0\0\0\0"), SniffedType::Unknown);
-        assert_eq!(sniff(b""), SniffedType::Unknown);
-        assert_eq!(sniff(b"\x89PN"), SniffedType::Unknown);
-    }
-
-    #[test]
-    fn html_openings() {
-        assert_eq!(sniff(b"<!doctype html>\n<html>"), SniffedType::Html);
-        assert_eq!(sniff(b"\xef\xbb\xbf  \n<HTML lang=en>"), SniffedType::Html);
-        assert_eq!(sniff(b"<!-- comment -->"), SniffedType::Html);
-        assert_eq!(sniff(b"<p>hello"), SniffedType::Html);
-        assert_eq!(sniff(b"<pre>"), SniffedType::Unknown);
-        assert_eq!(
-            sniff(b"<?xml version=\"1.0\"?><svg/>"),
-            SniffedType::Unknown
-        );
-        assert_eq!(sniff(b"   "), SniffedType::Unknown);
-        assert_eq!(sniff(b"{\"a\":1}"), SniffedType::Unknown);
+    fn magic_numbers_and_html_openings() {
+        let table: [(&[u8], SniffedType); 18] = [
+            (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", SniffedType::Png),
+            (b"\xff\xd8\xff\xe0\0\x10JFIF", SniffedType::Jpeg),
+            (b"RIFF\x24\0\0\0WEBPVP8 ", SniffedType::Webp),
+            (b"RIFF\x24\0\0\0WAVEfmt ", SniffedType::Unknown),
+            (b"GIF89a\x01\0\x01\0", SniffedType::Gif),
+            (b"\0\0\0\x20ftypisom\0\0\x02\0", SniffedType::Mp4),
+            (b"\0\0\0\x18ftypheic\0\0\0\0", SniffedType::Unknown),
+            (b"\0\0\0\x14ftypqt  \0\0\0\0", SniffedType::Unknown),
+            (b"", SniffedType::Unknown),
+            (b"\x89PN", SniffedType::Unknown),
+            (b"<!doctype html>\n<html>", SniffedType::Html),
+            (b"\xef\xbb\xbf  \n<HTML lang=en>", SniffedType::Html),
+            (b"<!-- comment -->", SniffedType::Html),
+            (b"<p>hello", SniffedType::Html),
+            (b"<pre>", SniffedType::Unknown),
+            (b"<?xml version=\"1.0\"?><svg/>", SniffedType::Unknown),
+            (b"   ", SniffedType::Unknown),
+            (b"{\"a\":1}", SniffedType::Unknown),
+        ];
+        for (bytes, want) in table {
+            assert_eq!(sniff(bytes), want, "{:?}", String::from_utf8_lossy(bytes));
+        }
     }
 }

@@ -165,3 +165,21 @@ impl Admin {
         self.state().await["runs"].as_array().unwrap().clone()
     }
 }
+
+/// What most tests start from: a simulator, its admin API, a client with the test
+/// configuration, and alice's token.
+pub async fn setup() -> (RunningSim, Admin, LayerClient, BearerToken) {
+    setup_with(|_| {}).await
+}
+
+/// [`setup`], with the client's configuration changed by `adjust` first.
+pub async fn setup_with(
+    adjust: impl FnOnce(&mut ClientConfig),
+) -> (RunningSim, Admin, LayerClient, BearerToken) {
+    let sim = sim().await;
+    let mut config = config(&sim);
+    adjust(&mut config);
+    let client = LayerClient::new(config).unwrap();
+    let (admin, alice) = (Admin::new(&sim), pat(&sim, "alice"));
+    (sim, admin, client, alice)
+}

@@ -11,15 +11,15 @@ use serde_json::{Value, json};
 
 use super::{
     JsonBytes, RawPath, fingerprint, idempotency_key, idempotent_replay, idempotent_store,
-    member_workspace, ok_json, path_uuids,
+    member_workspace, ok_json, workspace_id,
 };
 use crate::auth::Caller;
-use crate::ids::{FileId, WorkspaceId};
+use crate::ids::FileId;
 use crate::problem::{ApiError, ValidationItem, loc};
 use crate::schemas;
 use crate::state::{FileContent, FileRec, FileStatus, Sim};
 use crate::storage::signed_upload_url;
-use crate::validation::{finish, get_int, get_str, parse_json_body, validate_object};
+use crate::validation::{body_object, finish, get_int, get_str};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -43,22 +43,15 @@ pub async fn request_upload_url(
     headers: HeaderMap,
     JsonBytes(bytes): JsonBytes,
 ) -> Result<Response, ApiError> {
-    let [ws_raw] = path_uuids(&path.0, ["workspace_id"])?;
-    let ws_id = WorkspaceId(ws_raw);
+    let ws_id = workspace_id(&path)?;
     let key = idempotency_key(&headers)?;
-    let body = parse_json_body(&bytes)?;
-    let mut errors = Vec::new();
-    validate_object(&body, schemas::upload_url(), &[json!("body")], &mut errors);
-    finish(errors)?;
-    let Value::Object(map) = &body else {
-        return Err(ApiError::Internal("validated body is not an object".into()));
-    };
-    let content_type = get_str(map, "content_type")
+    let map = body_object(&bytes, schemas::upload_url())?;
+    let content_type = get_str(&map, "content_type")
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    let size = get_int(map, "file_size_bytes").unwrap_or(0).max(0) as u64;
-    let source_type = get_str(map, "source_type").map(str::to_owned);
+    let size = get_int(&map, "file_size_bytes").unwrap_or(0).max(0) as u64;
+    let source_type = get_str(&map, "source_type").map(str::to_owned);
     let mut errors = Vec::new();
     match UPLOAD_LIMITS.iter().find(|(t, _)| *t == content_type) {
         None => {
@@ -99,8 +92,8 @@ pub async fn request_upload_url(
     finish(errors)?;
     let fp = fingerprint(
         "POST",
-        &format!("/workspaces/{ws_raw}/files/upload-url"),
-        &body,
+        &format!("/workspaces/{ws_id}/files/upload-url"),
+        &Value::Object(map.clone()),
     );
 
     let mut inner = sim.lock();
@@ -119,7 +112,7 @@ pub async fn request_upload_url(
             status: FileStatus::AwaitingUpload,
             content: FileContent::Upload {
                 declared_size: size,
-                file_name: get_str(map, "file_name").map(str::to_owned),
+                file_name: get_str(&map, "file_name").map(str::to_owned),
                 source_type: source_type.clone(),
                 received: Vec::new(),
             },

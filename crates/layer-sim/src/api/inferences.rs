@@ -3,16 +3,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
-use chrono::Utc;
 use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use super::{
-    JsonBytes, RawPath, check_balance, check_rate_limit, fingerprint, idempotency_key,
-    idempotent_replay, idempotent_store, member_workspace, ok_json, path_uuids,
+    JsonBytes, RawPath, cancel_run, check_balance, check_rate_limit, fingerprint, idempotency_key,
+    idempotent_replay, idempotent_store, member_workspace, new_run, ok_json, path_uuids,
+    price_estimate, workspace_id,
 };
 use crate::auth::Caller;
 use crate::catalogue::{Modality, ModelDef, model_in_workspace};
@@ -21,10 +20,8 @@ use crate::ids::{FileId, ModelId, RunId, WorkspaceId, derive_uuid};
 use crate::outputs::Generated;
 use crate::pricing::{PricedInference, estimate_inference};
 use crate::problem::{ApiError, ValidationItem, loc};
-use crate::state::{Failure, Inner, PlannedOutput, Run, RunKind, RunState, Sim, rfc3339};
-use crate::validation::{
-    finish, get, get_bool, get_float, get_int, get_str, parse_json_body, validate_object,
-};
+use crate::state::{Failure, Inner, PlannedOutput, Run, RunKind, Sim, rfc3339};
+use crate::validation::{body_object, finish, get, get_bool, get_float, get_int, get_str};
 use crate::{schemas, triggers};
 
 /// A validated request, resolved against its model.
@@ -38,18 +35,12 @@ struct Resolved {
     held: bool,
 }
 
-fn body_map(
-    bytes: &Bytes,
-    fields: &[crate::validation::Field],
-) -> Result<Map<String, Value>, ApiError> {
-    let body = parse_json_body(bytes)?;
-    let mut errors = Vec::new();
-    validate_object(&body, fields, &[json!("body")], &mut errors);
-    finish(errors)?;
-    match body {
-        Value::Object(map) => Ok(map),
-        _ => Err(ApiError::Internal("validated body is not an object".into())),
-    }
+/// The file a `file_id` field names, when it holds a UUID (validation reported it otherwise).
+fn file_ref(value: &Value) -> Option<FileId> {
+    value
+        .as_str()
+        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+        .map(FileId)
 }
 
 fn item(parts: &[&str], kind: &str, msg: impl Into<String>, input: Value) -> ValidationItem {
@@ -187,18 +178,9 @@ fn resolve(
                     json!(kind),
                 ));
             }
-            if let Some(id) = g["file_id"]
-                .as_str()
-                .and_then(|s| uuid::Uuid::parse_str(s).ok())
-            {
-                check_file(
-                    inner,
-                    ws_id,
-                    FileId(id),
-                    Media::for_guidance(kind),
-                    loc(&["body", "guidance_files", &idx, "file_id"]),
-                    &mut errors,
-                )?;
+            if let Some(id) = file_ref(&g["file_id"]) {
+                let at = loc(&["body", "guidance_files", &idx, "file_id"]);
+                check_file(inner, ws_id, id, Media::for_guidance(kind), at, &mut errors)?;
             }
         }
     }
@@ -227,18 +209,9 @@ fn resolve(
                 mask.clone(),
             ));
         }
-        if let Some(id) = mask["file_id"]
-            .as_str()
-            .and_then(|s| uuid::Uuid::parse_str(s).ok())
-        {
-            check_file(
-                inner,
-                ws_id,
-                FileId(id),
-                Media::Image,
-                loc(&["body", "mask", "file_id"]),
-                &mut errors,
-            )?;
+        if let Some(id) = file_ref(&mask["file_id"]) {
+            let at = loc(&["body", "mask", "file_id"]);
+            check_file(inner, ws_id, id, Media::Image, at, &mut errors)?;
         }
     }
     finish(errors)?;
@@ -342,21 +315,17 @@ pub async fn estimate(
     path: RawPath,
     JsonBytes(bytes): JsonBytes,
 ) -> Result<Response, ApiError> {
-    let [ws_id] = path_uuids(&path.0, ["workspace_id"])?;
-    let ws_id = WorkspaceId(ws_id);
-    let body = body_map(&bytes, schemas::estimate_inference())?;
+    let ws_id = workspace_id(&path)?;
+    let body = body_object(&bytes, schemas::estimate_inference())?;
     let mut inner = sim.lock();
     let ws = member_workspace(&inner, user, ws_id)?;
     let custom = ws.custom_models.clone();
     let available = ws.available();
     let r = resolve(&inner, ws_id, &custom, &body)?;
     inner.touch(user, ws_id);
-    Ok(ok_json(json!({
-        "estimated_price_creative_units": r.estimate,
-        "workspace_balance_creative_units": available,
-        "estimated_remaining_balance_creative_units": crate::state::round_cu(available - r.estimate),
-        "has_sufficient_creative_units": available + 1e-9 >= r.estimate,
-    })))
+    Ok(ok_json(Value::Object(price_estimate(
+        r.estimate, available,
+    ))))
 }
 
 pub async fn execute(
@@ -366,13 +335,12 @@ pub async fn execute(
     headers: HeaderMap,
     JsonBytes(bytes): JsonBytes,
 ) -> Result<Response, ApiError> {
-    let [ws_raw] = path_uuids(&path.0, ["workspace_id"])?;
-    let ws_id = WorkspaceId(ws_raw);
+    let ws_id = workspace_id(&path)?;
     let key = idempotency_key(&headers)?;
-    let body = body_map(&bytes, schemas::execute_inference())?;
+    let body = body_object(&bytes, schemas::execute_inference())?;
     let fp = fingerprint(
         "POST",
-        &format!("/workspaces/{ws_raw}/inferences"),
+        &format!("/workspaces/{ws_id}/inferences"),
         &Value::Object(body.clone()),
     );
 
@@ -393,31 +361,18 @@ pub async fn execute(
         let u = derive_uuid(&[b"output-seed", id.0.as_bytes()]);
         u.as_u64_pair().0
     });
-    let created_at = Utc::now();
+    let kind = RunKind::Inference {
+        model_id: r.model.id,
+        normalized: r.normalized.clone(),
+    };
     let run = Run {
-        id,
-        kind: RunKind::Inference {
-            model_id: r.model.id,
-            normalized: r.normalized.clone(),
-        },
-        owner: user,
-        workspace: ws_id,
-        state: RunState::Active,
-        created_at,
-        completed_at: None,
-        started: Instant::now(),
-        duration: sim.config.effective_run_duration(),
         held: r.held,
         planned_failure: r.failure.clone(),
-        failure: None,
-        estimate: r.estimate,
-        actual: None,
-        reserved: r.estimate,
         planned_outputs: planned_outputs(&r, run_seed),
-        outputs: Vec::new(),
         session_id,
-        refused_inference: None,
+        ..new_run(&sim, id, kind, user, ws_id, r.estimate)
     };
+    let created_at = run.created_at;
     inner.insert_run(run);
     inner.touch(user, ws_id);
     let response = json!({
@@ -441,39 +396,25 @@ fn find_inference(inner: &Inner, ws: WorkspaceId, id: RunId) -> Result<&Run, Api
         .ok_or(ApiError::RunNotFound)
 }
 
-pub async fn get_one(
-    State(sim): State<Arc<Sim>>,
-    Caller(user): Caller,
-    path: RawPath,
-) -> Result<Response, ApiError> {
-    let [ws_id, run_id] = path_uuids(&path.0, ["workspace_id", "inference_id"])?;
-    let (ws_id, run_id) = (WorkspaceId(ws_id), RunId(run_id));
-    let mut inner = sim.lock();
-    member_workspace(&inner, user, ws_id)?;
-    let body = inner.inference_json(&sim, find_inference(&inner, ws_id, run_id)?, Instant::now());
-    inner.touch(user, ws_id);
-    Ok(ok_json(body))
+fn ids(path: &RawPath) -> Result<(WorkspaceId, RunId), ApiError> {
+    let [ws, run] = path_uuids(&path.0, ["workspace_id", "inference_id"])?;
+    Ok((WorkspaceId(ws), RunId(run)))
 }
 
-pub async fn cancel(
+/// `GET …/inferences/{inference_id}` and, with `CANCEL`, its `…/cancel`: both answer with the run as `GET`
+/// does; a cancel first stops a run that is still going (a finished one cannot be; a
+/// cancelled one stays as it is).
+pub async fn run<const CANCEL: bool>(
     State(sim): State<Arc<Sim>>,
     Caller(user): Caller,
     path: RawPath,
 ) -> Result<Response, ApiError> {
-    let [ws_id, run_id] = path_uuids(&path.0, ["workspace_id", "inference_id"])?;
-    let (ws_id, run_id) = (WorkspaceId(ws_id), RunId(run_id));
+    let (ws_id, run_id) = ids(&path)?;
     let mut inner = sim.lock();
     member_workspace(&inner, user, ws_id)?;
-    let state = find_inference(&inner, ws_id, run_id)?.state;
-    match state {
-        RunState::Active => inner.cancel_run(run_id),
-        RunState::Cancelled => {}
-        RunState::Complete | RunState::Failed => {
-            let status = find_inference(&inner, ws_id, run_id)?.wire_status(Instant::now());
-            return Err(ApiError::RunNotCancellable {
-                status: status.to_owned(),
-            });
-        }
+    find_inference(&inner, ws_id, run_id)?;
+    if CANCEL {
+        cancel_run(&mut inner, run_id)?;
     }
     inner.touch(user, ws_id);
     let body = inner.inference_json(&sim, find_inference(&inner, ws_id, run_id)?, Instant::now());

@@ -10,6 +10,7 @@ pub use crate::idempotency::{fingerprint, idempotency_key, idempotent_replay, id
 pub use crate::limits::{check_balance, check_rate_limit};
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Json;
 use axum::Router;
@@ -18,13 +19,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use chrono::Utc;
 use http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::ids::WorkspaceId;
+use crate::ids::{RunId, WorkspaceId};
 use crate::problem::{ApiError, ValidationItem};
-use crate::state::{Inner, Sim, UserIdx, WorkspaceState};
+use crate::state::{Inner, Run, RunKind, RunState, Sim, UserIdx, WorkspaceState};
 
 pub fn router() -> Router<Arc<Sim>> {
     Router::new()
@@ -45,11 +47,11 @@ pub fn router() -> Router<Arc<Sim>> {
         )
         .route(
             "/workspaces/{workspace_id}/inferences/{inference_id}",
-            get(inferences::get_one),
+            get(inferences::run::<false>),
         )
         .route(
             "/workspaces/{workspace_id}/inferences/{inference_id}/cancel",
-            post(inferences::cancel),
+            post(inferences::run::<true>),
         )
         .route("/workspaces/{workspace_id}/workflows", get(workflows::list))
         .route(
@@ -62,11 +64,11 @@ pub fn router() -> Router<Arc<Sim>> {
         )
         .route(
             "/workspaces/{workspace_id}/workflows/{workflow_id}/runs/{run_id}",
-            get(workflows::get_run),
+            get(workflows::run::<false>),
         )
         .route(
             "/workspaces/{workspace_id}/workflows/{workflow_id}/runs/{run_id}/cancel",
-            post(workflows::cancel),
+            post(workflows::run::<true>),
         )
         .route(
             "/workspaces/{workspace_id}/files/upload-url",
@@ -127,6 +129,21 @@ pub fn path_uuids<const N: usize>(
     } else {
         Err(ApiError::Validation(errors))
     }
+}
+
+/// The `workspace_id` path parameter.
+pub fn workspace_id(path: &RawPath) -> Result<WorkspaceId, ApiError> {
+    let [id] = path_uuids(&path.0, ["workspace_id"])?;
+    Ok(WorkspaceId(id))
+}
+
+/// A listing's query: its pairs in order, its page, and the problems found in the page
+/// parameters (the caller adds its filters' problems before `finish`).
+pub fn listing_query(raw: &RawQuery) -> (Vec<(String, String)>, Page, Vec<ValidationItem>) {
+    let pairs = query_pairs(raw);
+    let mut errors = Vec::new();
+    let page = page_params(&pairs, &mut errors);
+    (pairs, page, errors)
 }
 
 /// Query pairs in order.
@@ -250,6 +267,72 @@ pub fn member_workspace(
     } else {
         Err(ApiError::Forbidden)
     }
+}
+
+/// The price part of an estimate answer, shared by inference and workflow estimates
+/// (models.py `EstimateForgePriceOutput`).
+pub fn price_estimate(estimate: f64, available: f64) -> Map<String, Value> {
+    let body = json!({
+        "estimated_price_creative_units": estimate,
+        "workspace_balance_creative_units": available,
+        "estimated_remaining_balance_creative_units": crate::state::round_cu(available - estimate),
+        "has_sufficient_creative_units": available + 1e-9 >= estimate,
+    });
+    match body {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// A run `owner` has just started, reserving its whole estimate; the caller adds what its
+/// kind plans (outputs, failure, hold, session).
+pub fn new_run(
+    sim: &Sim,
+    id: RunId,
+    kind: RunKind,
+    owner: UserIdx,
+    workspace: WorkspaceId,
+    estimate: f64,
+) -> Run {
+    Run {
+        id,
+        kind,
+        owner,
+        workspace,
+        state: RunState::Active,
+        created_at: Utc::now(),
+        completed_at: None,
+        started: Instant::now(),
+        duration: sim.config.effective_run_duration(),
+        held: false,
+        planned_failure: None,
+        failure: None,
+        estimate,
+        actual: None,
+        reserved: estimate,
+        planned_outputs: Vec::new(),
+        outputs: Vec::new(),
+        session_id: None,
+        refused_inference: None,
+    }
+}
+
+/// Cancels a run that is still going; a cancelled run stays as it is, a finished one cannot
+/// be cancelled.
+pub fn cancel_run(inner: &mut Inner, id: RunId) -> Result<(), ApiError> {
+    let Some(run) = inner.runs.get(&id) else {
+        return Err(ApiError::RunNotFound);
+    };
+    match run.state {
+        RunState::Active => inner.cancel_run(id),
+        RunState::Cancelled => {}
+        RunState::Complete | RunState::Failed => {
+            return Err(ApiError::RunNotCancellable {
+                status: run.wire_status(Instant::now()).to_owned(),
+            });
+        }
+    }
+    Ok(())
 }
 
 pub fn ok_json(body: Value) -> Response {

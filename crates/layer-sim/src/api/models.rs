@@ -8,7 +8,8 @@ use axum::response::Response;
 use serde_json::json;
 
 use super::{
-    RawPath, member_workspace, ok_json, page_params, paginate, path_uuids, query_one, query_pairs,
+    RawPath, listing_query, member_workspace, ok_json, paginate, path_uuids, query_one,
+    workspace_id,
 };
 use crate::auth::Caller;
 use crate::catalogue::{CAPABILITY_FILTERS, MODALITIES, model_in_workspace, models_for};
@@ -23,11 +24,8 @@ pub async fn list(
     path: RawPath,
     raw: RawQuery,
 ) -> Result<Response, ApiError> {
-    let [ws_id] = path_uuids(&path.0, ["workspace_id"])?;
-    let ws_id = WorkspaceId(ws_id);
-    let pairs = query_pairs(&raw);
-    let mut errors = Vec::new();
-    let page = page_params(&pairs, &mut errors);
+    let ws_id = workspace_id(&path)?;
+    let (pairs, page, mut errors) = listing_query(&raw);
     let modality = query_one(&pairs, "modality").filter(|m| !m.is_empty());
     if let Some(m) = modality {
         check_value(

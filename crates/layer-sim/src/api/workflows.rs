@@ -3,17 +3,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
-use chrono::Utc;
 use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use super::{
-    JsonBytes, RawPath, check_balance, check_rate_limit, fingerprint, idempotency_key,
-    idempotent_replay, idempotent_store, member_workspace, ok_json, page_params, paginate,
-    path_uuids, query_one, query_pairs,
+    JsonBytes, RawPath, cancel_run, check_balance, check_rate_limit, fingerprint, idempotency_key,
+    idempotent_replay, idempotent_store, listing_query, member_workspace, new_run, ok_json,
+    paginate, path_uuids, price_estimate, query_one, workspace_id,
 };
 use crate::auth::Caller;
 use crate::catalogue::{WorkflowDef, workflow_in_workspace, workflows};
@@ -21,8 +19,8 @@ use crate::files_check::{Media, check_file};
 use crate::ids::{FileId, RunId, SessionId, WorkflowId, WorkspaceId, derive_uuid};
 use crate::pricing::{WorkflowPlan, plan_workflow};
 use crate::problem::{ApiError, ValidationItem, loc};
-use crate::state::{Failure, Inner, Run, RunKind, RunState, Sim, rfc3339, workflow_output_media};
-use crate::validation::{Check, check_value, finish, get_str, parse_json_body, validate_object};
+use crate::state::{Failure, Inner, Run, RunKind, Sim, rfc3339, workflow_output_media};
+use crate::validation::{Check, body_object, check_value, finish, get_str};
 use crate::{schemas, triggers};
 
 pub async fn list(
@@ -31,11 +29,8 @@ pub async fn list(
     path: RawPath,
     raw: RawQuery,
 ) -> Result<Response, ApiError> {
-    let [ws_id] = path_uuids(&path.0, ["workspace_id"])?;
-    let ws_id = WorkspaceId(ws_id);
-    let pairs = query_pairs(&raw);
-    let mut errors = Vec::new();
-    let page = page_params(&pairs, &mut errors);
+    let ws_id = workspace_id(&path)?;
+    let (pairs, page, errors) = listing_query(&raw);
     finish(errors)?;
     let search = query_one(&pairs, "search")
         .map(str::to_lowercase)
@@ -56,6 +51,33 @@ pub async fn list(
     Ok(ok_json(
         json!({"workflows": page_items, "pagination": pagination}),
     ))
+}
+
+/// Checks `value` against `check` and, when that passes, against the schema's `enum`;
+/// `allows` says whether one allowed value matches.
+fn check_with_enum(
+    value: &Value,
+    check: &Check,
+    schema: &Value,
+    at: Vec<Value>,
+    errors: &mut Vec<ValidationItem>,
+    allows: impl Fn(&Value) -> bool,
+) {
+    let before = errors.len();
+    check_value(value, check, &at, errors);
+    if errors.len() == before
+        && let Some(allowed) = schema["enum"].as_array()
+        && !allowed.iter().any(allows)
+    {
+        errors.push(
+            ValidationItem::new(
+                at,
+                "enum",
+                format!("Input should be one of {}", Value::Array(allowed.clone())),
+            )
+            .input(value.clone()),
+        );
+    }
 }
 
 /// Checks `inputs` against the workflow's declared inputs and their `value_schema`.
@@ -120,68 +142,22 @@ fn check_inputs(
                         le: schema["maximum"].as_f64(),
                     }
                 };
-                let before = errors.len();
-                check_value(value, &check, &at, &mut errors);
-                if errors.len() == before
-                    && let Some(allowed) = schema["enum"].as_array()
-                    && !allowed
-                        .iter()
-                        .any(|a| a.as_f64() == crate::validation::as_float(value))
-                {
-                    errors.push(
-                        ValidationItem::new(
-                            at,
-                            "enum",
-                            format!("Input should be one of {}", Value::Array(allowed.clone())),
-                        )
-                        .input(value.clone()),
-                    );
-                }
+                check_with_enum(value, &check, schema, at, &mut errors, |a| {
+                    a.as_f64() == crate::validation::as_float(value)
+                });
             }
             _ => {
                 let max = schema["maxLength"].as_u64().map(|n| n as usize);
                 let min = schema["minLength"].as_u64().map(|n| n as usize);
-                let before = errors.len();
-                check_value(
-                    value,
-                    &Check::Str {
-                        min_len: min,
-                        max_len: max,
-                    },
-                    &at,
-                    &mut errors,
-                );
-                if errors.len() == before
-                    && let Some(allowed) = schema["enum"].as_array()
-                    && !allowed.contains(value)
-                {
-                    errors.push(
-                        ValidationItem::new(
-                            at,
-                            "enum",
-                            format!("Input should be one of {}", Value::Array(allowed.clone())),
-                        )
-                        .input(value.clone()),
-                    );
-                }
+                let check = Check::Str {
+                    min_len: min,
+                    max_len: max,
+                };
+                check_with_enum(value, &check, schema, at, &mut errors, |a| a == value);
             }
         }
     }
     finish(errors)
-}
-
-fn parse_body(
-    bytes: &Bytes,
-    fields: &[crate::validation::Field],
-) -> Result<Map<String, Value>, ApiError> {
-    let body = parse_json_body(bytes)?;
-    let mut errors = Vec::new();
-    validate_object(&body, fields, &[json!("body")], &mut errors);
-    finish(errors)?;
-    match body {
-        Value::Object(map) => Ok(map),
-        _ => Err(ApiError::Internal("validated body is not an object".into())),
-    }
 }
 
 fn inputs_of(body: &Map<String, Value>) -> Map<String, Value> {
@@ -207,7 +183,7 @@ pub async fn estimate(
 ) -> Result<Response, ApiError> {
     let [ws_id, wf_id] = path_uuids(&path.0, ["workspace_id", "workflow_id"])?;
     let ws_id = WorkspaceId(ws_id);
-    let body = parse_body(&bytes, schemas::estimate_workflow())?;
+    let body = body_object(&bytes, schemas::estimate_workflow())?;
     let mut inner = sim.lock();
     let available = member_workspace(&inner, user, ws_id)?.available();
     let def = workflow_in_workspace(WorkflowId(wf_id), ws_id).ok_or(ApiError::WorkflowNotFound)?;
@@ -215,13 +191,9 @@ pub async fn estimate(
     check_inputs(&inner, ws_id, def, &inputs)?;
     let plan = plan_workflow(def, &inputs);
     inner.touch(user, ws_id);
-    Ok(ok_json(json!({
-        "estimated_price_creative_units": plan.estimate,
-        "output_counts": output_counts(def, &plan),
-        "workspace_balance_creative_units": available,
-        "estimated_remaining_balance_creative_units": crate::state::round_cu(available - plan.estimate),
-        "has_sufficient_creative_units": available + 1e-9 >= plan.estimate,
-    })))
+    let mut body = price_estimate(plan.estimate, available);
+    body.insert("output_counts".into(), json!(output_counts(def, &plan)));
+    Ok(ok_json(Value::Object(body)))
 }
 
 pub async fn execute(
@@ -234,7 +206,7 @@ pub async fn execute(
     let [ws_raw, wf_raw] = path_uuids(&path.0, ["workspace_id", "workflow_id"])?;
     let ws_id = WorkspaceId(ws_raw);
     let key = idempotency_key(&headers)?;
-    let body = parse_body(&bytes, schemas::execute_workflow())?;
+    let body = body_object(&bytes, schemas::execute_workflow())?;
     let fp = fingerprint(
         "POST",
         &format!("/workspaces/{ws_raw}/workflows/{wf_raw}/runs"),
@@ -283,32 +255,20 @@ pub async fn execute(
             ));
         }
     }
-    let created_at = Utc::now();
-    inner.insert_run(Run {
-        id,
-        kind: RunKind::Workflow {
-            workflow_id: def.id,
-            steps: def.steps,
-            failing_step,
-        },
-        owner: user,
-        workspace: ws_id,
-        state: RunState::Active,
-        created_at,
-        completed_at: None,
-        started: Instant::now(),
-        duration: sim.config.effective_run_duration(),
+    let kind = RunKind::Workflow {
+        workflow_id: def.id,
+        steps: def.steps,
+        failing_step,
+    };
+    let run = Run {
         held: text.contains(triggers::HOLD),
         planned_failure,
-        failure: None,
-        estimate: plan.estimate,
-        actual: None,
-        reserved: plan.estimate,
         planned_outputs,
-        outputs: Vec::new(),
         session_id,
-        refused_inference: None,
-    });
+        ..new_run(&sim, id, kind, user, ws_id, plan.estimate)
+    };
+    let created_at = run.created_at;
+    inner.insert_run(run);
     inner.touch(user, ws_id);
     let response = json!({
         "run_id": id,
@@ -339,7 +299,10 @@ fn ids(path: &RawPath) -> Result<(WorkspaceId, WorkflowId, RunId), ApiError> {
     Ok((WorkspaceId(ws), WorkflowId(wf), RunId(run)))
 }
 
-pub async fn get_run(
+/// `GET …/workflows/{workflow_id}/runs/{run_id}` and, with `CANCEL`, its `…/cancel`: both answer with the run as `GET`
+/// does; a cancel first stops a run that is still going (a finished one cannot be; a
+/// cancelled one stays as it is).
+pub async fn run<const CANCEL: bool>(
     State(sim): State<Arc<Sim>>,
     Caller(user): Caller,
     path: RawPath,
@@ -348,39 +311,12 @@ pub async fn get_run(
     let mut inner = sim.lock();
     member_workspace(&inner, user, ws_id)?;
     workflow_in_workspace(wf_id, ws_id).ok_or(ApiError::WorkflowNotFound)?;
-    let body = inner.workflow_run_json(
-        &sim,
-        find_run(&inner, ws_id, wf_id, run_id)?,
-        Instant::now(),
-    );
-    inner.touch(user, ws_id);
-    Ok(ok_json(body))
-}
-
-pub async fn cancel(
-    State(sim): State<Arc<Sim>>,
-    Caller(user): Caller,
-    path: RawPath,
-) -> Result<Response, ApiError> {
-    let (ws_id, wf_id, run_id) = ids(&path)?;
-    let mut inner = sim.lock();
-    member_workspace(&inner, user, ws_id)?;
-    workflow_in_workspace(wf_id, ws_id).ok_or(ApiError::WorkflowNotFound)?;
-    let run = find_run(&inner, ws_id, wf_id, run_id)?;
-    match run.state {
-        RunState::Active => inner.cancel_run(run_id),
-        RunState::Cancelled => {}
-        RunState::Complete | RunState::Failed => {
-            return Err(ApiError::RunNotCancellable {
-                status: run.wire_status(Instant::now()).to_owned(),
-            });
-        }
+    find_run(&inner, ws_id, wf_id, run_id)?;
+    if CANCEL {
+        cancel_run(&mut inner, run_id)?;
     }
     inner.touch(user, ws_id);
-    let body = inner.workflow_run_json(
-        &sim,
-        find_run(&inner, ws_id, wf_id, run_id)?,
-        Instant::now(),
-    );
+    let run = find_run(&inner, ws_id, wf_id, run_id)?;
+    let body = inner.workflow_run_json(&sim, run, Instant::now());
     Ok(ok_json(body))
 }

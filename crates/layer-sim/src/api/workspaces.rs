@@ -6,9 +6,9 @@ use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{RawPath, member_workspace, ok_json, page_params, paginate, path_uuids, query_pairs};
+use super::{RawPath, listing_query, member_workspace, ok_json, paginate, workspace_id};
 use crate::auth::Caller;
-use crate::ids::WorkspaceId;
+
 use crate::problem::ApiError;
 use crate::state::{Inner, Sim, UserIdx, WorkspaceState, rfc3339};
 use crate::validation::finish;
@@ -31,9 +31,7 @@ pub async fn list(
     Caller(user): Caller,
     raw: RawQuery,
 ) -> Result<Response, ApiError> {
-    let pairs = query_pairs(&raw);
-    let mut errors = Vec::new();
-    let page = page_params(&pairs, &mut errors);
+    let (_, page, errors) = listing_query(&raw);
     finish(errors)?;
     let inner = sim.lock();
     let mut mine: Vec<&WorkspaceState> = inner
@@ -59,8 +57,7 @@ pub async fn get_one(
     Caller(user): Caller,
     path: RawPath,
 ) -> Result<Response, ApiError> {
-    let [ws_id] = path_uuids(&path.0, ["workspace_id"])?;
-    let ws_id = WorkspaceId(ws_id);
+    let ws_id = workspace_id(&path)?;
     let mut inner = sim.lock();
     member_workspace(&inner, user, ws_id)?;
     inner.touch(user, ws_id);

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use layer_sim::{RunningSim, SimConfig};
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Client, Method, Response, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
@@ -61,12 +61,13 @@ impl Harness {
     }
 
     pub async fn get(&self, token: &str, path: &str) -> Response {
-        self.http
-            .get(self.api(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("GET")
+        self.request(Method::GET, token, path).await
+    }
+
+    /// An API call with no body.
+    pub async fn request(&self, method: Method, token: &str, path: &str) -> Response {
+        let request = self.http.request(method, self.api(path)).bearer_auth(token);
+        request.send().await.expect("request")
     }
 
     pub async fn get_json(&self, token: &str, path: &str) -> Value {
@@ -199,4 +200,35 @@ pub fn code(problem: &Value) -> &str {
         .as_str()
         .and_then(|t| t.rsplit('/').next())
         .unwrap_or("")
+}
+
+/// Plain, unauthenticated GETs of any URL: discovery documents, keys, pages, outputs.
+impl Harness {
+    pub async fn fetch(&self, url: impl reqwest::IntoUrl) -> Response {
+        self.http.get(url).send().await.expect("GET")
+    }
+
+    /// A GET with a bearer token, outside the API (`/userinfo`).
+    pub async fn fetch_json_as(&self, token: &str, url: impl reqwest::IntoUrl) -> Value {
+        let response = self.http.get(url).bearer_auth(token).send().await;
+        response.expect("GET").json().await.expect("json")
+    }
+
+    pub async fn fetch_json(&self, url: impl reqwest::IntoUrl) -> Value {
+        self.fetch(url).await.json().await.expect("json")
+    }
+
+    pub async fn fetch_text(&self, url: impl reqwest::IntoUrl) -> String {
+        self.fetch(url).await.text().await.expect("text")
+    }
+
+    pub async fn fetch_bytes(&self, url: impl reqwest::IntoUrl) -> Vec<u8> {
+        self.fetch(url).await.bytes().await.expect("bytes").to_vec()
+    }
+}
+
+/// Asserts that `r` is a problem answer with this status and problem `type`.
+pub async fn assert_problem(r: Response, status: StatusCode, problem: &str) {
+    assert_eq!(r.status(), status);
+    assert_eq!(code(&r.json().await.expect("problem json")), problem);
 }

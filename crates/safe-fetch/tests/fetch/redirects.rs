@@ -19,6 +19,24 @@ fn redirect_refusal(err: &FetchError) -> (usize, &str, &Refusal) {
     }
 }
 
+/// Fetches through `server` a redirect to `location`, which must be refused: the blocked
+/// range, when the refusal is a blocked address, and the error's text.
+async fn redirect_blocked(
+    fetcher: &SafeFetcher,
+    server: &TestServer,
+    location: &str,
+) -> (Option<BlockedRange>, String) {
+    let err = fetcher
+        .fetch(&server.url(&format!("/to?{location}")))
+        .await
+        .unwrap_err();
+    let range = match redirect_refusal(&err) {
+        (_, _, Refusal::BlockedAddress { blocked, .. }) => Some(blocked.range),
+        _ => None,
+    };
+    (range, err.to_string())
+}
+
 #[tokio::test]
 async fn a_redirect_from_an_allow_listed_server_to_a_private_address_is_refused() {
     let server = redirector().await;
@@ -51,15 +69,8 @@ async fn a_redirect_from_an_allow_listed_server_to_a_private_address_is_refused(
         ("http://[::ffff:192.168.0.1]/", BlockedRange::Private),
         ("http://2130706433/", BlockedRange::Loopback),
     ] {
-        let err = fetcher
-            .fetch(&server.url(&format!("/to?{location}")))
-            .await
-            .unwrap_err();
-        let (_, _, refusal) = redirect_refusal(&err);
-        assert!(
-            matches!(refusal, Refusal::BlockedAddress { blocked, .. } if blocked.range == range),
-            "{location}: {err}"
-        );
+        let (blocked, err) = redirect_blocked(&fetcher, &server, location).await;
+        assert_eq!(blocked, Some(range), "{location}: {err}");
     }
 }
 
@@ -74,15 +85,8 @@ async fn a_redirect_to_another_loopback_port_is_refused_before_connecting() {
         internal.url("/image.png"),
         format!("http://localhost:{}/image.png", internal.port()),
     ] {
-        let err = fetcher
-            .fetch(&server.url(&format!("/to?{location}")))
-            .await
-            .unwrap_err();
-        let (_, _, refusal) = redirect_refusal(&err);
-        assert!(
-            matches!(refusal, Refusal::BlockedAddress { blocked, .. } if blocked.range == BlockedRange::Loopback),
-            "{err}"
-        );
+        let (blocked, err) = redirect_blocked(&fetcher, &server, &location).await;
+        assert_eq!(blocked, Some(BlockedRange::Loopback), "{err}");
     }
     assert_eq!(internal.connections(), 0);
 }
