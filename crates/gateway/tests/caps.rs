@@ -39,13 +39,7 @@ fn ids(runs: &Value) -> BTreeSet<String> {
 }
 
 async fn finish(env: &Env, run: &str) {
-    let r = env
-        .http
-        .post(env.sim_url(&format!("/_sim/runs/{run}/finish")))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    env.admin().finish_run(run).await;
 }
 
 async fn max_unfinished(env: &Env, login: &str) -> u64 {
