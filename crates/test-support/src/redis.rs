@@ -3,8 +3,10 @@
 //! paused (SIGSTOP: it hangs with its connections open), resumed, and started again on the
 //! same port with the same certificates and files.
 //!
-//! The binary comes from `PATH` (`scripts/setup-test-deps` installs it). Readiness is a raw
-//! RESP PING, independent of any Redis client under test.
+//! The binary comes from `PATH` (`scripts/setup-test-deps` installs it; a missing one fails
+//! the test at spawn, naming it). Readiness is checked over raw RESP, independent of any
+//! Redis client under test, and must come from our own process: tests on this machine run in
+//! parallel, and one that restarts its Redis on a port we just picked must not become ours.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -80,8 +82,15 @@ impl RedisServer {
             dir,
             process: None,
         };
-        server.start_again();
-        server
+        // Another test process on this machine may take the port between our pick and our
+        // bind; then our server exits and we try a fresh port.
+        for _ in 0..5 {
+            if server.try_start() {
+                return server;
+            }
+            server.port = crate::free_port();
+        }
+        panic!("{BINARY} could not bind a free port: {}", server.log_text());
     }
 
     /// `redis://` or `rediss://`, with the password if there is one.
@@ -103,9 +112,18 @@ impl RedisServer {
     /// Starts the server on its port after [`RedisServer::kill`] (a no-op while it runs):
     /// same URL, certificates and, if durable, data. Waits until it answers.
     pub fn start_again(&mut self) {
-        if self.process.is_some() {
-            return;
+        if self.process.is_none() && !self.try_start() {
+            panic!(
+                "{BINARY} could not start again on port {}: {}",
+                self.port,
+                self.log_text()
+            );
         }
+    }
+
+    /// Spawns the server and waits until it answers; `false` if it exited first (its port
+    /// was taken).
+    fn try_start(&mut self) -> bool {
         let port = self.port.to_string();
         let path = |name: &str| self.dir.path().join(name);
         let mut command = Command::new(BINARY);
@@ -146,17 +164,28 @@ impl RedisServer {
         } else {
             command.args(["--appendonly", "no"]);
         }
-        let process = ChildProcess::spawn(BINARY, command, self.dir.path());
+        self.process = Some(ChildProcess::spawn(BINARY, command, self.dir.path()));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.answers() {
+        loop {
+            if self.answers() {
+                return true;
+            }
+            if !self.process.as_mut().is_some_and(ChildProcess::is_running) {
+                self.process = None;
+                return false;
+            }
             assert!(
                 Instant::now() < deadline,
                 "{BINARY} on port {port} not ready: {}",
-                process.log_text()
+                self.log_text()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        self.process = Some(process);
+    }
+
+    /// The server's log so far (all its runs), for failure messages.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{BINARY}.log"))).unwrap_or_default()
     }
 
     /// SIGKILL: Redis vanishes mid-flight (losing everything unless durable). It stays down
@@ -185,21 +214,40 @@ impl RedisServer {
         self.process.as_ref().expect("Redis is running")
     }
 
-    /// Whether it answers now: a raw PING over RESP for a plain server; for a TLS one,
-    /// whether its port accepts a connection.
+    /// Whether this server (not another process on its port) answers now: for a plain
+    /// one, `INFO server` over raw RESP names our process id; a TLS one accepts a connection
+    /// while our process runs.
     pub fn answers(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+        let Some(pid) = self.process.as_ref().and_then(ChildProcess::pid) else {
+            return false;
+        };
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
         };
         if self.options.tls {
             return true;
         }
-        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-        let mut buf = [0u8; 16];
-        // With a password, `-NOAUTH` proves it is up just as well as `+PONG`.
-        s.write_all(b"*1\r\n$4\r\nPING\r\n").is_ok()
-            && matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG")
-                || buf[..n].starts_with(b"-NOAUTH"))
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut request = Vec::new();
+        if let Some(password) = &self.options.password {
+            request.extend(resp_command(&["AUTH", password]));
+        }
+        request.extend(resp_command(&["INFO", "server"]));
+        if stream.write_all(&request).is_err() {
+            return false;
+        }
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = stream.read(&mut chunk) {
+            seen.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&seen);
+            if let Some(rest) = text.split("process_id:").nth(1)
+                && let Some(end) = rest.find("\r\n")
+            {
+                return rest[..end].trim().parse() == Ok(pid);
+            }
+        }
+        false
     }
 
     /// A plain connection for looking at the keys the code under test leaves behind.
@@ -211,6 +259,15 @@ impl RedisServer {
             .await
             .unwrap()
     }
+}
+
+/// One command as a RESP array of bulk strings.
+fn resp_command(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend(format!("${}\r\n{arg}\r\n", arg.len()).into_bytes());
+    }
+    out
 }
 
 /// A CA, and a server certificate for 127.0.0.1 and localhost signed by it, as PEM files in
