@@ -74,7 +74,7 @@ async fn login_public(stack: &OAuthStack) -> (String, Value) {
         .authorize(&url, &stack.gateway.public_url, &sim_origin(stack))
         .await;
     let q = query(walk.redirect.as_ref().unwrap());
-    let (status, tokens) = redeem_code(
+    let tokens = redeem_code(
         &stack.gateway.url("/token"),
         &client_id,
         &q["code"],
@@ -82,7 +82,6 @@ async fn login_public(stack: &OAuthStack) -> (String, Value) {
         &verifier,
     )
     .await;
-    assert_eq!(status, 200, "{tokens}");
     (client_id, tokens)
 }
 
@@ -393,7 +392,7 @@ async fn headless_chromium_walks_the_consent_page_and_the_login() {
             std::fs::metadata(artifacts.join(shot)).unwrap_or_else(|_| panic!("{shot} kept"));
         assert!(meta.len() > 1000, "{shot} is a real picture");
     }
-    let (status, tokens) = redeem_code(
+    let tokens = redeem_code(
         &stack.gateway.url("/token"),
         &client_id,
         &q["code"],
@@ -401,7 +400,6 @@ async fn headless_chromium_walks_the_consent_page_and_the_login() {
         &verifier,
     )
     .await;
-    assert_eq!(status, 200, "{tokens}");
 }
 
 #[tokio::test]
@@ -654,7 +652,7 @@ async fn the_demo_serves_the_whole_oauth_flow() {
         .authorize(url.as_str(), &gateway, &sim)
         .await;
     let q = query(&walk.redirect.unwrap());
-    let (_, tokens) = redeem_code(
+    let tokens = redeem_code(
         &format!("{gateway}/token"),
         client_id,
         &q["code"],

@@ -43,13 +43,7 @@ async fn finish(env: &Env, run: &str) {
 }
 
 async fn max_unfinished(env: &Env, login: &str) -> u64 {
-    env.sim_state().await["concurrency"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["user"] == login && c["workspace_id"] == ACME)
-        .and_then(|c| c["max_unfinished_runs"].as_u64())
-        .unwrap_or(0)
+    env.admin().max_unfinished_runs(login, ACME).await
 }
 
 #[tokio::test]

@@ -132,14 +132,14 @@ pub fn authorization_url(
 }
 
 /// Redeems a public client's authorization `code` at `token_endpoint` with the PKCE
-/// `verifier`: the status and the JSON answer.
+/// `verifier`; the token response, which must be a 200.
 pub async fn redeem_code(
     token_endpoint: &str,
     client_id: &str,
     code: &str,
     redirect_uri: &str,
     verifier: &str,
-) -> (u16, serde_json::Value) {
+) -> serde_json::Value {
     let form = [
         ("grant_type", "authorization_code"),
         ("client_id", client_id),
@@ -147,7 +147,9 @@ pub async fn redeem_code(
         ("redirect_uri", redirect_uri),
         ("code_verifier", verifier),
     ];
-    post_form(token_endpoint, &form).await
+    let (status, tokens) = post_form(token_endpoint, &form).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens
 }
 
 /// POSTs `form` (`application/x-www-form-urlencoded`, as `/token` and `/revoke` take it)

@@ -65,12 +65,13 @@ impl SimAdmin {
             .unwrap_or(Value::Null)
     }
 
-    /// The highest number of unfinished runs the simulator ever saw for (user, workspace).
+    /// The highest number of unfinished runs the simulator ever saw for (user, workspace);
+    /// 0 if it saw none (a state without its `concurrency` list fails the test).
     pub async fn max_unfinished_runs(&self, login: &str, workspace_id: &str) -> u64 {
         self.state().await["concurrency"]
             .as_array()
-            .into_iter()
-            .flatten()
+            .expect("the state lists concurrency")
+            .iter()
             .find(|c| c["user"] == login && c["workspace_id"] == workspace_id)
             .and_then(|c| c["max_unfinished_runs"].as_u64())
             .unwrap_or(0)
