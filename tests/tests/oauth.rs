@@ -392,7 +392,7 @@ async fn headless_chromium_walks_the_consent_page_and_the_login() {
             std::fs::metadata(artifacts.join(shot)).unwrap_or_else(|_| panic!("{shot} kept"));
         assert!(meta.len() > 1000, "{shot} is a real picture");
     }
-    let tokens = redeem_code(
+    redeem_code(
         &stack.gateway.url("/token"),
         &client_id,
         &q["code"],
