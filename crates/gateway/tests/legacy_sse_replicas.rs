@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::{ACME, Env, reply_to};
-use gateway::{Config, RunningGateway, Services};
+use gateway::RunningGateway;
 use legacy_sse::client::{self, Connection};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -19,14 +18,11 @@ use url::Url;
 
 /// A second gateway in front of `env`'s simulator, sharing `redis`.
 async fn replica(env: &Env, redis: &RedisServer) -> RunningGateway {
-    let mut config = Config::for_local(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        env.sim.api_url().clone(),
-    );
-    config.upstream_request_timeout = Duration::from_secs(5);
-    config.redis_url = Some(redis.url().parse().unwrap());
-    let services = Services::from_config(&config).unwrap();
-    gateway::start(config, services).await.unwrap()
+    env.replica(|config| {
+        config.upstream_request_timeout = Duration::from_secs(5);
+        config.redis_url = Some(redis.url().parse().unwrap());
+    })
+    .await
 }
 
 /// The stream's endpoint on `gateway`'s origin: what a balancer would route to it.

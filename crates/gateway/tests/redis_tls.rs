@@ -7,13 +7,12 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::Env;
 use gateway::shared::SharedRedis;
-use gateway::{Config, RunningGateway, Services};
+use gateway::{Config, RunningGateway};
 use reqwest::StatusCode;
 use serde_json::json;
 use test_support::redis::{RedisOptions, RedisServer};
@@ -40,16 +39,6 @@ fn tls(url: &str, ca_file: Option<&Path>) -> impl Fn(&mut Config) + Clone + use<
     }
 }
 
-async fn replica(env: &Env, adjust: impl Fn(&mut Config)) -> RunningGateway {
-    let mut config = Config::for_local(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        env.sim.api_url().clone(),
-    );
-    adjust(&mut config);
-    let services = Services::from_config(&config).unwrap();
-    gateway::start(config, services).await.unwrap()
-}
-
 /// `/readyz`'s body once it has every line in `wanted` (the old transport's subscription
 /// comes up in the background), or the last body after 10 s.
 async fn readyz_with(env: &Env, gateway: &RunningGateway, wanted: &[&str]) -> String {
@@ -71,7 +60,7 @@ async fn with_the_private_ca_replicas_share_sessions_over_tls() {
     let redis = tls_redis();
     let adjust = tls(&redis.url(), Some(&redis.ca_file()));
     let env = Env::start_with(adjust.clone()).await;
-    let b = replica(&env, adjust).await;
+    let b = env.replica(adjust).await;
 
     let mut client = env.session(&env.alice).await;
     let session = client.session.clone().unwrap();

@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{Env, Raw};
 use futures::StreamExt;
-use gateway::{Config, RunningGateway, Services};
+use gateway::{Config, RunningGateway};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use test_support::redis::RedisServer;
@@ -29,14 +28,12 @@ fn shared(url: &str) -> impl Fn(&mut Config) + Clone + use<> {
 
 /// Another replica in front of the same simulator.
 async fn replica(env: &Env, adjust: impl Fn(&mut Config)) -> RunningGateway {
-    let mut config = Config::for_local(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        env.sim.api_url().clone(),
-    );
-    config.upload_allow_hosts = vec![env.sim.local_addr().to_string()];
-    adjust(&mut config);
-    let services = Services::from_config(&config).unwrap();
-    gateway::start(config, services).await.unwrap()
+    let uploads = env.sim.local_addr().to_string();
+    env.replica(|config| {
+        config.upload_allow_hosts = vec![uploads];
+        adjust(config);
+    })
+    .await
 }
 
 /// Two replicas A (`env.gateway`) and B sharing `redis`.

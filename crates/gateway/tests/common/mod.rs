@@ -82,6 +82,17 @@ impl Env {
         }
     }
 
+    /// Another gateway (a replica) in front of the same simulator, configured by `adjust`.
+    pub async fn replica(&self, adjust: impl FnOnce(&mut Config)) -> RunningGateway {
+        let mut config = Config::for_local(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            self.sim.api_url().clone(),
+        );
+        adjust(&mut config);
+        let services = Services::from_config(&config).unwrap();
+        gateway::start(config, services).await.unwrap()
+    }
+
     pub fn mcp_url(&self) -> String {
         self.gateway.mcp_url()
     }
