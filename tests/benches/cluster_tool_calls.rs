@@ -28,7 +28,6 @@ use e2e_tests::cluster::{Cluster, ClusterOptions};
 use e2e_tests::gateway::{GatewayOptions, GatewayProcess};
 use e2e_tests::proxy::Proxy;
 use e2e_tests::sim::TestSim;
-use futures::StreamExt;
 use serde_json::{Value, json};
 
 const WORKSPACE: &str = "a0000000-0000-4000-8000-000000000001";
@@ -144,26 +143,10 @@ impl Sessions {
             response.json().await.unwrap()
         } else {
             // Read until a complete SSE event carries the result.
-            let mut stream = response.bytes_stream();
-            let mut seen = String::new();
-            let data = loop {
-                let chunk = stream
-                    .next()
-                    .await
-                    .unwrap_or_else(|| panic!("stream ended without a result: {seen}"));
-                seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-                let mut events: Vec<&str> = seen.split("\n\n").collect();
-                events.pop(); // not complete yet
-                if let Some(data) = events
-                    .iter()
-                    .flat_map(|e| e.lines())
-                    .filter_map(|l| l.strip_prefix("data:"))
-                    .find(|d| d.contains("\"result\""))
-                {
-                    break data.trim().to_owned();
-                }
-            };
-            serde_json::from_str(&data).unwrap()
+            e2e_tests::sse::SseReader::new(response)
+                .json_rpc_response()
+                .await
+                .expect("stream ended without a result")
         };
         assert_eq!(v["id"], id, "{v}");
         assert_eq!(v["result"]["isError"], false, "{v}");

@@ -77,7 +77,7 @@ struct Gateway {
 async fn start_gateway(binary: &Path, sim: &TestSim, sessions: usize) -> Gateway {
     let port = e2e_tests::free_port();
     let origin = format!("http://127.0.0.1:{port}");
-    let mut command = tokio::process::Command::new(binary);
+    let mut command = std::process::Command::new(binary);
     command
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--public-url", &origin, "--layer-api-url", &sim.api_url()])
@@ -91,7 +91,11 @@ async fn start_gateway(binary: &Path, sim: &TestSim, sessions: usize) -> Gateway
             "LAYER_MCP_MAX_SESSIONS_PER_USER",
             (sessions + 100).to_string(),
         );
-    let process = ChildProcess::spawn(&format!("bench-gateway-{port}"), command);
+    let process = ChildProcess::spawn(
+        &format!("bench-gateway-{port}"),
+        command,
+        &e2e_tests::paths::logs_dir(),
+    );
     wait_until_ok(&format!("{origin}/healthz"), Duration::from_secs(30))
         .await
         .expect("the gateway starts");

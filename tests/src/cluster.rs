@@ -1,5 +1,5 @@
 //! Three gateway replicas sharing one Redis behind a round-robin proxy, as in production:
-//! the simulator (Layer and its login), one `redis-server`, three `layer-mcp-gateway serve`
+//! the simulator (Layer and its login), one Redis server, three `layer-mcp-gateway serve`
 //! processes with `LAYER_MCP_REDIS_URL` and the same OAuth settings and secrets, and a
 //! [`Proxy`] in front whose URL is every replica's public URL.
 //!
@@ -14,7 +14,7 @@ use layer_sim::SimConfig;
 use secrecy::ExposeSecret;
 
 use crate::gateway::{GatewayOptions, GatewayProcess};
-use crate::oauth::{Browser, TEST_ENCRYPTION_KEY, USER};
+use crate::oauth::{Browser, USER, oauth_args};
 use crate::proxy::Proxy;
 use crate::redis::RedisServer;
 use crate::sim::TestSim;
@@ -57,8 +57,7 @@ pub struct Cluster {
     pub sim: TestSim,
     pub proxy: Proxy,
     pub gateways: Vec<GatewayProcess>,
-    redis: Option<RedisServer>,
-    redis_port: u16,
+    redis: RedisServer,
     data_dirs: Vec<PathBuf>,
 }
 
@@ -70,33 +69,11 @@ impl Cluster {
 
     pub async fn start_with(options: ClusterOptions) -> Cluster {
         let sim = TestSim::start_with(options.sim.clone()).await;
-        let redis = RedisServer::start().await;
+        let redis = RedisServer::start();
         let ports: Vec<u16> = (0..options.replicas).map(|_| crate::free_port()).collect();
         // The proxy first: its URL is every replica's public URL.
         let proxy = Proxy::start(&ports);
-        let client = sim
-            .sim
-            .fixtures()
-            .oauth_client("layer-mcp-gateway")
-            .expect("the simulator's gateway client")
-            .clone();
-        let oauth_args: Vec<String> = vec![
-            "--oauth-idp-issuer".into(),
-            sim.sim.issuer(),
-            "--oauth-idp-client-id".into(),
-            client.client_id.clone(),
-            "--oauth-idp-client-secret".into(),
-            client
-                .client_secret
-                .as_ref()
-                .expect("secret")
-                .expose_secret()
-                .to_owned(),
-            "--oauth-idp-audience".into(),
-            sim.sim.fixtures().api_audience.clone(),
-            "--oauth-encryption-key".into(),
-            TEST_ENCRYPTION_KEY.into(),
-        ];
+        let oauth_args = oauth_args(&sim.sim);
         let mut gateways = Vec::new();
         let mut data_dirs = Vec::new();
         for port in &ports {
@@ -129,8 +106,7 @@ impl Cluster {
             sim,
             proxy,
             gateways,
-            redis_port: redis.port,
-            redis: Some(redis),
+            redis,
             data_dirs,
         }
     }
@@ -180,16 +156,12 @@ impl Cluster {
 
     /// Stops Redis (SIGKILL: it keeps nothing on disk, so it comes back empty).
     pub async fn stop_redis(&mut self) {
-        if let Some(mut redis) = self.redis.take() {
-            redis.kill().await;
-        }
+        self.redis.kill();
     }
 
     /// Starts Redis again on the same port.
     pub async fn start_redis(&mut self) {
-        if self.redis.is_none() {
-            self.redis = Some(RedisServer::start_on(self.redis_port).await);
-        }
+        self.redis.start_again();
     }
 
     /// A fixture user's PAT.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tokio::process::Command;
+use std::process::Command;
 
 use crate::process::{ChildProcess, wait_until_ok};
 
@@ -55,7 +55,11 @@ impl GatewayProcess {
             .args(&options.args)
             .env("RUST_LOG", "info,gateway=debug")
             .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let process = ChildProcess::spawn(&format!("gateway-{port}"), command);
+        let process = ChildProcess::spawn(
+            &format!("gateway-{port}"),
+            command,
+            &crate::paths::logs_dir(),
+        );
         let gateway = GatewayProcess {
             port,
             public_url,
@@ -95,12 +99,12 @@ impl GatewayProcess {
 
     /// SIGKILL, as a crashing replica.
     pub async fn kill_hard(&mut self) {
-        self.process.kill_hard().await;
+        self.process.kill();
     }
 
     /// Starts a new process with the same options and port.
     pub async fn restart(&mut self) {
-        self.process.kill_hard().await;
+        self.process.kill();
         self.start_again().await;
     }
 
@@ -109,7 +113,7 @@ impl GatewayProcess {
     pub async fn stop_gracefully(&mut self, grace: Duration) -> bool {
         let exited = self.process.terminate(grace).await;
         if !exited {
-            self.process.kill_hard().await;
+            self.process.kill();
         }
         exited
     }

@@ -2,7 +2,6 @@
 //! a gateway process with OAuth on, and a scripted browser that walks the consent page and the
 //! simulator's login form like a person with a form-only browser would.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use layer_sim::{RunningSim, SimConfig};
@@ -17,6 +16,28 @@ pub const TEST_ENCRYPTION_KEY: &str =
 
 /// The simulator user the tests log in as.
 pub const USER: &str = "alice";
+
+/// The `serve` flags that turn OAuth on with `sim`'s identity provider as Layer's login and
+/// [`TEST_ENCRYPTION_KEY`].
+pub fn oauth_args(sim: &RunningSim) -> Vec<String> {
+    let client = sim
+        .fixtures()
+        .oauth_client("layer-mcp-gateway")
+        .expect("the simulator's gateway client");
+    let secret = client.client_secret.as_ref().expect("secret");
+    vec![
+        "--oauth-idp-issuer".into(),
+        sim.issuer(),
+        "--oauth-idp-client-id".into(),
+        client.client_id.clone(),
+        "--oauth-idp-client-secret".into(),
+        secret.expose_secret().to_owned(),
+        "--oauth-idp-audience".into(),
+        sim.fixtures().api_audience.clone(),
+        "--oauth-encryption-key".into(),
+        TEST_ENCRYPTION_KEY.into(),
+    ]
+}
 
 /// A simulator and a gateway with OAuth login at the simulator.
 pub struct OAuthStack {
@@ -43,30 +64,11 @@ impl OAuthStack {
             crate::free_port()
         ));
         std::fs::create_dir_all(&data_dir).expect("data dir");
-        let client = sim
-            .fixtures()
-            .oauth_client("layer-mcp-gateway")
-            .expect("the simulator's gateway client")
-            .clone();
-        let mut all_args: Vec<String> = vec![
-            "--oauth-idp-issuer".into(),
-            sim.issuer(),
-            "--oauth-idp-client-id".into(),
-            client.client_id.clone(),
-            "--oauth-idp-client-secret".into(),
-            client
-                .client_secret
-                .as_ref()
-                .expect("secret")
-                .expose_secret()
-                .to_owned(),
-            "--oauth-idp-audience".into(),
-            sim.fixtures().api_audience.clone(),
+        let mut all_args = oauth_args(&sim);
+        all_args.extend([
             "--store".into(),
             format!("sqlite://{}", data_dir.join("auth.sqlite3").display()),
-            "--oauth-encryption-key".into(),
-            TEST_ENCRYPTION_KEY.into(),
-        ];
+        ]);
         all_args.extend(args.iter().map(|a| a.to_string()));
         let gateway = GatewayProcess::start(GatewayOptions {
             layer_api_url: sim.api_url().to_string(),
@@ -87,12 +89,9 @@ impl OAuthStack {
 
     /// The simulator's admin state (`/_sim/state`).
     pub async fn sim_state(&self) -> serde_json::Value {
-        reqwest::get(format!("{}_sim/state", self.sim.base_url()))
+        test_support::sim::SimAdmin::new(self.sim.base_url().as_str())
+            .state()
             .await
-            .expect("sim state")
-            .json()
-            .await
-            .expect("sim state json")
     }
 
     /// A browser that logs in as the test user.
@@ -120,73 +119,18 @@ pub struct Walk {
 /// and the simulator's login form. It never follows a redirect to the client (the caller
 /// decides whether to deliver it).
 pub struct Browser {
-    http: reqwest::Client,
-    cookies: HashMap<String, String>,
+    pages: test_support::oauth::Browser,
     login: String,
     password: String,
-}
-
-fn hidden_input(html: &str, name: &str) -> Option<String> {
-    let needle = format!("name=\"{name}\" value=\"");
-    let start = html.find(&needle)? + needle.len();
-    let end = html[start..].find('"')? + start;
-    Some(html[start..end].replace("&amp;", "&"))
 }
 
 impl Browser {
     pub fn new(login: &str, password: &str) -> Browser {
         Browser {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
-            cookies: HashMap::new(),
+            pages: test_support::oauth::Browser::new(),
             login: login.to_owned(),
             password: password.to_owned(),
         }
-    }
-
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> (u16, Option<String>, String) {
-        let cookie = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let response = request
-            .header("cookie", cookie)
-            .send()
-            .await
-            .expect("request");
-        for value in response.headers().get_all("set-cookie") {
-            if let Some((k, v)) = value
-                .to_str()
-                .ok()
-                .and_then(|v| v.split(';').next())
-                .and_then(|kv| kv.split_once('='))
-            {
-                self.cookies.insert(k.to_owned(), v.to_owned());
-            }
-        }
-        let status = response.status().as_u16();
-        let location = response
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        (status, location, response.text().await.unwrap_or_default())
-    }
-
-    async fn form(&mut self, url: &str, fields: &[(&str, &str)]) -> (u16, Option<String>, String) {
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields)
-            .finish();
-        let request = self
-            .http
-            .post(url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body);
-        self.send(request).await
     }
 
     /// Opens `authorization_url`, approves on the consent page, logs in at the simulator, and
@@ -199,14 +143,15 @@ impl Browser {
         sim_origin: &str,
     ) -> Walk {
         let mut walk = Walk::default();
-        let (status, _, consent) = self.send(self.http.get(authorization_url)).await;
-        assert_eq!(status, 200, "consent page: {consent}");
-        let pending = hidden_input(&consent, "pending").expect("pending field");
-        let csrf = hidden_input(&consent, "csrf_token").expect("csrf field");
-        walk.consent_page = consent;
+        let consent = self.pages.get(authorization_url).await;
+        assert_eq!(consent.status, 200, "consent page: {}", consent.body);
+        let pending = consent.input("pending").expect("pending field");
+        let csrf = consent.input("csrf_token").expect("csrf field");
+        walk.consent_page = consent.body;
         let action = format!("{gateway_origin}/authorize/consent");
-        let (status, location, body) = self
-            .form(
+        let approved = self
+            .pages
+            .post_form(
                 &action,
                 &[
                     ("pending", &pending),
@@ -215,38 +160,40 @@ impl Browser {
                 ],
             )
             .await;
-        assert_eq!(status, 303, "consent POST: {body}");
-        let mut next = location.expect("redirect to Layer's login");
+        assert_eq!(approved.status, 303, "consent POST: {}", approved.body);
+        let mut next = approved.location().expect("redirect to Layer's login");
         assert!(
             next.starts_with(sim_origin),
             "goes to the simulated Layer login: {next}"
         );
-        let (status, _, login_page) = self.send(self.http.get(&next)).await;
-        assert_eq!(status, 200, "login page: {login_page}");
-        let tx = hidden_input(&login_page, "tx").expect("tx field");
-        walk.login_page = login_page;
+        let login_page = self.pages.get(&next).await;
+        assert_eq!(login_page.status, 200, "login page: {}", login_page.body);
+        let tx = login_page.input("tx").expect("tx field");
+        walk.login_page = login_page.body;
         let (login, password) = (self.login.clone(), self.password.clone());
-        let (_, location, body) = self
-            .form(
+        let logged_in = self
+            .pages
+            .post_form(
                 &format!("{sim_origin}/u/login"),
                 &[("tx", &tx), ("username", &login), ("password", &password)],
             )
             .await;
-        next = location.unwrap_or_else(|| panic!("login did not redirect: {body}"));
+        next = logged_in
+            .location()
+            .unwrap_or_else(|| panic!("login did not redirect: {}", logged_in.body));
         // Back at the gateway's callback, which redirects to the client.
         for _ in 0..5 {
             if !next.starts_with(gateway_origin) && !next.starts_with(sim_origin) {
                 walk.redirect = Some(Url::parse(&next).expect("redirect URL"));
                 return walk;
             }
-            let (status, location, body) = self.send(self.http.get(&next)).await;
-            next = location.unwrap_or_else(|| panic!("no redirect from {next} ({status}): {body}"));
+            let page = self.pages.get(&next).await;
+            next = page.location().unwrap_or_else(|| {
+                panic!("no redirect from {next} ({}): {}", page.status, page.body)
+            });
         }
         panic!("too many redirects");
     }
 }
 
-/// The query parameters of a URL.
-pub fn query(url: &Url) -> HashMap<String, String> {
-    url.query_pairs().into_owned().collect()
-}
+pub use test_support::oauth::{authorization_url, pkce, post_form, query, redeem_code};

@@ -53,6 +53,11 @@ pub fn clients_dir() -> PathBuf {
     workspace_root().join("tests").join("clients")
 }
 
+/// Where child processes write their logs (`tests/artifacts/logs`).
+pub fn logs_dir() -> PathBuf {
+    artifacts_dir().join("logs")
+}
+
 /// Where tests write what a person may want to look at afterwards (logs, screenshots).
 pub fn artifacts_dir() -> PathBuf {
     let dir = workspace_root().join("tests").join("artifacts");

@@ -6,6 +6,7 @@ use std::time::Duration;
 use layer_sim::{RunningSim, SimConfig};
 use secrecy::ExposeSecret;
 use serde_json::Value;
+use test_support::sim::SimAdmin;
 
 pub use layer_sim::catalogue_ids;
 pub use layer_sim::prompt_triggers;
@@ -13,7 +14,7 @@ pub use layer_sim::prompt_triggers;
 /// A running simulator with admin enabled; stopped when dropped (its runtime ends).
 pub struct TestSim {
     pub sim: RunningSim,
-    http: reqwest::Client,
+    admin: SimAdmin,
 }
 
 impl TestSim {
@@ -34,10 +35,8 @@ impl TestSim {
     pub async fn start_with(mut config: SimConfig) -> TestSim {
         config.enable_admin = true;
         let sim = layer_sim::start(config).await.expect("start the simulator");
-        TestSim {
-            sim,
-            http: reqwest::Client::new(),
-        }
+        let admin = SimAdmin::new(sim.base_url().as_str());
+        TestSim { sim, admin }
     }
 
     /// The v1 API base, e.g. `http://127.0.0.1:PORT/api/v1`.
@@ -99,97 +98,53 @@ impl TestSim {
             .to_string()
     }
 
+    /// The admin API (`/_sim/*`): state, faults, run control.
+    pub fn admin(&self) -> &SimAdmin {
+        &self.admin
+    }
+
     /// `GET /_sim/state`: balances, runs, concurrency high-water marks, counters.
     pub async fn state(&self) -> Value {
-        self.admin_get("/_sim/state").await
+        self.admin.state().await
     }
 
     /// The runs the simulator has, as JSON objects.
     pub async fn runs(&self) -> Vec<Value> {
-        self.state().await["runs"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        self.admin.runs().await
     }
 
     /// The highest number of unfinished runs the simulator ever saw for (user, workspace).
     pub async fn max_unfinished_runs(&self, login: &str, workspace_id: &str) -> u64 {
-        let state = self.state().await;
-        state["concurrency"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["user"] == login && c["workspace_id"] == workspace_id)
-            .and_then(|c| c["max_unfinished_runs"].as_u64())
-            .unwrap_or(0)
+        self.admin.max_unfinished_runs(login, workspace_id).await
     }
 
     /// A counter from the state's `counters` object (`runs_created`, `rate_limited`, …).
     pub async fn counter(&self, name: &str) -> u64 {
-        self.state().await["counters"][name].as_u64().unwrap_or(0)
+        self.admin.counter(name).await
     }
 
     /// A workspace's entry in the state (balances).
     pub async fn workspace_state(&self, workspace_id: &str) -> Value {
-        self.state().await["workspaces"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|w| w["workspace_id"] == workspace_id)
-            .cloned()
-            .unwrap_or(Value::Null)
+        self.admin.workspace(workspace_id).await
     }
 
     /// Adds fault rules (`POST /_sim/faults`); see the simulator README for their shape.
     pub async fn add_faults(&self, spec: Value) -> Value {
-        self.admin_send(reqwest::Method::POST, "/_sim/faults", Some(spec))
-            .await
+        self.admin.add_faults(spec).await
     }
 
     /// Removes every fault rule.
     pub async fn clear_faults(&self) {
-        self.admin_send(reqwest::Method::DELETE, "/_sim/faults", None)
-            .await;
+        self.admin.clear_faults().await;
     }
 
     /// Finishes a held or running run now (`complete` / `success`).
     pub async fn finish_run(&self, run_id: &str) -> Value {
-        self.admin_send(
-            reqwest::Method::POST,
-            &format!("/_sim/runs/{run_id}/finish"),
-            None,
-        )
-        .await
+        self.admin.finish_run(run_id).await
     }
 
     /// Finishes every run that is not finished yet.
     pub async fn finish_all_runs(&self) {
-        for run in self.runs().await {
-            let status = run["status"].as_str().unwrap_or_default();
-            if matches!(status, "in_progress" | "pending" | "running") {
-                let id = run["id"].as_str().unwrap_or_default().to_owned();
-                self.finish_run(&id).await;
-            }
-        }
-    }
-
-    async fn admin_get(&self, path: &str) -> Value {
-        self.admin_send(reqwest::Method::GET, path, None).await
-    }
-
-    async fn admin_send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}{path}", self.origin());
-        let mut request = self.http.request(method, &url);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        assert!(status.is_success(), "{url}: {status}: {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
+        self.admin.finish_all_runs().await;
     }
 }

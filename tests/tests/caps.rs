@@ -202,7 +202,7 @@ async fn fifty_concurrent_executes_on_one_gateway_admit_exactly_five() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_executes_over_three_gateways_sharing_redis_admit_exactly_five() {
     let sim = sim().await;
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start();
     let gateways = fleet(&sim, &redis, Vec::new()).await;
     fifty_executes_admit_exactly_five(&sim, &gateways).await;
 }
@@ -210,7 +210,7 @@ async fn fifty_concurrent_executes_over_three_gateways_sharing_redis_admit_exact
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_that_abandons_its_runs_starts_new_ones_as_soon_as_layer_finished_them() {
     let sim = sim().await;
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start();
     let gateways = fleet(&sim, &redis, Vec::new()).await;
     let pat = sim.pat("alice");
     // Three workflow runs and two forge runs, then the client goes away without polling.
@@ -285,7 +285,7 @@ async fn arrivals(sim: &TestSim, needle: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sigkilled_gateway_frees_its_places_within_the_lease() {
     let sim = sim().await;
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start();
     let mut gateways = fleet(&sim, &redis, short_leases()).await;
     let pat = sim.pat("alice");
     // Replica 0 starts two runs, then fills the 5 call places with slow reads.
@@ -371,8 +371,7 @@ async fn readyz(gateway: &GatewayProcess) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_redis_fails_executes_closed_and_the_fleet_recovers_when_it_is_back() {
     let sim = sim().await;
-    let mut redis = RedisServer::start().await;
-    let port = redis.port;
+    let mut redis = RedisServer::start();
     let gateways = fleet(&sim, &redis, short_leases()).await;
     let clients = sessions(&gateways, &sim.pat("alice"), 3).await;
     let mut runs = BTreeSet::new();
@@ -383,7 +382,7 @@ async fn killing_redis_fails_executes_closed_and_the_fleet_recovers_when_it_is_b
         runs.insert(run["inference_id"].as_str().unwrap().to_owned());
     }
 
-    redis.kill().await;
+    redis.kill();
     let created = sim.counter("runs_created").await;
     for client in &clients {
         let t = Instant::now();
@@ -415,7 +414,7 @@ async fn killing_redis_fails_executes_closed_and_the_fleet_recovers_when_it_is_b
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("limiter (redis): unreachable"), "{body}");
 
-    let redis = RedisServer::start_on(port).await; // empty: nothing was saved
+    redis.start_again(); // empty: nothing was saved
     let deadline = Instant::now() + Duration::from_secs(20);
     for gateway in &gateways {
         loop {

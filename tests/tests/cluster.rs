@@ -11,19 +11,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use e2e_tests::clients::{self, ClientHome};
 use e2e_tests::cluster::{Cluster, ClusterOptions, REPLICAS};
 use e2e_tests::mcp;
-use e2e_tests::oauth::query;
+use e2e_tests::oauth::{authorization_url, pkce, query, redeem_code};
 use e2e_tests::paths::workspace_root;
 use e2e_tests::sim::catalogue_ids;
 use layer_sim::SimConfig;
 use serde_json::{Value, json};
-use sha2::Digest;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
-use url::Url;
 
 const ACME: &str = "a0000000-0000-4000-8000-000000000001";
 /// Generous: two shared cores, five engineers, three gateways and a Node process.
@@ -230,17 +227,7 @@ async fn next_line(
     lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     prefix: &str,
 ) -> Option<String> {
-    tokio::time::timeout(Duration::from_secs(120), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(rest) = line.strip_prefix(prefix) {
-                return Some(rest.trim().to_owned());
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
+    clients::next_line(lines, prefix, Duration::from_secs(120)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,55 +375,33 @@ async fn oauth_login(cluster: &Cluster) -> (String, Value) {
         .await
         .unwrap();
     let client_id = reg["client_id"].as_str().expect("registered").to_owned();
-    let verifier = format!(
-        "cluster-verifier-{}-padding-padding-padding",
-        e2e_tests::free_port()
+    let (verifier, challenge) = pkce();
+    let url = authorization_url(
+        &cluster.proxy.url("/authorize"),
+        &client_id,
+        redirect,
+        "s",
+        &challenge,
+        &[("resource", &cluster.url()), ("scope", "layer")],
     );
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(sha2::Sha256::digest(verifier.as_bytes()));
-    let mut url = Url::parse(&cluster.proxy.url("/authorize")).unwrap();
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &client_id)
-        .append_pair("redirect_uri", redirect)
-        .append_pair("state", "s")
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("resource", &cluster.url())
-        .append_pair("scope", "layer");
     let walk = cluster
         .browser()
         .authorize(url.as_str(), &cluster.origin(), &cluster.sim.origin())
         .await;
     let q = query(walk.redirect.as_ref().unwrap());
-    let (status, tokens) = token(
-        cluster,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", &client_id),
-            ("code", &q["code"]),
-            ("redirect_uri", redirect),
-            ("code_verifier", &verifier),
-        ],
+    let tokens = redeem_code(
+        &cluster.proxy.url("/token"),
+        &client_id,
+        &q["code"],
+        redirect,
+        &verifier,
     )
     .await;
-    assert_eq!(status, 200, "{tokens}");
     (client_id, tokens)
 }
 
 async fn token(cluster: &Cluster, form: &[(&str, &str)]) -> (u16, Value) {
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form)
-        .finish();
-    let resp = reqwest::Client::new()
-        .post(cluster.proxy.url("/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    e2e_tests::oauth::post_form(&cluster.proxy.url("/token"), form).await
 }
 
 /// A session through the proxy with `bearer` reads a workspace.
@@ -627,6 +592,10 @@ async fn rpc(
         .await
         .map_err(|e| format!("transport: {e}"))?;
     let status = response.status();
+    let is_sse = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     let id = response
         .headers()
         .get("mcp-session-id")
@@ -642,13 +611,15 @@ async fn rpc(
     if body.trim().is_empty() {
         return Ok((id, Value::Null));
     }
-    let answer = body
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-        .find(|m| m.get("result").is_some() || m.get("error").is_some())
-        .or_else(|| serde_json::from_str(&body).ok())
-        .ok_or_else(|| format!("no answer in: {body}"))?;
+    let answer = if is_sse {
+        e2e_tests::sse::parse(&body)
+            .into_iter()
+            .filter_map(|event| serde_json::from_str::<Value>(&event.data?).ok())
+            .find(|m| m.get("result").is_some() || m.get("error").is_some())
+    } else {
+        serde_json::from_str(&body).ok()
+    }
+    .ok_or_else(|| format!("no answer in: {body}"))?;
     Ok((id, answer))
 }
 

@@ -956,7 +956,7 @@ async fn the_shipped_configmap_starts_a_gateway_that_is_ready() {
     // the placeholder identity provider; the listen address, public URL and Layer URL are
     // overridden by flags to reach this machine's simulator and Redis.
     let sim = TestSim::start().await;
-    let redis = e2e_tests::redis::RedisServer::start().await;
+    let redis = e2e_tests::redis::RedisServer::start();
     let docs = manifests();
     let configmap = find(&docs, "ConfigMap", "layer-mcp-gateway");
     let mut env: Vec<(String, String)> = configmap["data"]

@@ -6,13 +6,11 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use base64::Engine;
 use e2e_tests::clients::{self, ClientHome};
 use e2e_tests::mcp;
-use e2e_tests::oauth::{OAuthStack, query};
+use e2e_tests::oauth::{self, OAuthStack, pkce, query, redeem_code};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use sha2::Digest;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use url::Url;
 
@@ -23,17 +21,6 @@ fn sim_origin(stack: &OAuthStack) -> String {
         .as_str()
         .trim_end_matches('/')
         .to_owned()
-}
-
-fn pkce() -> (String, String) {
-    let verifier = format!(
-        "test-verifier-{}-{}-padding-padding-padding",
-        std::process::id(),
-        e2e_tests::free_port()
-    );
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(sha2::Sha256::digest(verifier.as_bytes()));
-    (verifier, challenge)
 }
 
 async fn register(stack: &OAuthStack, body: Value) -> Value {
@@ -49,18 +36,7 @@ async fn register(stack: &OAuthStack, body: Value) -> Value {
 
 /// POST /token with a form; returns (status, body).
 async fn token(stack: &OAuthStack, form: &[(&str, &str)]) -> (u16, Value) {
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form)
-        .finish();
-    let resp = reqwest::Client::new()
-        .post(stack.gateway.url("/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    e2e_tests::oauth::post_form(&stack.gateway.url("/token"), form).await
 }
 
 fn authorization_url(
@@ -70,17 +46,15 @@ fn authorization_url(
     challenge: &str,
     resource: &str,
 ) -> String {
-    let mut url = Url::parse(&stack.gateway.url("/authorize")).unwrap();
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client_id)
-        .append_pair("redirect_uri", redirect)
-        .append_pair("state", "test-state")
-        .append_pair("code_challenge", challenge)
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("resource", resource)
-        .append_pair("scope", "layer");
-    url.to_string()
+    oauth::authorization_url(
+        &stack.gateway.url("/authorize"),
+        client_id,
+        redirect,
+        "test-state",
+        challenge,
+        &[("resource", resource), ("scope", "layer")],
+    )
+    .to_string()
 }
 
 /// A public client that went through the whole flow: its tokens.
@@ -101,18 +75,14 @@ async fn login_public(stack: &OAuthStack) -> (String, Value) {
         .authorize(&url, &stack.gateway.public_url, &sim_origin(stack))
         .await;
     let q = query(walk.redirect.as_ref().unwrap());
-    let (status, tokens) = token(
-        stack,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", &client_id),
-            ("code", &q["code"]),
-            ("redirect_uri", redirect),
-            ("code_verifier", &verifier),
-        ],
+    let tokens = redeem_code(
+        &stack.gateway.url("/token"),
+        &client_id,
+        &q["code"],
+        redirect,
+        &verifier,
     )
     .await;
-    assert_eq!(status, 200, "{tokens}");
     (client_id, tokens)
 }
 
@@ -221,17 +191,7 @@ async fn next_line(
     lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     prefix: &str,
 ) -> Option<String> {
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(rest) = line.strip_prefix(prefix) {
-                return Some(rest.trim().to_owned());
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
+    clients::next_line(lines, prefix, Duration::from_secs(60)).await
 }
 
 #[tokio::test]
@@ -433,18 +393,14 @@ async fn headless_chromium_walks_the_consent_page_and_the_login() {
             std::fs::metadata(artifacts.join(shot)).unwrap_or_else(|_| panic!("{shot} kept"));
         assert!(meta.len() > 1000, "{shot} is a real picture");
     }
-    let (status, tokens) = token(
-        &stack,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", &client_id),
-            ("code", &q["code"]),
-            ("redirect_uri", redirect),
-            ("code_verifier", &verifier),
-        ],
+    redeem_code(
+        &stack.gateway.url("/token"),
+        &client_id,
+        &q["code"],
+        redirect,
+        &verifier,
     )
     .await;
-    assert_eq!(status, 200, "{tokens}");
 }
 
 #[tokio::test]
@@ -684,37 +640,27 @@ async fn the_demo_serves_the_whole_oauth_flow() {
         .unwrap();
     let client_id = reg["client_id"].as_str().unwrap();
     let (verifier, challenge) = pkce();
-    let mut url = Url::parse(&format!("{gateway}/authorize")).unwrap();
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client_id)
-        .append_pair("redirect_uri", "http://127.0.0.1:45998/cb")
-        .append_pair("state", "s")
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
+    let redirect = "http://127.0.0.1:45998/cb";
+    let url = oauth::authorization_url(
+        &format!("{gateway}/authorize"),
+        client_id,
+        redirect,
+        "s",
+        &challenge,
+        &[],
+    );
     let walk = e2e_tests::oauth::Browser::new(&login, &password)
         .authorize(url.as_str(), &gateway, &sim)
         .await;
     let q = query(&walk.redirect.unwrap());
-    let form = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("grant_type", "authorization_code"),
-            ("client_id", client_id),
-            ("code", q["code"].as_str()),
-            ("redirect_uri", "http://127.0.0.1:45998/cb"),
-            ("code_verifier", verifier.as_str()),
-        ])
-        .finish();
-    let tokens: Value = http
-        .post(format!("{gateway}/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens = redeem_code(
+        &format!("{gateway}/token"),
+        client_id,
+        &q["code"],
+        redirect,
+        &verifier,
+    )
+    .await;
     let access = tokens["access_token"].as_str().expect("access token");
     let client = mcp::connect(&mcp_url, access).await.expect("connect");
     let result = mcp::call(&client, "list_workspaces", json!({}))

@@ -1320,7 +1320,7 @@ async fn a_metadata_document_client_over_https_through_safe_fetch() {
 /// Two replicas (their own Redis connections) sharing one Redis and one public URL.
 async fn replicas_on_redis(
     idp: &MockIdp,
-    redis: &support::redis_server::RedisServer,
+    redis: &test_support::redis::RedisServer,
 ) -> (Gateway, Gateway) {
     let key = EncryptionKey::generate();
     let store_a: Arc<dyn Store> =
@@ -1335,7 +1335,7 @@ async fn replicas_on_redis(
 
 #[tokio::test]
 async fn a_login_on_one_replica_refreshes_and_revokes_on_another_through_redis() {
-    let redis = support::redis_server::RedisServer::start();
+    let redis = test_support::redis::RedisServer::start();
     let idp = MockIdp::start().await;
     let (a, b) = replicas_on_redis(&idp, &redis).await;
     let client = register_public(&a, "http://127.0.0.1:5555/cb").await;
@@ -1412,8 +1412,7 @@ async fn a_login_on_one_replica_refreshes_and_revokes_on_another_through_redis()
 
 #[tokio::test]
 async fn a_redis_outage_answers_temporarily_unavailable_changes_nothing_and_heals() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut redis = support::redis_server::RedisServer::start_durable(dir.path());
+    let mut redis = test_support::redis::RedisServer::start_durable();
     let idp = MockIdp::start().await;
     let (a, b) = replicas_on_redis(&idp, &redis).await;
     let client = register_public(&a, "http://127.0.0.1:5555/cb").await;

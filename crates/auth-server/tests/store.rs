@@ -1,5 +1,5 @@
-//! The `Store` contract, run against both backends (SQLite in memory, and Redis on a private
-//! `redis-server`), then what only Redis has: replicas racing on one Redis, TTLs, outages.
+//! The `Store` contract, run against both backends (SQLite in memory, and a private Redis
+//! server), then what only Redis has: replicas racing on one Redis, TTLs, outages.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -14,7 +14,7 @@ use auth_server::model::{
 };
 use auth_server::store::{PurgePolicy, RedisStore, SqliteStore, StoreError};
 use auth_server::{Store, open_store};
-use support::redis_server::RedisServer;
+use test_support::redis::RedisServer;
 
 /// A store under test, and the Redis behind it (kept alive for the test).
 struct Backend {

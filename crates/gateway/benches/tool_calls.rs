@@ -7,7 +7,7 @@
 //! (three replicas behind a proxy) without touching the measurement.
 //!
 //! The caps (issue 5): the gateway lines run with the in-process limiter (the default) and
-//! with the Redis one (a `redis-server` started on a free port; skipped when it is not
+//! with the Redis one (a private Redis started on a free port; skipped when it is not
 //! installed), and two lines measure the limiter alone as the gateway uses it on every call
 //! (take a call place, give it back). The per-user call cap is raised for the benchmark: all
 //! workers are one user in one workspace, and the cap would otherwise measure queueing, not
@@ -20,10 +20,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use layer_api::{BearerToken, ClientConfig, LayerClient, WorkspaceId};
 use secrecy::ExposeSecret;
-use serde_json::{Value, json};
+use serde_json::json;
+use test_support::redis::RedisServer;
+use test_support::sse::SseReader;
 
 const WORKSPACE: &str = "a0000000-0000-4000-8000-000000000001";
 
@@ -129,20 +130,7 @@ impl Scenario for ThroughGateway {
                 .unwrap();
             assert!(response.status().is_success());
             // Read until the response event.
-            let mut stream = response.bytes_stream();
-            let mut seen = String::new();
-            while let Some(chunk) = stream.next().await {
-                seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-                if seen.contains("\"result\"") && seen.contains("\n\n") {
-                    break;
-                }
-            }
-            let data = seen
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .find(|d| d.contains("\"result\""))
-                .unwrap();
-            let v: Value = serde_json::from_str(data.trim()).unwrap();
+            let v = SseReader::new(response).json_rpc_response().await.unwrap();
             assert_eq!(v["result"]["isError"], false, "{v}");
         })
     }
@@ -169,47 +157,6 @@ impl Scenario for LimiterOnly {
                 .unwrap();
             drop(permit);
         })
-    }
-}
-
-/// A private `redis-server` on a free loopback port, keeping nothing on disk; killed on drop.
-struct Redis {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Redis {
-    fn start() -> Option<Redis> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(Redis {
-            child,
-            url: format!("redis://127.0.0.1:{port}/"),
-        })
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -293,16 +240,16 @@ async fn main() {
     config.caps.max_calls_in_flight = 100_000;
     let services = gateway::Services::from_config(&config).unwrap();
     let gw = gateway::start(config.clone(), services).await.unwrap();
-    let redis = Redis::start();
+    let redis = RedisServer::is_installed().then(RedisServer::start);
     let redis_gw = match &redis {
         Some(redis) => {
             let mut config = config.clone();
-            config.caps.store = gateway::LimiterStore::Redis(redis.url.parse().unwrap());
+            config.caps.store = gateway::LimiterStore::Redis(redis.url().parse().unwrap());
             let services = gateway::Services::from_config(&config).unwrap();
             Some(gateway::start(config, services).await.unwrap())
         }
         None => {
-            println!("(redis-server not found: the Redis lines are skipped)");
+            println!("(Redis is not installed: the Redis lines are skipped)");
             None
         }
     };
@@ -344,7 +291,7 @@ async fn main() {
     if let Some(redis) = &redis {
         scenarios.push(Arc::new(LimiterOnly {
             label: "limiter alone, Redis (call place)".into(),
-            limiter: limiter::Limiter::redis(&redis.url, limiter_config.clone()).unwrap(),
+            limiter: limiter::Limiter::redis(&redis.url(), limiter_config.clone()).unwrap(),
             key: key.clone(),
         }));
     }

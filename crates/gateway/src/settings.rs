@@ -825,7 +825,10 @@ mod tests {
         );
         assert_eq!(oauth.data_dir, Path::new("/tmp/gw"));
         assert_eq!(
-            oauth.oauth_idp_client_secret.as_ref().map(|s| s.expose_secret()),
+            oauth
+                .oauth_idp_client_secret
+                .as_ref()
+                .map(|s| s.expose_secret()),
             Some("client-s3cret")
         );
 

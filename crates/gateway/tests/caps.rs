@@ -41,23 +41,11 @@ fn ids(runs: &Value) -> BTreeSet<String> {
 }
 
 async fn finish(env: &Env, run: &str) {
-    let r = env
-        .http
-        .post(env.sim_url(&format!("/_sim/runs/{run}/finish")))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    env.admin().finish_run(run).await;
 }
 
 async fn max_unfinished(env: &Env, login: &str) -> u64 {
-    env.sim_state().await["concurrency"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["user"] == login && c["workspace_id"] == ACME)
-        .and_then(|c| c["max_unfinished_runs"].as_u64())
-        .unwrap_or(0)
+    env.admin().max_unfinished_runs(login, ACME).await
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ACME, Env};
+use common::{ACME, Env, reply_to};
 use legacy_sse::client::{self, Connection};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -23,27 +23,6 @@ async fn open(env: &Env, path: &str, pat: &str) -> Connection {
     client::open(&env.http, &url(env, path), client::bearer(pat))
         .await
         .expect("open an old-style stream")
-}
-
-/// The next JSON-RPC message on the stream.
-async fn next_message(connection: &mut Connection) -> Value {
-    let (event, data) =
-        tokio::time::timeout(Duration::from_secs(20), connection.events.next_event())
-            .await
-            .expect("a message in time")
-            .expect("stream open")
-            .expect("readable");
-    assert_eq!(event, "message");
-    serde_json::from_str(&data).unwrap()
-}
-
-async fn reply_to(connection: &mut Connection, id: i64) -> Value {
-    loop {
-        let message = next_message(connection).await;
-        if message["id"] == json!(id) {
-            return message;
-        }
-    }
 }
 
 async fn post(connection: &Connection, body: Value) {

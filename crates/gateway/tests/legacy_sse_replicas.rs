@@ -1,74 +1,28 @@
 //! The older HTTP+SSE transport across replicas: two in-process gateways sharing one Redis
 //! (`redis_url`), a stream opened on A, its POSTs sent to B (same path and `sessionId`,
-//! B's origin), as a round-robin balancer would. The test starts its own redis-server on a
-//! free loopback port.
+//! B's origin), as a round-robin balancer would. The test starts its own Redis on a free
+//! loopback port.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ACME, Env};
-use gateway::{Config, RunningGateway, Services};
+use common::{ACME, Env, reply_to};
+use gateway::RunningGateway;
 use legacy_sse::client::{self, Connection};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use test_support::redis::RedisServer;
 use url::Url;
 
-/// A private redis-server on a free loopback port, keeping nothing on disk; killed on drop.
-struct Redis {
-    port: u16,
-    child: Child,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (scripts/setup-test-deps installs it)");
-        let redis = Redis { port, child };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server not ready");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A second gateway in front of `env`'s simulator, sharing `redis`.
-async fn replica(env: &Env, redis: &Redis) -> RunningGateway {
-    let mut config = Config::for_local(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        env.sim.api_url().clone(),
-    );
-    config.upstream_request_timeout = Duration::from_secs(5);
-    config.redis_url = Some(redis.url().parse().unwrap());
-    let services = Services::from_config(&config).unwrap();
-    gateway::start(config, services).await.unwrap()
+async fn replica(env: &Env, redis: &RedisServer) -> RunningGateway {
+    env.replica(|config| {
+        config.upstream_request_timeout = Duration::from_secs(5);
+        config.redis_url = Some(redis.url().parse().unwrap());
+    })
+    .await
 }
 
 /// The stream's endpoint on `gateway`'s origin: what a balancer would route to it.
@@ -103,29 +57,13 @@ async fn accepted(http: &reqwest::Client, url: &Url, pat: &str, body: Value) -> 
     response
 }
 
-async fn reply_to(stream: &mut Connection, id: i64) -> Value {
-    loop {
-        let (event, data) =
-            tokio::time::timeout(Duration::from_secs(20), stream.events.next_event())
-                .await
-                .expect("a message in time")
-                .expect("stream open")
-                .expect("readable");
-        assert_eq!(event, "message");
-        let message: Value = serde_json::from_str(&data).unwrap();
-        if message["id"] == json!(id) {
-            return message;
-        }
-    }
-}
-
 fn call(id: i64, tool: &str, arguments: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})
 }
 
 #[tokio::test]
 async fn posts_to_another_replica_are_answered_on_the_stream_and_stay_the_owners() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let redis_url = redis.url();
     let env = Env::start_with(|config| config.redis_url = Some(redis_url.parse().unwrap())).await;
     let b = replica(&env, &redis).await;
@@ -277,7 +215,7 @@ async fn without_redis_url_a_post_to_another_gateway_is_404() {
 
 #[tokio::test]
 async fn a_replica_shutting_down_closes_its_streams_and_other_replicas_answer_404() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let redis_url = redis.url();
     let env = Env::start_with(|config| {
         config.redis_url = Some(redis_url.parse().unwrap());

@@ -1,4 +1,4 @@
-//! `rediss://`: a real `redis-server` with TLS on (and a password), its certificate signed by
+//! `rediss://`: a real Redis server with TLS on (and a password), its certificate signed by
 //! a private CA made in the test. With `redis_ca_file`, two replicas share sessions, the
 //! limiter and the old transport's directory over TLS; without it, the connection is
 //! refused with a clear error that never shows the password.
@@ -7,107 +7,25 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::Env;
-use common::redis::free_port;
 use gateway::SharedRedis;
-use gateway::{Config, RunningGateway, Services};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use gateway::{Config, RunningGateway};
 use reqwest::StatusCode;
 use serde_json::json;
-use tokio::process::{Child, Command};
+use test_support::redis::{RedisOptions, RedisServer};
 
 const PASSWORD: &str = "hunter2-tls";
 
-/// A CA, a server certificate for 127.0.0.1 signed by it, and a TLS-only redis-server.
-struct TlsRedis {
-    port: u16,
-    dir: PathBuf,
-    _child: Child,
-}
-
-impl TlsRedis {
-    async fn start() -> TlsRedis {
-        let dir =
-            std::env::temp_dir().join(format!("redis-tls-{}-{}", std::process::id(), free_port()));
-        std::fs::create_dir_all(&dir).unwrap();
-
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_key = KeyPair::generate().unwrap();
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-        let server_params =
-            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
-        let server_key = KeyPair::generate().unwrap();
-        let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
-        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-        std::fs::write(dir.join("server.pem"), server_cert.pem()).unwrap();
-        std::fs::write(dir.join("server.key"), server_key.serialize_pem()).unwrap();
-
-        let port = free_port();
-        let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                "0",
-                "--tls-port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--tls-cert-file",
-                &path("server.pem"),
-                "--tls-key-file",
-                &path("server.key"),
-                "--tls-ca-cert-file",
-                &path("ca.pem"),
-                "--tls-auth-clients",
-                "no",
-                "--requirepass",
-                PASSWORD,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server is installed (scripts/setup-test-deps)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "redis-server (TLS) not ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        TlsRedis {
-            port,
-            dir,
-            _child: child,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("rediss://:{PASSWORD}@127.0.0.1:{}/", self.port)
-    }
-
-    fn ca_file(&self) -> PathBuf {
-        self.dir.join("ca.pem")
-    }
-}
-
-impl Drop for TlsRedis {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// A TLS-only Redis with a password, its certificate signed by a CA made for it.
+fn tls_redis() -> RedisServer {
+    RedisServer::start_with(RedisOptions {
+        tls: true,
+        password: Some(PASSWORD.to_owned()),
+        ..RedisOptions::default()
+    })
 }
 
 fn tls(url: &str, ca_file: Option<&Path>) -> impl Fn(&mut Config) + Clone + use<> {
@@ -119,16 +37,6 @@ fn tls(url: &str, ca_file: Option<&Path>) -> impl Fn(&mut Config) + Clone + use<
         config.redis_ca_file = ca_file.clone();
         config.upstream_request_timeout = Duration::from_secs(5);
     }
-}
-
-async fn replica(env: &Env, adjust: impl Fn(&mut Config)) -> RunningGateway {
-    let mut config = Config::for_local(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        env.sim.api_url().clone(),
-    );
-    adjust(&mut config);
-    let services = Services::from_config(&config).unwrap();
-    gateway::start(config, services).await.unwrap()
 }
 
 /// `/readyz`'s body once it has every line in `wanted` (the old transport's subscription
@@ -149,10 +57,10 @@ async fn readyz_with(env: &Env, gateway: &RunningGateway, wanted: &[&str]) -> St
 
 #[tokio::test]
 async fn with_the_private_ca_replicas_share_sessions_over_tls() {
-    let redis = TlsRedis::start().await;
+    let redis = tls_redis();
     let adjust = tls(&redis.url(), Some(&redis.ca_file()));
     let env = Env::start_with(adjust.clone()).await;
-    let b = replica(&env, adjust).await;
+    let b = env.replica(adjust).await;
 
     let mut client = env.session(&env.alice).await;
     let session = client.session.clone().unwrap();
@@ -189,7 +97,7 @@ async fn with_the_private_ca_replicas_share_sessions_over_tls() {
 
 #[tokio::test]
 async fn without_the_ca_the_server_is_not_trusted_and_the_password_stays_hidden() {
-    let redis = TlsRedis::start().await;
+    let redis = tls_redis();
     let url = redis.url().parse().unwrap();
 
     // Straight through the gateway's connector: refused, saying why, without the password.
@@ -235,7 +143,7 @@ async fn without_the_ca_the_server_is_not_trusted_and_the_password_stays_hidden(
 
 #[tokio::test]
 async fn the_oauth_store_uses_the_same_ca() {
-    let redis = TlsRedis::start().await;
+    let redis = tls_redis();
     let dir = Path::new("/nonexistent");
     let ca = redis.ca_file();
     let with_ca =

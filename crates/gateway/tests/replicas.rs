@@ -1,21 +1,22 @@
 //! Several replicas sharing one Redis (issue 7): two in-process gateways in front of one
-//! simulator, with a real `redis-server` started by the test. A client moves between them
+//! simulator, with a real Redis server started by the test. A client moves between them
 //! with the same `Mcp-Session-Id`, as behind a round-robin load balancer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::redis::Redis;
 use common::{Env, Raw};
 use futures::StreamExt;
-use gateway::{Config, RunningGateway, Services};
+use gateway::{Config, RunningGateway};
 use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
+use test_support::redis::RedisServer;
+use test_support::sim::SimAdmin;
+use test_support::sse::SseReader;
 
 /// Applies the shared Redis to a gateway's configuration.
 fn shared(url: &str) -> impl Fn(&mut Config) + Clone + use<> {
@@ -28,18 +29,16 @@ fn shared(url: &str) -> impl Fn(&mut Config) + Clone + use<> {
 
 /// Another replica in front of the same simulator.
 async fn replica(env: &Env, adjust: impl Fn(&mut Config)) -> RunningGateway {
-    let mut config = Config::for_local(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        env.sim.api_url().clone(),
-    );
-    config.upload_allow_hosts = vec![env.sim.local_addr().to_string()];
-    adjust(&mut config);
-    let services = Services::from_config(&config).unwrap();
-    gateway::start(config, services).await.unwrap()
+    let uploads = env.sim.local_addr().to_string();
+    env.replica(|config| {
+        config.upload_allow_hosts = vec![uploads];
+        adjust(config);
+    })
+    .await
 }
 
 /// Two replicas A (`env.gateway`) and B sharing `redis`.
-async fn two_replicas(redis: &Redis) -> (Env, RunningGateway) {
+async fn two_replicas(redis: &RedisServer) -> (Env, RunningGateway) {
     let adjust = shared(&redis.url());
     let env = Env::start_with(adjust.clone()).await;
     let b = replica(&env, adjust).await;
@@ -56,7 +55,7 @@ fn tool_count(answer: &common::Answer) -> usize {
 
 #[tokio::test]
 async fn a_session_opened_on_one_replica_goes_on_on_another() {
-    let redis = Redis::start().await;
+    let redis = RedisServer::start();
     let (env, b) = two_replicas(&redis).await;
     let a_url = env.mcp_url();
 
@@ -99,7 +98,7 @@ async fn a_session_opened_on_one_replica_goes_on_on_another() {
 
 #[tokio::test]
 async fn a_session_stays_its_users_on_every_replica() {
-    let redis = Redis::start().await;
+    let redis = RedisServer::start();
     let (env, b) = two_replicas(&redis).await;
 
     let alice = env.session(&env.alice).await;
@@ -123,7 +122,7 @@ async fn a_session_stays_its_users_on_every_replica() {
 
 #[tokio::test]
 async fn the_per_user_cap_holds_across_replicas() {
-    let redis = Redis::start().await;
+    let redis = RedisServer::start();
     let adjust = shared(&redis.url());
     let cap = {
         let adjust = adjust.clone();
@@ -158,7 +157,7 @@ async fn the_per_user_cap_holds_across_replicas() {
 
 #[tokio::test]
 async fn a_pat_accepted_through_one_replica_is_not_checked_again_through_another() {
-    let redis = Redis::start().await;
+    let redis = RedisServer::start();
     let (env, b) = two_replicas(&redis).await;
 
     // Initialize on A: Layer checks the PAT once.
@@ -203,7 +202,7 @@ async fn a_pat_accepted_through_one_replica_is_not_checked_again_through_another
     env.shutdown().await;
 }
 
-async fn redis_keys(redis: &Redis) -> Vec<String> {
+async fn redis_keys(redis: &RedisServer) -> Vec<String> {
     let client = ::redis::Client::open(redis.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     ::redis::cmd("KEYS")
@@ -231,7 +230,7 @@ fn assert_store_unavailable(answer: &common::Answer) {
 
 #[tokio::test]
 async fn losing_redis_refuses_session_requests_clearly_and_recovers() {
-    let mut redis = Redis::start().await;
+    let mut redis = RedisServer::start();
     let (env, b) = two_replicas(&redis).await;
     // One session used on both replicas; one only ever seen by A.
     let mut both = env.session(&env.alice).await;
@@ -241,7 +240,7 @@ async fn losing_redis_refuses_session_requests_clearly_and_recovers() {
 
     // Redis hangs (a network partition). A replica that checked a session before goes on
     // with the same owner check; one that never saw it cannot check it: 503, not 404.
-    redis.pause(true);
+    redis.pause();
     assert_eq!(both.list_tools().await.status, StatusCode::OK);
     let mut stranger = env.client(&env.bob);
     stranger.session = both.session.clone();
@@ -265,7 +264,7 @@ async fn losing_redis_refuses_session_requests_clearly_and_recovers() {
     );
 
     // Back, with its data: the session A alone knew now works on B too.
-    redis.pause(false);
+    redis.resume();
     on(&mut only_a, &b);
     let mut answer = only_a.list_tools().await;
     for _ in 0..20 {
@@ -282,10 +281,10 @@ async fn losing_redis_refuses_session_requests_clearly_and_recovers() {
     // a replica that must restore one from the lost state answers 404, and the client
     // re-initializes.
     let mut late = env.session(&env.alice).await;
-    redis.kill().await;
+    redis.kill();
     on(&mut late, &b);
     assert_store_unavailable(&late.list_tools().await);
-    let redis = Redis::start_on(redis.port).await;
+    redis.start_again();
     both.url = env.mcp_url();
     let mut answer = both.list_tools().await;
     for _ in 0..20 {
@@ -325,34 +324,16 @@ async fn losing_redis_refuses_session_requests_clearly_and_recovers() {
 /// The SSE events of a raw response body, as (id, data) pairs, until the stream ends or
 /// `wanted` events arrived.
 async fn sse_events(response: reqwest::Response, wanted: usize) -> Vec<(Option<String>, String)> {
-    let mut stream = response.bytes_stream();
-    let mut buffer = String::new();
+    let mut reader = SseReader::new(response);
     let mut events = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while events.len() < wanted {
-        while let Some(end) = buffer.find("\n\n") {
-            let event = buffer[..end].to_owned();
-            buffer = buffer[end + 2..].to_owned();
-            let id = event
-                .lines()
-                .find_map(|l| l.strip_prefix("id:"))
-                .map(|s| s.trim().to_owned());
-            let data: Vec<&str> = event
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(str::trim_start)
-                .collect();
-            if id.is_some() || !data.is_empty() {
-                events.push((id, data.join("\n")));
-            }
-        }
-        if events.len() >= wanted {
-            break;
-        }
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok(chunk))) => {
-                buffer.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"))
-            }
+        match tokio::time::timeout_at(deadline, reader.next()).await {
+            Ok(Some(event)) if event.id.is_some() || event.data.is_some() => events.push((
+                event.id.map(|id| id.trim().to_owned()),
+                event.data.unwrap_or_default(),
+            )),
+            Ok(Some(_)) => {}
             _ => break,
         }
     }
@@ -361,7 +342,7 @@ async fn sse_events(response: reqwest::Response, wanted: usize) -> Vec<(Option<S
 
 #[tokio::test]
 async fn a_broken_stream_resumes_on_another_replica_with_last_event_id() {
-    let redis = Redis::start().await;
+    let redis = RedisServer::start();
     let (env, b) = two_replicas(&redis).await;
     let client = env.session(&env.alice).await;
 
@@ -424,7 +405,7 @@ async fn a_broken_stream_resumes_on_another_replica_with_last_event_id() {
 
 #[tokio::test]
 async fn shutdown_drains_calls_in_flight_and_closes_streams() {
-    let redis = Redis::start().await;
+    let redis = RedisServer::start();
     let adjust = shared(&redis.url());
     let env = Env::start_with(move |c| {
         adjust(c);
@@ -493,14 +474,14 @@ async fn sigterm_drains_and_exits_zero() {
     use std::process::Stdio;
     use tokio::io::{AsyncBufReadExt, BufReader};
 
-    let redis = Redis::start().await;
+    let redis = RedisServer::start();
     let sim = layer_sim::start(layer_sim::SimConfig {
         enable_admin: true,
         ..layer_sim::SimConfig::for_tests()
     })
     .await
     .unwrap();
-    let port = common::redis::free_port();
+    let port = test_support::free_port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_layer-mcp-gateway"))
         .args([
             "serve",
@@ -557,16 +538,11 @@ async fn sigterm_drains_and_exits_zero() {
         next_id: 1,
     };
     client.initialize().await;
-    let fault = http
-        .post(format!(
-            "{}/_sim/faults",
-            sim.base_url().as_str().trim_end_matches('/')
-        ))
-        .json(&json!({"kind": "latency", "path_prefix": "/api/v1/workspaces", "latency_ms": 2000}))
-        .send()
-        .await
-        .unwrap();
-    assert!(fault.status().is_success());
+    SimAdmin::new(sim.base_url().as_str())
+        .add_faults(
+            json!({"kind": "latency", "path_prefix": "/api/v1/workspaces", "latency_ms": 2000}),
+        )
+        .await;
     let call = tokio::spawn(async move { client.call("list_workspaces", json!({})).await });
     tokio::time::sleep(Duration::from_millis(400)).await;
 
@@ -608,7 +584,7 @@ async fn the_event_store_replays_one_stream_after_an_id() {
     use rmcp::model::ServerJsonRpcMessage;
     use rmcp::transport::streamable_http_server::session::{EventStore, ServerSseMessage};
 
-    let mut redis = Redis::start().await;
+    let mut redis = RedisServer::start();
     let shared =
         SharedRedis::connect(&redis.url().parse().unwrap(), Duration::from_secs(1)).unwrap();
     let retention = EventRetention {
@@ -678,7 +654,7 @@ async fn the_event_store_replays_one_stream_after_an_id() {
 
     // Redis gone: the event still gets an id (it is delivered), marked unsaved; resuming
     // after it replays nothing rather than failing.
-    redis.kill().await;
+    redis.kill();
     let id = store
         .store_event("sess-1:common", &message(3))
         .await

@@ -77,15 +77,7 @@ async fn a_simulator_png_becomes_a_file_id_that_execute_forge_accepts() {
         .bytes()
         .await
         .unwrap();
-    let stored = env
-        .http
-        .get(env.sim_url(&format!("/_sim/files/{file_id}")))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let stored = env.admin().file_bytes(&file_id).await;
     assert_eq!(original, stored);
     assert_eq!(uploaded["file_size_bytes"], original.len());
 

@@ -1,5 +1,5 @@
 //! Two replicas sharing one Redis (`RedisDirectory`): a stream held by A, POSTs landing on
-//! B. Each test starts its own redis-server on a free loopback port.
+//! B. Each test starts its own Redis on a free loopback port.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -7,13 +7,13 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::redis_server::RedisServer;
 use common::{Tag, TestServer, call, reply_to};
 use legacy_sse::client::Connection;
 use legacy_sse::{
     Config, DeliveryError, RebuildParts, RedisDirectory, RedisDirectoryConfig, SessionDirectory,
 };
 use serde_json::{Value, json};
+use test_support::redis::RedisServer;
 
 /// The test's authentication stand-in: marks forwarded requests, and refuses the user
 /// `revoked` as an authenticator would refuse a revoked credential.

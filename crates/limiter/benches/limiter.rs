@@ -4,19 +4,16 @@
 //!
 //! Also the wake-up latency of a queued call on another replica: pub/sub against polling.
 //!
-//! `cargo bench -p limiter` (starts its own redis-server on a free loopback port).
+//! `cargo bench -p limiter` (starts its own Redis on a free loopback port).
 
 // Test code: a failed expectation should panic.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[path = "../tests/support/mod.rs"]
-mod support;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use limiter::{CapKey, Limiter, LimiterConfig, RunId, RunRef};
-use support::RedisServer;
+use test_support::redis::RedisServer;
 
 /// Runs `op` `n` times (after a tenth as many warm-up runs) and returns the time per run.
 async fn per_op<F, Fut>(n: u32, mut op: F) -> Duration

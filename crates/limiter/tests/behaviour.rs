@@ -1,10 +1,8 @@
 //! The behaviour every limiter promises, run against both implementations: in process, and
-//! Redis (a real `redis-server` per test, several independent `Limiter`s as replicas).
+//! Redis (a real Redis server per test, several independent `Limiter`s as replicas).
 
 // Test code: a failed expectation should panic.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,7 +10,7 @@ use std::time::{Duration, Instant};
 use limiter::{
     CallError, CapKey, Holder, Limiter, LimiterConfig, Reservation, ReserveError, RunId, RunRef,
 };
-use support::RedisServer;
+use test_support::redis::RedisServer;
 
 /// Where the counts live for one test. A test asks for its limiters once.
 enum Env {

@@ -4,14 +4,12 @@
 // Test code: a failed expectation should panic.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use limiter::{CallError, CapKey, Holder, Limiter, LimiterConfig, ReserveError, RunId, RunRef};
-use support::RedisServer;
+use test_support::redis::RedisServer;
 
 fn config() -> LimiterConfig {
     LimiterConfig {

@@ -25,7 +25,8 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use url::Url;
 
-pub mod redis_server;
+#[allow(unused_imports)] // each test binary uses a part
+pub use test_support::oauth::{Browser, Page, authorization_url, pkce, post_form, query};
 
 pub const IDP_CLIENT_ID: &str = "gateway-client";
 pub const IDP_CLIENT_SECRET: &str = "gateway-secret";
@@ -330,109 +331,6 @@ impl Gateway {
     }
 }
 
-/// An HTTP client that follows nothing by itself and keeps cookies by hand, like a browser
-/// driven step by step.
-pub struct Browser {
-    pub http: reqwest::Client,
-    pub cookies: HashMap<String, String>,
-}
-
-impl Default for Browser {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-pub struct Page {
-    pub status: u16,
-    pub headers: reqwest::header::HeaderMap,
-    pub body: String,
-}
-
-impl Page {
-    pub fn location(&self) -> Option<String> {
-        self.headers
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_owned())
-    }
-
-    /// The `value` of the hidden input named `name`.
-    pub fn input(&self, name: &str) -> Option<String> {
-        let needle = format!("name=\"{name}\" value=\"");
-        let start = self.body.find(&needle)? + needle.len();
-        let end = self.body[start..].find('"')? + start;
-        Some(self.body[start..end].to_owned())
-    }
-}
-
-impl Browser {
-    pub fn new() -> Browser {
-        Browser {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            cookies: HashMap::new(),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    async fn finish(&mut self, resp: reqwest::Response) -> Page {
-        for v in resp.headers().get_all("set-cookie") {
-            let v = v.to_str().unwrap();
-            let pair = v.split(';').next().unwrap();
-            let (k, val) = pair.split_once('=').unwrap();
-            self.cookies.insert(k.to_owned(), val.to_owned());
-        }
-        Page {
-            status: resp.status().as_u16(),
-            headers: resp.headers().clone(),
-            body: resp.text().await.unwrap(),
-        }
-    }
-
-    pub async fn get(&mut self, url: &str) -> Page {
-        let resp = self
-            .http
-            .get(url)
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
-        self.finish(resp).await
-    }
-
-    pub async fn post_form(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
-        let resp = self
-            .http
-            .post(url)
-            .header("cookie", self.cookie_header())
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        self.finish(resp).await
-    }
-}
-
-/// PKCE for a test client.
-pub fn pkce() -> (String, String) {
-    let verifier = random_token("v").replace(['_'], "-");
-    let challenge = pkce_s256(&verifier);
-    (verifier, challenge)
-}
-
 /// A registered client.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -475,15 +373,14 @@ pub async fn authorize(
     challenge: &str,
     extra: &[(&str, &str)],
 ) -> Url {
-    let mut url = Url::parse(&gw.url("/authorize")).unwrap();
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &client.id)
-        .append_pair("redirect_uri", &client.redirect)
-        .append_pair("state", "client-state-123")
-        .append_pair("code_challenge", challenge)
-        .append_pair("code_challenge_method", "S256")
-        .extend_pairs(extra);
+    let url = authorization_url(
+        &gw.url("/authorize"),
+        &client.id,
+        &client.redirect,
+        "client-state-123",
+        challenge,
+        extra,
+    );
     let consent = browser.get(url.as_str()).await;
     assert_eq!(consent.status, 200, "{}", consent.body);
     let pending = consent.input("pending").unwrap();
@@ -505,10 +402,6 @@ pub async fn authorize(
     Url::parse(&back.location().unwrap()).unwrap()
 }
 
-pub fn query(url: &Url) -> HashMap<String, String> {
-    url.query_pairs().into_owned().collect()
-}
-
 /// POSTs a form to the token endpoint as `client` (secret in the body if it has one).
 pub async fn token_request(gw: &Gateway, client: &Client, form: &[(&str, &str)]) -> (u16, Value) {
     let mut pairs: Vec<(&str, &str)> = form.to_vec();
@@ -516,18 +409,7 @@ pub async fn token_request(gw: &Gateway, client: &Client, form: &[(&str, &str)])
     if let Some(secret) = &client.secret {
         pairs.push(("client_secret", secret));
     }
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(&pairs)
-        .finish();
-    let resp = reqwest::Client::new()
-        .post(gw.url("/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    post_form(&gw.url("/token"), &pairs).await
 }
 
 /// The whole flow for a public client: returns the token response.

@@ -6,10 +6,10 @@ use auth_server::{AuthServer, OAuthSettings, open_store_with_tls};
 use secrecy::ExposeSecret;
 #[cfg(feature = "demo")]
 use {
+    auth_server::Store,
     auth_server::config::{AuthConfig, IdpConfig},
     auth_server::crypto::EncryptionKey,
     auth_server::store::SqliteStore,
-    auth_server::Store,
     layer_sim::RunningSim,
     std::sync::Arc,
     url::Url,

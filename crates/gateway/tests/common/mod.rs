@@ -2,18 +2,18 @@
 //! a small raw MCP client (reqwest) that shows every header and status.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-pub mod redis;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use futures::StreamExt;
 use gateway::{Config, RunningGateway, Services};
 use layer_sim::{RunningSim, SimConfig};
+use legacy_sse::client::Connection;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
+use test_support::sim::SimAdmin;
+use test_support::sse::{self, SseReader};
 
 pub const ACME: &str = "a0000000-0000-4000-8000-000000000001";
 pub const ALICE_PERSONAL: &str = "a0000000-0000-4000-8000-000000000002";
@@ -83,6 +83,17 @@ impl Env {
         }
     }
 
+    /// Another gateway (a replica) in front of the same simulator, configured by `adjust`.
+    pub async fn replica(&self, adjust: impl FnOnce(&mut Config)) -> RunningGateway {
+        let mut config = Config::for_local(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            self.sim.api_url().clone(),
+        );
+        adjust(&mut config);
+        let services = Services::from_config(&config).unwrap();
+        gateway::start(config, services).await.unwrap()
+    }
+
     pub fn mcp_url(&self) -> String {
         self.gateway.mcp_url()
     }
@@ -95,29 +106,18 @@ impl Env {
         )
     }
 
+    /// The simulator's admin API.
+    pub fn admin(&self) -> SimAdmin {
+        SimAdmin::new(self.sim.base_url().as_str())
+    }
+
     pub async fn sim_state(&self) -> Value {
-        self.http
-            .get(self.sim_url("/_sim/state"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.admin().state().await
     }
 
     /// Requests the simulator's API (not its admin endpoints) has served.
     pub async fn api_requests(&self) -> u64 {
-        let state = self.sim_state().await;
-        state["counters"]["requests"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter(|(k, _)| k.contains("/api/v1"))
-                    .filter_map(|(_, v)| v.as_u64())
-                    .sum()
-            })
-            .unwrap_or(0)
+        self.admin().api_requests().await
     }
 
     pub async fn runs_created(&self) -> u64 {
@@ -127,38 +127,17 @@ impl Env {
     }
 
     pub async fn available(&self, workspace: &str) -> f64 {
-        let state = self.sim_state().await;
-        state["workspaces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|w| w["workspace_id"] == workspace)
-            .unwrap()["available_creative_units"]
+        self.admin().workspace(workspace).await["available_creative_units"]
             .as_f64()
             .unwrap()
     }
 
     pub async fn add_fault(&self, fault: Value) {
-        let r = self
-            .http
-            .post(self.sim_url("/_sim/faults"))
-            .json(&fault)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            r.status().is_success(),
-            "fault accepted: {}",
-            r.text().await.unwrap()
-        );
+        self.admin().add_faults(fault).await;
     }
 
     pub async fn clear_faults(&self) {
-        self.http
-            .delete(self.sim_url("/_sim/faults"))
-            .send()
-            .await
-            .unwrap();
+        self.admin().clear_faults().await;
     }
 
     /// A raw client for `pat`.
@@ -337,47 +316,29 @@ pub async fn read(response: reqwest::Response) -> Answer {
         .unwrap_or("")
         .to_owned();
     if content_type.starts_with("text/event-stream") {
-        let mut stream = response.bytes_stream();
-        let mut buffer = String::new();
+        let mut events = SseReader::new(response);
+        let mut seen = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            while let Some(end) = buffer.find("\n\n") {
-                let event: String = buffer[..end].to_owned();
-                buffer = buffer[end + 2..].to_owned();
-                let data: Vec<&str> = event
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("data:"))
-                    .map(str::trim_start)
-                    .collect();
-                let data = data.join("\n");
-                if let Ok(v) = serde_json::from_str::<Value>(&data)
-                    && v.get("id").is_some()
-                    && (v.get("result").is_some() || v.get("error").is_some())
-                {
-                    return Answer {
-                        status,
-                        headers,
-                        content_type,
-                        message: Some(v),
-                        text: event,
-                    };
-                }
+        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.next()).await {
+            let data = event.data.clone().unwrap_or_default();
+            if let Some(message) = sse::json_rpc_response(&event) {
+                return Answer {
+                    status,
+                    headers,
+                    content_type,
+                    message: Some(message),
+                    text: data,
+                };
             }
-            match tokio::time::timeout_at(deadline, stream.next()).await {
-                Ok(Some(Ok(chunk))) => {
-                    buffer.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"))
-                }
-                _ => {
-                    return Answer {
-                        status,
-                        headers,
-                        content_type,
-                        message: None,
-                        text: buffer,
-                    };
-                }
-            }
+            seen.push(data);
         }
+        return Answer {
+            status,
+            headers,
+            content_type,
+            message: None,
+            text: seen.join("\n"),
+        };
     }
     let text = response.text().await.unwrap_or_default();
     let message = serde_json::from_str(&text).ok();
@@ -438,4 +399,26 @@ pub fn assert_conforms(tool: &str, value: &Value) {
         errors.is_empty(),
         "{tool}: structured content does not match the output schema: {errors:?}\n{value}"
     );
+}
+
+/// The next JSON-RPC message on an old-transport (HTTP+SSE) stream, 20 s at most.
+pub async fn next_message(connection: &mut Connection) -> Value {
+    let (event, data) =
+        tokio::time::timeout(Duration::from_secs(20), connection.events.next_event())
+            .await
+            .expect("a message in time")
+            .expect("stream open")
+            .expect("readable");
+    assert_eq!(event, "message");
+    serde_json::from_str(&data).unwrap()
+}
+
+/// Reads an old-transport stream up to the answer to request `id`.
+pub async fn reply_to(connection: &mut Connection, id: i64) -> Value {
+    loop {
+        let message = next_message(connection).await;
+        if message["id"] == json!(id) {
+            return message;
+        }
+    }
 }

@@ -8,6 +8,7 @@ use layer_api::{BearerToken, ClientConfig, LayerClient, PollOptions, RetryPolicy
 use layer_sim::{RunningSim, SimConfig};
 use secrecy::ExposeSecret;
 use serde_json::Value;
+use test_support::sim::SimAdmin;
 
 pub const ACME: &str = "acme-studio";
 pub const ALICE_PERSONAL: &str = "alice-personal";
@@ -56,29 +57,23 @@ pub fn fast_poll() -> PollOptions {
     }
 }
 
-/// The simulator's admin API (`/_sim/*`), spoken with a plain HTTP client.
+/// The simulator's admin API (`/_sim/*`): `test-support`'s client, with the stricter
+/// readings these tests want (a counter or workspace that is missing fails the test).
 pub struct Admin {
     http: reqwest::Client,
-    base: String,
+    sim: SimAdmin,
 }
 
 impl Admin {
     pub fn new(sim: &RunningSim) -> Self {
         Self {
             http: reqwest::Client::new(),
-            base: sim.base_url().as_str().trim_end_matches('/').to_owned(),
+            sim: SimAdmin::new(sim.base_url().as_str()),
         }
     }
 
     pub async fn state(&self) -> Value {
-        let response = self
-            .http
-            .get(format!("{}/_sim/state", self.base))
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success());
-        response.json().await.unwrap()
+        self.sim.state().await
     }
 
     pub async fn counter(&self, name: &str) -> u64 {
@@ -86,54 +81,23 @@ impl Admin {
     }
 
     pub async fn add_fault(&self, fault: Value) {
-        let response = self
-            .http
-            .post(format!("{}/_sim/faults", self.base))
-            .json(&fault)
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "{}", response.status());
+        self.sim.add_faults(fault).await;
     }
 
     pub async fn faults(&self) -> Value {
-        self.http
-            .get(format!("{}/_sim/faults", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.sim.faults().await
     }
 
     pub async fn clear_faults(&self) {
-        self.http
-            .delete(format!("{}/_sim/faults", self.base))
-            .send()
-            .await
-            .unwrap();
+        self.sim.clear_faults().await;
     }
 
     pub async fn finish_run(&self, id: &str) {
-        let response = self
-            .http
-            .post(format!("{}/_sim/runs/{id}/finish", self.base))
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "{}", response.status());
+        self.sim.finish_run(id).await;
     }
 
     pub async fn file_bytes(&self, id: &str) -> Vec<u8> {
-        let response = self
-            .http
-            .get(format!("{}/_sim/files/{id}", self.base))
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "{}", response.status());
-        response.bytes().await.unwrap().to_vec()
+        self.sim.file_bytes(id).await
     }
 
     pub async fn get_bytes(&self, url: &str) -> (String, Vec<u8>) {

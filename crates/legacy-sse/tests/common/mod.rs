@@ -2,8 +2,6 @@
 #![allow(dead_code)] // each test binary uses a part
 #![allow(deprecated)] // `flood` uses logging notifications, deprecated in newer revisions
 
-pub mod redis_server;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

@@ -1,12 +1,11 @@
 //! Child processes that log to a file and die with the test.
 
-use std::path::PathBuf;
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio::process::{Child, Command};
-
-/// A running child process. Dropping it kills the process (SIGKILL).
+/// A running child process. Dropping it kills the process (SIGKILL), so a failed test leaves
+/// nothing running behind it.
 pub struct ChildProcess {
     name: String,
     child: Option<Child>,
@@ -14,11 +13,10 @@ pub struct ChildProcess {
 }
 
 impl ChildProcess {
-    /// Spawns `command` with stdout and stderr appended to `tests/artifacts/logs/<name>.log`.
-    pub fn spawn(name: &str, mut command: Command) -> ChildProcess {
-        let logs = crate::paths::artifacts_dir().join("logs");
-        std::fs::create_dir_all(&logs).expect("create logs dir");
-        let log = logs.join(format!("{name}.log"));
+    /// Spawns `command` with stdout and stderr appended to `<logs_dir>/<name>.log`.
+    pub fn spawn(name: &str, mut command: Command, logs_dir: &Path) -> ChildProcess {
+        std::fs::create_dir_all(logs_dir).expect("create logs dir");
+        let log = logs_dir.join(format!("{name}.log"));
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -28,8 +26,7 @@ impl ChildProcess {
         command
             .stdin(Stdio::null())
             .stdout(Stdio::from(file))
-            .stderr(Stdio::from(err))
-            .kill_on_drop(true);
+            .stderr(Stdio::from(err));
         let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
@@ -44,8 +41,9 @@ impl ChildProcess {
         &self.name
     }
 
+    /// The process id while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().and_then(Child::id)
+        self.child.as_ref().map(Child::id)
     }
 
     /// The log file this process writes to.
@@ -58,28 +56,38 @@ impl ChildProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// SIGKILL: the process gets no chance to clean up (a crashed replica).
-    pub async fn kill_hard(&mut self) {
+    /// SIGKILL: the process gets no chance to clean up (a crash). Waits for it to be gone.
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill().await;
+            // A stopped process dies on SIGKILL too; continuing it first just keeps it tidy.
+            let _ = signal(child.id(), "-CONT");
+            let _ = child.kill();
+            let _ = child.wait();
         }
+    }
+
+    /// Sends `sig` (`"-STOP"`, `"-CONT"`, `"-TERM"`, …); whether it was delivered.
+    pub fn signal(&self, sig: &str) -> bool {
+        self.pid().is_some_and(|pid| signal(pid, sig))
     }
 
     /// SIGTERM, then wait up to `grace` for the exit; returns whether it exited in time.
     pub async fn terminate(&mut self, grace: Duration) -> bool {
-        let Some(child) = self.child.as_mut() else {
+        if self.child.is_none() {
             return true;
-        };
-        if let Some(pid) = child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
         }
-        let exited = tokio::time::timeout(grace, child.wait()).await.is_ok();
-        if exited {
-            self.child = None;
+        self.signal("-TERM");
+        let deadline = Instant::now() + grace;
+        loop {
+            if !self.is_running() {
+                self.child = None;
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        exited
     }
 
     /// Whether the process is still running.
@@ -89,6 +97,20 @@ impl ChildProcess {
             None => false,
         }
     }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `kill <sig> <pid>`: signals std has no call for (SIGSTOP, SIGCONT, SIGTERM).
+fn signal(pid: u32, sig: &str) -> bool {
+    Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Polls `url` until it answers with a success status or `timeout` passes.
