@@ -21,6 +21,12 @@ fn millis(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
+/// A form field the request cannot go without.
+fn required<'a>(form: &'a HashMap<String, String>, name: &str) -> Result<&'a String, OAuthError> {
+    form.get(name)
+        .ok_or_else(|| OAuthError::invalid_request(format!("{name} is required")))
+}
+
 fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
     let is_form = headers
         .get(header::CONTENT_TYPE)
@@ -95,9 +101,7 @@ async fn exchange_code(
     client: &ClientRecord,
     form: &HashMap<String, String>,
 ) -> Result<Response, OAuthError> {
-    let code = form
-        .get("code")
-        .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+    let code = required(form, "code")?;
     let now = now_millis();
     // Spent at once, whatever follows: a code is good for one attempt.
     let record = match state
@@ -178,9 +182,7 @@ async fn refresh(
     client: &ClientRecord,
     form: &HashMap<String, String>,
 ) -> Result<Response, OAuthError> {
-    let old = form
-        .get("refresh_token")
-        .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+    let old = required(form, "refresh_token")?;
     let now = now_millis();
     let new = random_token("lmr_");
     let record = RefreshRecord {
@@ -283,9 +285,7 @@ async fn revoke_inner(
     let form = parse_form(headers, body)?;
     let presented = presented_client(headers, &form)?;
     let client = authenticate_client(state, &presented).await?;
-    let token = form
-        .get("token")
-        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let token = required(&form, "token")?;
     let now = now_millis();
     let grant_id = if let Some(r) = state
         .store

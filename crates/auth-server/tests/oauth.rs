@@ -234,15 +234,8 @@ async fn a_claude_like_confidential_client_gets_working_tokens() {
         secret: None,
         ..client.clone()
     };
-    let (status, body) = token_request(
-        &gw,
-        &no_secret,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-        ],
-    )
-    .await;
+    let (status, body) =
+        refresh_with(&gw, &no_secret, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 401);
     assert_eq!(body["error"], "invalid_client");
     // With HTTP Basic instead, it works too.
@@ -279,19 +272,13 @@ async fn registration_validates_and_is_rate_limited() {
         json!({"redirect_uris": ["https://a.example/cb"], "grant_types": ["client_credentials"]}),
     )
     .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_client_metadata"))
-    );
+    assert_refused(status, &body, 400, "invalid_client_metadata");
     let (status, body) = register(
         &gw,
         json!({"redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "private_key_jwt"}),
     )
     .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_client_metadata"))
-    );
+    assert_refused(status, &body, 400, "invalid_client_metadata");
     // No method named: RFC 7591's default, client_secret_basic, with a secret.
     let (status, body) = register(&gw, json!({"redirect_uris": ["https://a.example/cb"]})).await;
     assert_eq!(status, 201);
@@ -447,43 +434,30 @@ async fn the_consent_page_is_protected() {
         .await;
     assert_eq!(no_csrf.status, 403);
     assert!(no_csrf.location().is_none());
-    let again = browser
-        .post_form(
-            &gw.url("/authorize/consent"),
-            &[
-                ("pending", &pending),
-                ("csrf_token", &csrf),
-                ("decision", "approve"),
-            ],
-        )
-        .await;
+    let again = decide(&mut browser, &gw, &pending, &csrf, "approve").await;
     assert_eq!(again.status, 400, "single use");
     // From another browser (no cookie), with the right CSRF token: refused.
     let page = browser.get(url.as_str()).await;
     let mut other = Browser::new();
-    let resp = other
-        .post_form(
-            &gw.url("/authorize/consent"),
-            &[
-                ("pending", &page.input("pending").unwrap()),
-                ("csrf_token", &page.input("csrf_token").unwrap()),
-                ("decision", "approve"),
-            ],
-        )
-        .await;
+    let resp = decide(
+        &mut other,
+        &gw,
+        &page.input("pending").unwrap(),
+        &page.input("csrf_token").unwrap(),
+        "approve",
+    )
+    .await;
     assert_eq!(resp.status, 403);
     // Deny goes back to the client with access_denied.
     let page = browser.get(url.as_str()).await;
-    let resp = browser
-        .post_form(
-            &gw.url("/authorize/consent"),
-            &[
-                ("pending", &page.input("pending").unwrap()),
-                ("csrf_token", &page.input("csrf_token").unwrap()),
-                ("decision", "deny"),
-            ],
-        )
-        .await;
+    let resp = decide(
+        &mut browser,
+        &gw,
+        &page.input("pending").unwrap(),
+        &page.input("csrf_token").unwrap(),
+        "deny",
+    )
+    .await;
     assert_eq!(resp.status, 303);
     let q = query(&url::Url::parse(&resp.location().unwrap()).unwrap());
     assert_eq!(q["error"], "access_denied");
@@ -531,16 +505,10 @@ async fn code_exchange_refusals() {
     let q = query(&authorize(&gw, &mut Browser::new(), &client, &challenge, &[]).await);
     let (wrong, _) = pkce();
     let (status, body) = exchange(q["code"].clone(), wrong).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    assert_refused(status, &body, 400, "invalid_grant");
     assert!(body.get("access_token").is_none());
     let (status, body) = exchange(q["code"].clone(), verifier).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    assert_refused(status, &body, 400, "invalid_grant");
     // Reused code: the second exchange fails and the tokens of the first stop working.
     let (verifier, challenge) = pkce();
     let q = query(&authorize(&gw, &mut Browser::new(), &client, &challenge, &[]).await);
@@ -549,27 +517,13 @@ async fn code_exchange_refusals() {
     let access = first["access_token"].as_str().unwrap();
     assert!(gw.server.authenticate(access).await.is_ok());
     let (status, body) = exchange(q["code"].clone(), verifier).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    assert_refused(status, &body, 400, "invalid_grant");
     assert!(matches!(
         gw.server.authenticate(access).await,
         Err(AuthError::InvalidToken(_))
     ));
-    let (status, body) = token_request(
-        &gw,
-        &client,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", first["refresh_token"].as_str().unwrap()),
-        ],
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    let (status, body) = refresh_with(&gw, &client, first["refresh_token"].as_str().unwrap()).await;
+    assert_refused(status, &body, 400, "invalid_grant");
     // Unknown client at the token endpoint.
     let stranger = Client {
         id: "lmc_unknown".into(),
@@ -581,10 +535,7 @@ async fn code_exchange_refusals() {
         &[("grant_type", "authorization_code"), ("code", "x")],
     )
     .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (401, Some("invalid_client"))
-    );
+    assert_refused(status, &body, 401, "invalid_client");
     // Another client's code.
     let (verifier, challenge) = pkce();
     let q = query(&authorize(&gw, &mut Browser::new(), &client, &challenge, &[]).await);
@@ -599,16 +550,10 @@ async fn code_exchange_refusals() {
         ],
     )
     .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    assert_refused(status, &body, 400, "invalid_grant");
     // Unsupported grant type.
     let (status, body) = token_request(&gw, &client, &[("grant_type", "password")]).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("unsupported_grant_type"))
-    );
+    assert_refused(status, &body, 400, "unsupported_grant_type");
 }
 
 #[tokio::test]
@@ -629,10 +574,7 @@ async fn an_expired_code_is_refused() {
         ],
     )
     .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    assert_refused(status, &body, 400, "invalid_grant");
 }
 
 #[tokio::test]
@@ -704,14 +646,7 @@ async fn refresh_rotates_with_a_grace_window_and_reuse_revokes_the_grant() {
     let refresh = |token: String| {
         let gw = &gw;
         let client = &client;
-        async move {
-            token_request(
-                gw,
-                client,
-                &[("grant_type", "refresh_token"), ("refresh_token", &token)],
-            )
-            .await
-        }
+        async move { refresh_with(gw, client, &token).await }
     };
     // Two refreshes with the same token at the same moment (a hosted client refreshing from
     // two places): both succeed, with different new refresh tokens.
@@ -735,7 +670,7 @@ async fn refresh_rotates_with_a_grace_window_and_reuse_revokes_the_grant() {
     // revoked (the newest access token stops at once, as do the other successors).
     tokio::time::sleep(Duration::from_millis(900)).await;
     let (s, body) = refresh(r0).await;
-    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_refused(s, &body, 400, "invalid_grant");
     assert!(matches!(
         gw.server.authenticate(&access).await,
         Err(AuthError::InvalidToken(_))
@@ -782,16 +717,8 @@ async fn revoking_either_token_stops_the_grant() {
             gw.server.upstream_token(&caller).await,
             Err(AuthError::InvalidToken(_))
         ));
-        let (s, body) = token_request(
-            &gw,
-            &client,
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-            ],
-        )
-        .await;
-        assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
+        let (s, body) = refresh_with(&gw, &client, tokens["refresh_token"].as_str().unwrap()).await;
+        assert_refused(s, &body, 400, "invalid_grant");
     }
     // Unknown tokens: 200 all the same (RFC 7009).
     assert_eq!(revoke("nonsense".into()).await, 200);
@@ -885,15 +812,8 @@ async fn a_restart_logs_nobody_out() {
         .await
         .unwrap();
     assert!(gw.server.upstream_token(&caller).await.is_ok());
-    let (s, refreshed) = token_request(
-        &gw,
-        &client,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-        ],
-    )
-    .await;
+    let (s, refreshed) =
+        refresh_with(&gw, &client, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(s, 200, "{refreshed}");
     let (s, body) = token_request(
         &gw,
@@ -1350,31 +1270,14 @@ async fn a_login_on_one_replica_refreshes_and_revokes_on_another_through_redis()
         [layer.expose_secret().to_owned()]
     );
     // Refresh through B (the client registered at A).
-    let (status, refreshed) = token_request(
-        &b,
-        &client,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-        ],
-    )
-    .await;
+    let (status, refreshed) =
+        refresh_with(&b, &client, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 200, "{refreshed}");
     let new_access = refreshed["access_token"].as_str().unwrap();
     a.server.authenticate(new_access).await.unwrap();
     // And on through A with the successor B issued.
-    let (status, again) = token_request(
-        &a,
-        &client,
-        &[
-            ("grant_type", "refresh_token"),
-            (
-                "refresh_token",
-                refreshed["refresh_token"].as_str().unwrap(),
-            ),
-        ],
-    )
-    .await;
+    let (status, again) =
+        refresh_with(&a, &client, refreshed["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 200, "{again}");
     // Revoked at B: A refuses every token of the grant at once.
     let resp = reqwest::Client::new()
@@ -1395,19 +1298,8 @@ async fn a_login_on_one_replica_refreshes_and_revokes_on_another_through_redis()
             .await,
         Err(AuthError::InvalidToken(_))
     ));
-    let (status, body) = token_request(
-        &a,
-        &client,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", again["refresh_token"].as_str().unwrap()),
-        ],
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    let (status, body) = refresh_with(&a, &client, again["refresh_token"].as_str().unwrap()).await;
+    assert_refused(status, &body, 400, "invalid_grant");
 }
 
 #[tokio::test]
