@@ -12,6 +12,9 @@ use limiter::{
 };
 use test_support::redis::RedisServer;
 
+mod common;
+use common::{admission_lag, config, spawn_waiter};
+
 /// Where the counts live for one test. A test asks for its limiters once.
 enum Env {
     InProcess,
@@ -40,17 +43,6 @@ impl Env {
 
     fn limiter(&self, config: &LimiterConfig) -> Limiter {
         self.replicas(config, 1).remove(0)
-    }
-}
-
-fn config() -> LimiterConfig {
-    LimiterConfig {
-        reservation_lease: Duration::from_millis(900),
-        call_lease: Duration::from_millis(900),
-        heartbeat_interval: Duration::from_millis(150),
-        ticket_lease: Duration::from_millis(900),
-        queue_poll_interval: Duration::from_millis(100),
-        ..LimiterConfig::default()
     }
 }
 
@@ -377,21 +369,10 @@ async fn a_waiter_gets_the_place_when_a_call_finishes(env: Env) {
     for _ in 0..5 {
         permits.push(replicas[0].acquire_call(&k, Duration::ZERO).await.unwrap());
     }
-    let waiter = {
-        let l = replicas[1].clone();
-        let k = k.clone();
-        tokio::spawn(async move {
-            let p = l.acquire_call(&k, Duration::from_secs(10)).await;
-            (Instant::now(), p)
-        })
-    };
+    let waiter = spawn_waiter(&replicas[1], &k, Duration::from_secs(10));
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(!waiter.is_finished(), "the 6th call waits");
-    let freed = Instant::now();
-    drop(permits.pop());
-    let (admitted, permit) = waiter.await.unwrap();
-    drop(permit.expect("admitted"));
-    let lag = admitted - freed;
+    let lag = admission_lag(permits.pop(), waiter, "admitted").await;
     assert!(
         lag < Duration::from_millis(500),
         "admitted {lag:?} after the place freed"
@@ -440,25 +421,14 @@ async fn a_cancelled_waiter_leaves_the_queue_at_once(env: Env) {
     let replicas = env.replicas(&cfg, 2);
     let k = key("u", "w");
     let holder = replicas[0].acquire_call(&k, Duration::ZERO).await.unwrap();
-    let spawn_waiter = |l: Limiter| {
-        let k = k.clone();
-        tokio::spawn(async move {
-            let p = l.acquire_call(&k, Duration::from_secs(20)).await;
-            (Instant::now(), p)
-        })
-    };
-    let first = spawn_waiter(replicas[1].clone());
+    let first = spawn_waiter(&replicas[1], &k, Duration::from_secs(20));
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let second = spawn_waiter(replicas[0].clone());
+    let second = spawn_waiter(&replicas[0], &k, Duration::from_secs(20));
     tokio::time::sleep(Duration::from_millis(200)).await;
     first.abort(); // the client went away
     assert!(first.await.unwrap_err().is_cancelled());
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let freed = Instant::now();
-    drop(holder);
-    let (admitted, permit) = second.await.unwrap();
-    drop(permit.expect("the second waiter gets the place"));
-    let lag = admitted - freed;
+    let lag = admission_lag(holder, second, "the second waiter gets the place").await;
     assert!(
         lag < Duration::from_millis(800),
         "second waiter admitted {lag:?} after the release"
