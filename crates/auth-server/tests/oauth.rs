@@ -26,6 +26,10 @@ fn claims_of(token: &str) -> Value {
     .unwrap()
 }
 
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test]
 async fn discovery_documents_describe_this_server() {
     let idp = MockIdp::start().await;
@@ -56,14 +60,7 @@ async fn discovery_documents_describe_this_server() {
         "/.well-known/oauth-authorization-server",
         "/.well-known/openid-configuration",
     ] {
-        let doc: Value = http
-            .get(gw.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let doc = get_json(&http, &gw.url(path)).await;
         assert_eq!(doc["issuer"], gw.base);
         assert_eq!(doc["authorization_endpoint"], gw.url("/authorize"));
         assert_eq!(doc["token_endpoint"], gw.url("/token"));
@@ -82,14 +79,7 @@ async fn discovery_documents_describe_this_server() {
                 .contains(&json!("none"))
         );
     }
-    let jwks: Value = http
-        .get(gw.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = get_json(&http, &gw.url("/.well-known/jwks.json")).await;
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
     assert_eq!(jwks["keys"][0]["alg"], "ES256");
     assert!(jwks["keys"][0].get("d").is_none(), "no private part");
@@ -223,11 +213,7 @@ async fn a_claude_like_confidential_client_gets_working_tokens() {
     )
     .await;
     assert_eq!(status, 200, "{tokens}");
-    let caller = gw
-        .server
-        .authenticate(tokens["access_token"].as_str().unwrap())
-        .await
-        .unwrap();
+    let caller = caller_of(&gw, &tokens).await;
     assert_eq!(caller.subject.as_str(), USER_SUB);
     // Without its secret, the same client is refused with invalid_client (Claude re-registers).
     let no_secret = Client {
@@ -402,14 +388,7 @@ async fn the_consent_page_is_protected() {
     let client = register_public(&gw, "http://127.0.0.1:5555/cb").await;
     let (_, challenge) = pkce();
     let mut browser = Browser::new();
-    let mut url = url::Url::parse(&gw.url("/authorize")).unwrap();
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &client.id)
-        .append_pair("redirect_uri", &client.redirect)
-        .append_pair("state", "s")
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
+    let url = authorize_url(&gw, &client, &challenge);
     let page = browser.get(url.as_str()).await;
     assert_eq!(page.status, 200);
     let csp = page.headers["content-security-policy"].to_str().unwrap();
@@ -424,7 +403,6 @@ async fn the_consent_page_is_protected() {
         assert!(cookie.contains(attr), "{cookie}");
     }
     let pending = page.input("pending").unwrap();
-    let csrf = page.input("csrf_token").unwrap();
     // Without the CSRF token: refused (and the consent is spent).
     let no_csrf = browser
         .post_form(
@@ -434,30 +412,16 @@ async fn the_consent_page_is_protected() {
         .await;
     assert_eq!(no_csrf.status, 403);
     assert!(no_csrf.location().is_none());
-    let again = decide(&mut browser, &gw, &pending, &csrf, "approve").await;
+    let again = decide(&mut browser, &gw, &page, "approve").await;
     assert_eq!(again.status, 400, "single use");
     // From another browser (no cookie), with the right CSRF token: refused.
     let page = browser.get(url.as_str()).await;
     let mut other = Browser::new();
-    let resp = decide(
-        &mut other,
-        &gw,
-        &page.input("pending").unwrap(),
-        &page.input("csrf_token").unwrap(),
-        "approve",
-    )
-    .await;
+    let resp = decide(&mut other, &gw, &page, "approve").await;
     assert_eq!(resp.status, 403);
     // Deny goes back to the client with access_denied.
     let page = browser.get(url.as_str()).await;
-    let resp = decide(
-        &mut browser,
-        &gw,
-        &page.input("pending").unwrap(),
-        &page.input("csrf_token").unwrap(),
-        "deny",
-    )
-    .await;
+    let resp = decide(&mut browser, &gw, &page, "deny").await;
     assert_eq!(resp.status, 303);
     let q = query(&url::Url::parse(&resp.location().unwrap()).unwrap());
     assert_eq!(q["error"], "access_denied");
@@ -540,16 +504,7 @@ async fn code_exchange_refusals() {
     let (verifier, challenge) = pkce();
     let q = query(&authorize(&gw, &mut Browser::new(), &client, &challenge, &[]).await);
     let other = register_public(&gw, "http://127.0.0.1:5555/cb").await;
-    let (status, body) = token_request(
-        &gw,
-        &other,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &q["code"]),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let (status, body) = redeem(&gw, &other, &q["code"], &verifier).await;
     assert_refused(status, &body, 400, "invalid_grant");
     // Unsupported grant type.
     let (status, body) = token_request(&gw, &client, &[("grant_type", "password")]).await;
@@ -564,16 +519,7 @@ async fn an_expired_code_is_refused() {
     let (verifier, challenge) = pkce();
     let q = query(&authorize(&gw, &mut Browser::new(), &client, &challenge, &[]).await);
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let (status, body) = token_request(
-        &gw,
-        &client,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &q["code"]),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let (status, body) = redeem(&gw, &client, &q["code"], &verifier).await;
     assert_refused(status, &body, 400, "invalid_grant");
 }
 
@@ -732,41 +678,39 @@ async fn layer_is_refreshed_once_for_twenty_parallel_calls() {
     let gw = Gateway::start(&idp, |_| {}).await;
     let client = register_public(&gw, "http://127.0.0.1:5555/cb").await;
     let tokens = login(&gw, &client).await;
-    let caller = gw
-        .server
-        .authenticate(tokens["access_token"].as_str().unwrap())
-        .await
-        .unwrap();
+    let caller = caller_of(&gw, &tokens).await;
     let first = gw.server.upstream_token(&caller).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     idp.state.access_ttl_secs.store(3600, Ordering::SeqCst);
-    let calls = (0..20).map(|_| {
-        let server = gw.server.clone();
-        let caller = caller.clone();
-        tokio::spawn(async move { server.upstream_token(&caller).await })
-    });
-    let results = futures_join(calls).await;
+    let tokens = twenty_calls_for_layer_tokens(&[&gw.server], &caller).await;
     assert_eq!(
         idp.state.refreshes.load(Ordering::SeqCst),
         1,
         "one refresh at Layer"
     );
-    let tokens: std::collections::HashSet<String> = results
-        .iter()
-        .map(|r| r.as_ref().unwrap().expose_secret().to_owned())
-        .collect();
     assert_eq!(tokens.len(), 1, "every call got the same new token");
     assert!(!tokens.contains(first.expose_secret()));
 }
 
-async fn futures_join<T: Send + 'static>(
-    handles: impl Iterator<Item = tokio::task::JoinHandle<T>>,
-) -> Vec<T> {
-    let mut out = Vec::new();
-    for h in handles.collect::<Vec<_>>() {
-        out.push(h.await.unwrap());
+/// Twenty calls at once for the caller's Layer token, on `servers` in turn; the distinct
+/// tokens they got.
+async fn twenty_calls_for_layer_tokens(
+    servers: &[&auth_server::AuthServer],
+    caller: &auth_server::OAuthCaller,
+) -> std::collections::HashSet<String> {
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let server = servers[i % servers.len()].clone();
+            let caller = caller.clone();
+            tokio::spawn(async move { server.upstream_token(&caller).await })
+        })
+        .collect();
+    let mut tokens = std::collections::HashSet::new();
+    for call in calls {
+        let token = call.await.unwrap().unwrap();
+        tokens.insert(token.expose_secret().to_owned());
     }
-    out
+    tokens
 }
 
 #[tokio::test]
@@ -806,25 +750,12 @@ async fn a_restart_logs_nobody_out() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
     let gw = Gateway::start_with(&idp, store, key, Some(addr), |_| {}).await;
-    let caller = gw
-        .server
-        .authenticate(tokens["access_token"].as_str().unwrap())
-        .await
-        .unwrap();
+    let caller = caller_of(&gw, &tokens).await;
     assert!(gw.server.upstream_token(&caller).await.is_ok());
     let (s, refreshed) =
         refresh_with(&gw, &client, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(s, 200, "{refreshed}");
-    let (s, body) = token_request(
-        &gw,
-        &client,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &q["code"]),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let (s, body) = redeem(&gw, &client, &q["code"], &verifier).await;
     assert_eq!(s, 200, "{body}");
 }
 
@@ -903,11 +834,7 @@ async fn metadata_document_clients() {
         redirect: "http://localhost:7777/oauth/callback".into(),
     };
     let tokens = login(&gw, &client).await;
-    let caller = gw
-        .server
-        .authenticate(tokens["access_token"].as_str().unwrap())
-        .await
-        .unwrap();
+    let caller = caller_of(&gw, &tokens).await;
     assert_eq!(caller.client_id.as_str(), client.id);
     // The document's redirect URIs bind the flow.
     let page = authorize_raw(
@@ -994,32 +921,15 @@ async fn two_replicas_sharing_a_store_refresh_layer_once() {
     let b = Gateway::start_with(&idp, store, key, None, |_| {}).await;
     let client = register_public(&a, "http://127.0.0.1:5555/cb").await;
     let tokens = login(&a, &client).await;
-    let caller = a
-        .server
-        .authenticate(tokens["access_token"].as_str().unwrap())
-        .await
-        .unwrap();
+    let caller = caller_of(&a, &tokens).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     idp.state.access_ttl_secs.store(3600, Ordering::SeqCst);
-    let calls = (0..20).map(|i| {
-        let server = if i % 2 == 0 {
-            a.server.clone()
-        } else {
-            b.server.clone()
-        };
-        let caller = caller.clone();
-        tokio::spawn(async move { server.upstream_token(&caller).await })
-    });
-    let results = futures_join(calls).await;
+    let tokens = twenty_calls_for_layer_tokens(&[&a.server, &b.server], &caller).await;
     assert_eq!(
         idp.state.refreshes.load(Ordering::SeqCst),
         1,
         "one refresh at Layer across replicas"
     );
-    let tokens: std::collections::HashSet<String> = results
-        .iter()
-        .map(|r| r.as_ref().unwrap().expose_secret().to_owned())
-        .collect();
     assert_eq!(tokens.len(), 1);
 }
 
@@ -1029,11 +939,7 @@ async fn a_layer_token_rejected_early_is_refreshed_on_the_next_call() {
     let gw = Gateway::start(&idp, |_| {}).await;
     let client = register_public(&gw, "http://127.0.0.1:5555/cb").await;
     let tokens = login(&gw, &client).await;
-    let caller = gw
-        .server
-        .authenticate(tokens["access_token"].as_str().unwrap())
-        .await
-        .unwrap();
+    let caller = caller_of(&gw, &tokens).await;
     let first = gw.server.upstream_token(&caller).await.unwrap();
     assert_eq!(
         gw.server
@@ -1203,11 +1109,7 @@ async fn a_metadata_document_client_over_https_through_safe_fetch() {
         redirect: "http://localhost:7000/callback".into(),
     };
     let tokens = login(&gw, &client).await;
-    let caller = gw
-        .server
-        .authenticate(tokens["access_token"].as_str().unwrap())
-        .await
-        .unwrap();
+    let caller = caller_of(&gw, &tokens).await;
     assert_eq!(caller.client_id.as_str(), client.id);
     // Cached: the second login did not fetch again (one fetch for authorize, none for token).
     login(&gw, &client).await;
@@ -1369,6 +1271,13 @@ async fn authorize_raw_as(
     client: &Client,
     challenge: &str,
 ) -> Page {
+    browser
+        .get(authorize_url(gw, client, challenge).as_str())
+        .await
+}
+
+/// A plain authorization request for `client` (state "s", S256 challenge).
+fn authorize_url(gw: &Gateway, client: &Client, challenge: &str) -> url::Url {
     let mut url = url::Url::parse(&gw.url("/authorize")).unwrap();
     url.query_pairs_mut()
         .append_pair("response_type", "code")
@@ -1377,7 +1286,29 @@ async fn authorize_raw_as(
         .append_pair("state", "s")
         .append_pair("code_challenge", challenge)
         .append_pair("code_challenge_method", "S256");
-    browser.get(url.as_str()).await
+    url
+}
+
+/// Exchanges a code with its PKCE verifier (and no redirect URI) as `client`.
+async fn redeem(gw: &Gateway, client: &Client, code: &str, verifier: &str) -> (u16, Value) {
+    token_request(
+        gw,
+        client,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", verifier),
+        ],
+    )
+    .await
+}
+
+/// The caller the server sees for a token response's access token.
+async fn caller_of(gw: &Gateway, tokens: &Value) -> auth_server::OAuthCaller {
+    gw.server
+        .authenticate(tokens["access_token"].as_str().unwrap())
+        .await
+        .unwrap()
 }
 
 async fn refresh_with(gw: &Gateway, client: &Client, token: &str) -> (u16, Value) {

@@ -383,9 +383,7 @@ pub async fn authorize(
     );
     let consent = browser.get(url.as_str()).await;
     assert_eq!(consent.status, 200, "{}", consent.body);
-    let pending = consent.input("pending").unwrap();
-    let csrf = consent.input("csrf_token").unwrap();
-    let to_idp = decide(browser, gw, &pending, &csrf, "approve").await;
+    let to_idp = decide(browser, gw, &consent, "approve").await;
     assert_eq!(to_idp.status, 303, "{}", to_idp.body);
     let idp_redirect = browser.get(&to_idp.location().unwrap()).await;
     let back = browser.get(&idp_redirect.location().unwrap()).await;
@@ -393,20 +391,17 @@ pub async fn authorize(
     Url::parse(&back.location().unwrap()).unwrap()
 }
 
-/// Answers a consent page: `decision` ("approve" or "deny") with its pending id and CSRF token.
-pub async fn decide(
-    browser: &mut Browser,
-    gw: &Gateway,
-    pending: &str,
-    csrf: &str,
-    decision: &str,
-) -> Page {
+/// Answers a consent page: `decision` ("approve" or "deny") with the page's pending id and
+/// CSRF token.
+pub async fn decide(browser: &mut Browser, gw: &Gateway, page: &Page, decision: &str) -> Page {
+    let pending = page.input("pending").unwrap();
+    let csrf = page.input("csrf_token").unwrap();
     browser
         .post_form(
             &gw.url("/authorize/consent"),
             &[
-                ("pending", pending),
-                ("csrf_token", csrf),
+                ("pending", &pending),
+                ("csrf_token", &csrf),
                 ("decision", decision),
             ],
         )
