@@ -13,7 +13,7 @@ use limiter::{
 use test_support::redis::RedisServer;
 
 mod common;
-use common::{admission_lag, config, spawn_waiter};
+use common::{admission_lag, assert_place_free, config, spawn_waiter};
 
 /// Where the counts live for one test. A test asks for its limiters once.
 enum Env {
@@ -232,8 +232,7 @@ async fn cancel_frees_the_place(env: Env) {
     let r = l.reserve(&k).await.unwrap();
     refused(l.reserve(&k).await);
     r.cancel().await.unwrap();
-    let r = l.reserve(&k).await.expect("cancelled place is free");
-    r.cancel().await.unwrap();
+    assert_place_free(&l, &k, "cancelled place is free").await;
 }
 
 async fn unknown_outcome_keeps_the_place_for_its_lease(env: Env) {
@@ -254,12 +253,7 @@ async fn unknown_outcome_keeps_the_place_for_its_lease(env: Env) {
     tokio::time::sleep(Duration::from_millis(700)).await;
     refused(l.reserve(&k).await);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    l.reserve(&k)
-        .await
-        .expect("lease over")
-        .cancel()
-        .await
-        .unwrap();
+    assert_place_free(&l, &k, "lease over").await;
 }
 
 async fn dropping_an_undecided_reservation_keeps_the_place(env: Env) {
@@ -278,12 +272,7 @@ async fn dropping_an_undecided_reservation_keeps_the_place(env: Env) {
     assert!(refusal.active.iter().any(|p| p.holder == Holder::Unknown));
     // ...and freed by the run lease.
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    l.reserve(&k)
-        .await
-        .expect("run lease over")
-        .cancel()
-        .await
-        .unwrap();
+    assert_place_free(&l, &k, "run lease over").await;
 }
 
 async fn an_undecided_reservation_is_held_while_its_owner_lives(env: Env) {
@@ -324,12 +313,7 @@ async fn run_leases_expire_and_can_be_extended(env: Env) {
         .collect();
     ids.sort();
     assert_eq!(ids, ["run-0", "run-1", "run-11", "run-2"]);
-    l.reserve(&k)
-        .await
-        .expect("expired place")
-        .cancel()
-        .await
-        .unwrap();
+    assert_place_free(&l, &k, "expired place").await;
 }
 
 async fn calls_are_capped_and_a_waiter_times_out(env: Env) {

@@ -39,3 +39,8 @@ pub async fn admission_lag<H>(holder: H, waiter: Waiter, admitted: &str) -> Dura
     drop(permit.expect(admitted));
     at - freed
 }
+
+/// A place is free: a reservation succeeds (`free` says why it should) and is given back.
+pub async fn assert_place_free(l: &Limiter, k: &CapKey, free: &str) {
+    l.reserve(k).await.expect(free).cancel().await.unwrap();
+}
