@@ -85,7 +85,7 @@ async fn token_inner(
     let _ = state.store.touch_client(&client.id, now_millis()).await;
     match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => exchange_code(state, &client, &form).await,
-        Some("refresh_token") => refresh(state, &client, &form).await,
+        Some("refresh_token") => refresh(state, &client, required(&form, "refresh_token")?).await,
         Some(other) => Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
             format!(
@@ -177,12 +177,12 @@ async fn exchange_code(
     token_response(state, &grant, &refresh)
 }
 
+/// Rotates the refresh token `old` presented by `client`.
 async fn refresh(
     state: &AppState,
     client: &ClientRecord,
-    form: &HashMap<String, String>,
+    old: &str,
 ) -> Result<Response, OAuthError> {
-    let old = required(form, "refresh_token")?;
     let now = now_millis();
     let new = random_token("lmr_");
     let record = RefreshRecord {

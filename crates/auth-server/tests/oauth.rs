@@ -527,8 +527,7 @@ async fn an_expired_code_is_refused() {
 async fn foreign_expired_and_tampered_tokens_are_refused() {
     let idp = MockIdp::start().await;
     let gw = Gateway::start(&idp, |c| c.access_token_ttl = Duration::from_secs(1)).await;
-    let client = register_public(&gw, "http://127.0.0.1:5555/cb").await;
-    let tokens = login(&gw, &client).await;
+    let (_, tokens) = logged_in(&gw).await;
     let access = tokens["access_token"].as_str().unwrap().to_owned();
     let claims: AccessClaims = serde_json::from_value(claims_of(&access)).unwrap();
     assert!(gw.server.authenticate(&access).await.is_ok());
@@ -586,8 +585,7 @@ async fn foreign_expired_and_tampered_tokens_are_refused() {
 async fn refresh_rotates_with_a_grace_window_and_reuse_revokes_the_grant() {
     let idp = MockIdp::start().await;
     let gw = Gateway::start(&idp, |c| c.refresh_grace = Duration::from_millis(800)).await;
-    let client = register_public(&gw, "http://127.0.0.1:5555/cb").await;
-    let tokens = login(&gw, &client).await;
+    let (client, tokens) = logged_in(&gw).await;
     let r0 = tokens["refresh_token"].as_str().unwrap().to_owned();
     let refresh = |token: String| {
         let gw = &gw;
@@ -676,8 +674,7 @@ async fn layer_is_refreshed_once_for_twenty_parallel_calls() {
     idp.state.access_ttl_secs.store(1, Ordering::SeqCst);
     idp.state.refresh_delay_ms.store(200, Ordering::SeqCst);
     let gw = Gateway::start(&idp, |_| {}).await;
-    let client = register_public(&gw, "http://127.0.0.1:5555/cb").await;
-    let tokens = login(&gw, &client).await;
+    let (_, tokens) = logged_in(&gw).await;
     let caller = caller_of(&gw, &tokens).await;
     let first = gw.server.upstream_token(&caller).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -718,8 +715,7 @@ async fn a_grant_layer_no_longer_refreshes_is_dead() {
     let idp = MockIdp::start().await;
     idp.state.access_ttl_secs.store(1, Ordering::SeqCst);
     let gw = Gateway::start(&idp, |_| {}).await;
-    let client = register_public(&gw, "http://127.0.0.1:5555/cb").await;
-    let tokens = login(&gw, &client).await;
+    let (_, tokens) = logged_in(&gw).await;
     let access = tokens["access_token"].as_str().unwrap();
     let caller = gw.server.authenticate(access).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -741,8 +737,7 @@ async fn a_restart_logs_nobody_out() {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
     let gw = Gateway::start_with(&idp, store, key.clone(), None, |_| {}).await;
     let addr = gw.addr;
-    let client = register_public(&gw, "http://127.0.0.1:5555/cb").await;
-    let tokens = login(&gw, &client).await;
+    let (client, tokens) = logged_in(&gw).await;
     // A code issued before the restart, exchanged after it.
     let (verifier, challenge) = pkce();
     let q = query(&authorize(&gw, &mut Browser::new(), &client, &challenge, &[]).await);
@@ -919,8 +914,7 @@ async fn two_replicas_sharing_a_store_refresh_layer_once() {
     let key = EncryptionKey::generate();
     let a = Gateway::start_with(&idp, store.clone(), key.clone(), None, |_| {}).await;
     let b = Gateway::start_with(&idp, store, key, None, |_| {}).await;
-    let client = register_public(&a, "http://127.0.0.1:5555/cb").await;
-    let tokens = login(&a, &client).await;
+    let (_, tokens) = logged_in(&a).await;
     let caller = caller_of(&a, &tokens).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     idp.state.access_ttl_secs.store(3600, Ordering::SeqCst);
@@ -937,8 +931,7 @@ async fn two_replicas_sharing_a_store_refresh_layer_once() {
 async fn a_layer_token_rejected_early_is_refreshed_on_the_next_call() {
     let idp = MockIdp::start().await;
     let gw = Gateway::start(&idp, |_| {}).await;
-    let client = register_public(&gw, "http://127.0.0.1:5555/cb").await;
-    let tokens = login(&gw, &client).await;
+    let (_, tokens) = logged_in(&gw).await;
     let caller = caller_of(&gw, &tokens).await;
     let first = gw.server.upstream_token(&caller).await.unwrap();
     assert_eq!(
@@ -1160,8 +1153,7 @@ async fn a_login_on_one_replica_refreshes_and_revokes_on_another_through_redis()
     let redis = test_support::redis::RedisServer::start();
     let idp = MockIdp::start().await;
     let (a, b) = replicas_on_redis(&idp, &redis).await;
-    let client = register_public(&a, "http://127.0.0.1:5555/cb").await;
-    let tokens = login(&a, &client).await;
+    let (client, tokens) = logged_in(&a).await;
     let access = tokens["access_token"].as_str().unwrap();
     // B knows A's signing key and grant, and opens the Layer token with the shared key.
     let caller = b.server.authenticate(access).await.unwrap();
@@ -1209,8 +1201,7 @@ async fn a_redis_outage_answers_temporarily_unavailable_changes_nothing_and_heal
     let mut redis = test_support::redis::RedisServer::start_durable();
     let idp = MockIdp::start().await;
     let (a, b) = replicas_on_redis(&idp, &redis).await;
-    let client = register_public(&a, "http://127.0.0.1:5555/cb").await;
-    let tokens = login(&a, &client).await;
+    let (client, tokens) = logged_in(&a).await;
     let access = tokens["access_token"].as_str().unwrap().to_owned();
     let r0 = tokens["refresh_token"].as_str().unwrap().to_owned();
 
@@ -1287,6 +1278,14 @@ fn authorize_url(gw: &Gateway, client: &Client, challenge: &str) -> url::Url {
         .append_pair("code_challenge", challenge)
         .append_pair("code_challenge_method", "S256");
     url
+}
+
+/// A public client (redirecting to 127.0.0.1:5555) registered and logged in: the client and
+/// its token response.
+async fn logged_in(gw: &Gateway) -> (Client, Value) {
+    let client = register_public(gw, "http://127.0.0.1:5555/cb").await;
+    let tokens = login(gw, &client).await;
+    (client, tokens)
 }
 
 /// Exchanges a code with its PKCE verifier (and no redirect URI) as `client`.
