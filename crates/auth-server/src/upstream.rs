@@ -65,8 +65,8 @@ pub struct IdTokenFields {
 enum Current {
     /// Nothing to refresh: the grant is dead (`None`) or its token is fresh enough.
     Settled(Option<SecretString>),
-    /// The token needs a refresh.
-    Stale(GrantRecord, UpstreamTokens),
+    /// The token needs a refresh (boxed: this is the rare path, and it goes to Layer anyway).
+    Stale(Box<GrantRecord>, UpstreamTokens),
 }
 
 impl ExtraTokenFields for IdTokenFields {}
@@ -435,7 +435,7 @@ impl Idp {
                 tokens.access_token,
             ))));
         }
-        Ok(Current::Stale(grant, tokens))
+        Ok(Current::Stale(Box::new(grant), tokens))
     }
 
     /// A Layer access token for `grant` that is good for at least the refresh margin,
