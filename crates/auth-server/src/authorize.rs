@@ -137,21 +137,25 @@ fn redirect_target(redirect_uri: &str) -> String {
 
 /// A single-use record just taken from the store, or the page to answer: "expired" (with
 /// `title` and `message`) when it was already used or is too old, "unavailable" when the
-/// store could not answer. The page is boxed: a response is large, and this is the failure path.
+/// store could not answer.
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the page to answer at once, as axum handlers return it"
+)]
 fn single_use<T>(
     taken: Result<Option<T>, StoreError>,
     title: &str,
     message: &str,
-) -> Result<T, Box<Response>> {
+) -> Result<T, Response> {
     match taken {
         Ok(Some(record)) => Ok(record),
-        Ok(None) => Err(Box::new(error_response(
+        Ok(None) => Err(error_response(
             StatusCode::BAD_REQUEST,
             title,
             message,
             "invalid_request",
-        ))),
-        Err(_) => Err(Box::new(client_error_page(&ClientLookupError::Unavailable))),
+        )),
+        Err(_) => Err(client_error_page(&ClientLookupError::Unavailable)),
     }
 }
 
@@ -361,7 +365,7 @@ pub async fn consent(
         "The consent page was already used or is too old.",
     ) {
         Ok(p) => p,
-        Err(page) => return *page,
+        Err(page) => return page,
     };
     let csrf_ok = !form.csrf_token.is_empty()
         && constant_time_eq(
@@ -474,7 +478,7 @@ pub async fn callback(
         "The login was already completed or took too long. Start again from the application.",
     ) {
         Ok(l) => l,
-        Err(page) => return *page,
+        Err(page) => return page,
     };
     // The browser finishing the login must be the one that gave consent (login CSRF).
     let browser_ok = read_cookie(&headers, cookie_name(&state)).is_some_and(|c| {
