@@ -19,6 +19,7 @@ use crate::model::{
     AuthorizationRequest, ClientRecord, CodeRecord, GrantId, GrantRecord, PendingAuthorization,
     UpstreamLogin, now_millis,
 };
+use crate::store::StoreError;
 use crate::uris::{normalise_resource, redirect_matches};
 
 /// Path the consent form posts to.
@@ -72,16 +73,24 @@ fn browser_binding(cookie: &str, client_id: &str) -> String {
     token_hash("browser-binding", &format!("{cookie}\u{0}{client_id}"))
 }
 
-/// Appends OAuth response parameters to a client redirect URI.
-fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> Option<String> {
-    let mut url = Url::parse(redirect_uri).ok()?;
+/// Redirects to a client redirect URI with OAuth response parameters appended (or says
+/// that the URI is not a valid URL).
+fn redirect_to_client(redirect_uri: &str, params: &[(&str, &str)]) -> Response {
+    let Ok(mut url) = Url::parse(redirect_uri) else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "Invalid redirect",
+            "The application's redirect address is not a valid URL.",
+            "invalid_request",
+        );
+    };
     {
         let mut q = url.query_pairs_mut();
         for (k, v) in params {
             q.append_pair(k, v);
         }
     }
-    Some(url.to_string())
+    found(url.as_str())
 }
 
 /// A redirect to the client carrying an error (RFC 6749 §4.1.2.1, with RFC 9207 `iss`).
@@ -98,15 +107,7 @@ fn error_redirect(
         params.push(("state", s));
     }
     params.push(("iss", &issuer));
-    match redirect_with(redirect_uri, &params) {
-        Some(url) => found(&url),
-        None => error_response(
-            StatusCode::BAD_REQUEST,
-            "Invalid redirect",
-            "The application's redirect address is not a valid URL.",
-            "invalid_request",
-        ),
-    }
+    redirect_to_client(redirect_uri, &params)
 }
 
 /// 302 with `Cache-Control: no-store`.
@@ -131,6 +132,30 @@ fn redirect_target(redirect_uri: &str) -> String {
         },
         (scheme, Some(h)) if !h.is_empty() => format!("{scheme}://{h} (an app on your device)"),
         (scheme, _) => format!("{scheme}: (an app on your device)"),
+    }
+}
+
+/// A single-use record just taken from the store, or the page to answer: "expired" (with
+/// `title` and `message`) when it was already used or is too old, "unavailable" when the
+/// store could not answer.
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the page to answer at once, as axum handlers return it"
+)]
+fn single_use<T>(
+    taken: Result<Option<T>, StoreError>,
+    title: &str,
+    message: &str,
+) -> Result<T, Response> {
+    match taken {
+        Ok(Some(record)) => Ok(record),
+        Ok(None) => Err(error_response(
+            StatusCode::BAD_REQUEST,
+            title,
+            message,
+            "invalid_request",
+        )),
+        Err(_) => Err(client_error_page(&ClientLookupError::Unavailable)),
     }
 }
 
@@ -333,17 +358,14 @@ pub async fn consent(
 ) -> Response {
     let now = now_millis();
     // Single use: taken whatever happens next.
-    let pending = match state.store.take_pending(&form.pending, now).await {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "This page has expired",
-                "The consent page was already used or is too old.",
-                "invalid_request",
-            );
-        }
-        Err(_) => return client_error_page(&ClientLookupError::Unavailable),
+    let taken = state.store.take_pending(&form.pending, now).await;
+    let pending = match single_use(
+        taken,
+        "This page has expired",
+        "The consent page was already used or is too old.",
+    ) {
+        Ok(p) => p,
+        Err(page) => return page,
     };
     let csrf_ok = !form.csrf_token.is_empty()
         && constant_time_eq(
@@ -449,17 +471,14 @@ pub async fn callback(
         );
     };
     let state_hash = token_hash("upstream-state", upstream_state);
-    let login = match state.store.take_login(&state_hash, now).await {
-        Ok(Some(l)) => l,
-        Ok(None) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "This login has expired",
-                "The login was already completed or took too long. Start again from the application.",
-                "invalid_request",
-            );
-        }
-        Err(_) => return client_error_page(&ClientLookupError::Unavailable),
+    let taken = state.store.take_login(&state_hash, now).await;
+    let login = match single_use(
+        taken,
+        "This login has expired",
+        "The login was already completed or took too long. Start again from the application.",
+    ) {
+        Ok(l) => l,
+        Err(page) => return page,
     };
     // The browser finishing the login must be the one that gave consent (login CSRF).
     let browser_ok = read_cookie(&headers, cookie_name(&state)).is_some_and(|c| {
@@ -478,6 +497,16 @@ pub async fn callback(
         );
     }
     let request = login.request;
+    // Errors from here on go back to the client, with its state.
+    let to_client = |code: ErrorCode, description: &str| {
+        error_redirect(
+            &state,
+            &request.redirect_uri,
+            Some(&request.state),
+            code,
+            description,
+        )
+    };
     if let Some(error) = q.get("error") {
         tracing::info!(error, "Layer login ended with an error");
         let code = if error == "access_denied" {
@@ -485,22 +514,10 @@ pub async fn callback(
         } else {
             ErrorCode::ServerError
         };
-        return error_redirect(
-            &state,
-            &request.redirect_uri,
-            Some(&request.state),
-            code,
-            "the Layer login did not complete",
-        );
+        return to_client(code, "the Layer login did not complete");
     }
     let Some(code) = q.get("code") else {
-        return error_redirect(
-            &state,
-            &request.redirect_uri,
-            Some(&request.state),
-            ErrorCode::ServerError,
-            "Layer's login answer had no code",
-        );
+        return to_client(ErrorCode::ServerError, "Layer's login answer had no code");
     };
     let result = match state
         .idp
@@ -510,10 +527,7 @@ pub async fn callback(
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "the Layer login failed");
-            return error_redirect(
-                &state,
-                &request.redirect_uri,
-                Some(&request.state),
+            return to_client(
                 ErrorCode::ServerError,
                 "the Layer login could not be completed",
             );
@@ -547,16 +561,8 @@ pub async fn callback(
     }
     tracing::info!(client_id = %request.client_id, grant = %grant_id, subject = %grant.subject, "authorization granted");
     let issuer = state.config.issuer();
-    match redirect_with(
+    redirect_to_client(
         &request.redirect_uri,
         &[("code", &code), ("state", &request.state), ("iss", &issuer)],
-    ) {
-        Some(url) => found(&url),
-        None => error_response(
-            StatusCode::BAD_REQUEST,
-            "Invalid redirect",
-            "The application's redirect address is not a valid URL.",
-            "invalid_request",
-        ),
-    }
+    )
 }

@@ -160,10 +160,6 @@ impl AuthServer {
     /// `/oauth/callback`, `/register`, `/token`, `/revoke`. CORS is open on the documents and
     /// the JSON endpoints (browser-based clients call them); the pages get none.
     pub fn router(&self) -> Router {
-        let prm_path = format!(
-            "/.well-known/oauth-protected-resource{}",
-            self.inner.config.resource_path
-        );
         let cors = CorsLayer::new()
             .allow_origin(Any)
             .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
@@ -173,35 +169,29 @@ impl AuthServer {
                 header::HeaderName::from_static("mcp-protocol-version"),
             ])
             .max_age(Duration::from_secs(3600));
-        let api = Router::new()
-            .route(
+        let mut api = Router::new();
+        // Each metadata document is served at its well-known path and, since some clients
+        // insert the resource path after the well-known segment, at that path too.
+        for (well_known, document) in [
+            (
                 "/.well-known/oauth-protected-resource",
                 get(metadata::protected_resource),
-            )
-            .route(&prm_path, get(metadata::protected_resource))
-            .route(
+            ),
+            (
                 "/.well-known/oauth-authorization-server",
                 get(metadata::authorization_server),
-            )
-            // Some clients insert the resource path after the well-known segment.
-            .route(
-                &format!(
-                    "/.well-known/oauth-authorization-server{}",
-                    self.inner.config.resource_path
-                ),
-                get(metadata::authorization_server),
-            )
-            .route(
+            ),
+            (
                 "/.well-known/openid-configuration",
                 get(metadata::openid_configuration),
-            )
-            .route(
-                &format!(
-                    "/.well-known/openid-configuration{}",
-                    self.inner.config.resource_path
-                ),
-                get(metadata::openid_configuration),
-            )
+            ),
+        ] {
+            let with_resource = format!("{well_known}{}", self.inner.config.resource_path);
+            api = api
+                .route(well_known, document.clone())
+                .route(&with_resource, document);
+        }
+        let api = api
             .route(metadata::JWKS_PATH, get(metadata::jwks))
             .route("/register", post(clients::register))
             .route("/token", post(token::token))

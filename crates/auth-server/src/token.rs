@@ -21,6 +21,12 @@ fn millis(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
+/// A form field the request cannot go without.
+fn required<'a>(form: &'a HashMap<String, String>, name: &str) -> Result<&'a String, OAuthError> {
+    form.get(name)
+        .ok_or_else(|| OAuthError::invalid_request(format!("{name} is required")))
+}
+
 fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
     let is_form = headers
         .get(header::CONTENT_TYPE)
@@ -79,7 +85,7 @@ async fn token_inner(
     let _ = state.store.touch_client(&client.id, now_millis()).await;
     match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => exchange_code(state, &client, &form).await,
-        Some("refresh_token") => refresh(state, &client, &form).await,
+        Some("refresh_token") => refresh(state, &client, required(&form, "refresh_token")?).await,
         Some(other) => Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
             format!(
@@ -95,9 +101,7 @@ async fn exchange_code(
     client: &ClientRecord,
     form: &HashMap<String, String>,
 ) -> Result<Response, OAuthError> {
-    let code = form
-        .get("code")
-        .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+    let code = required(form, "code")?;
     let now = now_millis();
     // Spent at once, whatever follows: a code is good for one attempt.
     let record = match state
@@ -173,14 +177,12 @@ async fn exchange_code(
     token_response(state, &grant, &refresh)
 }
 
+/// Rotates the refresh token `old` presented by `client`.
 async fn refresh(
     state: &AppState,
     client: &ClientRecord,
-    form: &HashMap<String, String>,
+    old: &str,
 ) -> Result<Response, OAuthError> {
-    let old = form
-        .get("refresh_token")
-        .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
     let now = now_millis();
     let new = random_token("lmr_");
     let record = RefreshRecord {
@@ -283,9 +285,7 @@ async fn revoke_inner(
     let form = parse_form(headers, body)?;
     let presented = presented_client(headers, &form)?;
     let client = authenticate_client(state, &presented).await?;
-    let token = form
-        .get("token")
-        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let token = required(&form, "token")?;
     let now = now_millis();
     let grant_id = if let Some(r) = state
         .store

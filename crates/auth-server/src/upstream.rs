@@ -61,6 +61,14 @@ pub struct IdTokenFields {
     pub id_token: Option<String>,
 }
 
+/// A grant's Layer token as the store holds it now.
+enum Current {
+    /// Nothing to refresh: the grant is dead (`None`) or its token is fresh enough.
+    Settled(Option<SecretString>),
+    /// The token needs a refresh (boxed: this is the rare path, and it goes to Layer anyway).
+    Stale(Box<GrantRecord>, UpstreamTokens),
+}
+
 impl ExtraTokenFields for IdTokenFields {}
 
 type IdpTokenResponse = StandardTokenResponse<IdTokenFields, BasicTokenType>;
@@ -222,6 +230,24 @@ impl Idp {
         &self.config.issuer
     }
 
+    /// GETs a JSON document from the IdP: a failed request is "unreachable", a body that
+    /// does not parse as `what` is a protocol error.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        what: &str,
+    ) -> Result<T, UpstreamError> {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| UpstreamError::Unreachable(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| UpstreamError::Protocol(format!("{what}: {e}")))
+    }
+
     /// The discovery document, fetched once and then cached.
     pub async fn discovery(&self) -> Result<Discovery, UpstreamError> {
         if let Some(d) = self.discovery.read().await.as_ref() {
@@ -231,16 +257,7 @@ impl Idp {
             "{}/.well-known/openid-configuration",
             self.config.issuer.as_str().trim_end_matches('/')
         );
-        let doc: Discovery = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| UpstreamError::Unreachable(e.to_string()))?
-            .json()
-            .await
-            .map_err(|e| UpstreamError::Protocol(format!("discovery document: {e}")))?;
+        let doc: Discovery = self.get_json(&url, "discovery document").await?;
         if doc.issuer.trim_end_matches('/') != self.config.issuer.as_str().trim_end_matches('/') {
             return Err(UpstreamError::Protocol(format!(
                 "discovery names issuer {:?}, expected {:?}",
@@ -260,16 +277,7 @@ impl Idp {
             return Ok(set.clone());
         }
         let discovery = self.discovery().await?;
-        let set: JwkSet = self
-            .http
-            .get(&discovery.jwks_uri)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| UpstreamError::Unreachable(e.to_string()))?
-            .json()
-            .await
-            .map_err(|e| UpstreamError::Protocol(format!("JWKS: {e}")))?;
+        let set: JwkSet = self.get_json(&discovery.jwks_uri, "JWKS").await?;
         *self.jwks.write().await = Some((set.clone(), Instant::now()));
         Ok(set)
     }
@@ -408,6 +416,28 @@ impl Idp {
         locks.entry(grant.clone()).or_default().clone()
     }
 
+    /// Reads the grant and tells whether Layer's token can be answered as it is.
+    async fn current(
+        &self,
+        store: &dyn Store,
+        grant_id: &GrantId,
+    ) -> Result<Current, UpstreamError> {
+        let Some(grant) = store
+            .get_grant(grant_id)
+            .await?
+            .filter(GrantRecord::is_live)
+        else {
+            return Ok(Current::Settled(None));
+        };
+        let tokens = self.open(&grant)?;
+        if self.fresh(&tokens, now_millis()) {
+            return Ok(Current::Settled(Some(SecretString::from(
+                tokens.access_token,
+            ))));
+        }
+        Ok(Current::Stale(Box::new(grant), tokens))
+    }
+
     /// A Layer access token for `grant` that is good for at least the refresh margin,
     /// refreshing it at Layer when needed. Concurrent callers for one grant wait for a
     /// single refresh (a per-grant lock here; across replicas the store's compare-and-swap
@@ -418,31 +448,16 @@ impl Idp {
         store: &dyn Store,
         grant_id: &GrantId,
     ) -> Result<Option<SecretString>, UpstreamError> {
-        let Some(grant) = store
-            .get_grant(grant_id)
-            .await?
-            .filter(GrantRecord::is_live)
-        else {
-            return Ok(None);
-        };
-        let tokens = self.open(&grant)?;
-        if self.fresh(&tokens, now_millis()) {
-            return Ok(Some(SecretString::from(tokens.access_token)));
+        if let Current::Settled(token) = self.current(store, grant_id).await? {
+            return Ok(token);
         }
         let lock = self.lock_for(grant_id);
         let _guard = lock.lock().await;
         // Someone may have refreshed while this call waited.
-        let Some(grant) = store
-            .get_grant(grant_id)
-            .await?
-            .filter(GrantRecord::is_live)
-        else {
-            return Ok(None);
+        let tokens = match self.current(store, grant_id).await? {
+            Current::Settled(token) => return Ok(token),
+            Current::Stale(_, tokens) => tokens,
         };
-        let tokens = self.open(&grant)?;
-        if self.fresh(&tokens, now_millis()) {
-            return Ok(Some(SecretString::from(tokens.access_token)));
-        }
         if tokens.refresh_token.is_none() {
             tracing::info!(grant = %grant_id, "Layer token expired and there is no refresh token");
             store.revoke_grant(grant_id, now_millis()).await?;
@@ -457,18 +472,11 @@ impl Idp {
             return self.wait_for_other_replica(store, grant_id).await;
         }
         // Re-read under the lease: another replica may have refreshed just before.
-        let result = match store
-            .get_grant(grant_id)
-            .await?
-            .filter(GrantRecord::is_live)
-        {
-            None => Ok(None),
-            Some(grant) => match self.open(&grant)? {
-                t if self.fresh(&t, now_millis()) => Ok(Some(SecretString::from(t.access_token))),
-                t => match t.refresh_token {
-                    Some(refresh) => self.refresh_at_layer(store, &grant, &refresh).await,
-                    None => Ok(None),
-                },
+        let result = match self.current(store, grant_id).await? {
+            Current::Settled(token) => Ok(token),
+            Current::Stale(grant, t) => match t.refresh_token {
+                Some(refresh) => self.refresh_at_layer(store, &grant, &refresh).await,
+                None => Ok(None),
             },
         };
         if let Err(e) = store
@@ -489,16 +497,8 @@ impl Idp {
         let deadline = std::time::Instant::now() + Duration::from_millis(LEASE_MS as u64);
         while std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let Some(grant) = store
-                .get_grant(grant_id)
-                .await?
-                .filter(GrantRecord::is_live)
-            else {
-                return Ok(None);
-            };
-            let tokens = self.open(&grant)?;
-            if self.fresh(&tokens, now_millis()) {
-                return Ok(Some(SecretString::from(tokens.access_token)));
+            if let Current::Settled(token) = self.current(store, grant_id).await? {
+                return Ok(token);
             }
         }
         Err(UpstreamError::Unreachable(

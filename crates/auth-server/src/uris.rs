@@ -167,24 +167,28 @@ mod tests {
 
     #[test]
     fn resources_normalise() {
-        let n = |s| normalise_resource(s);
-        assert_eq!(
-            n("https://GW.Example.com/mcp/").as_deref(),
-            Some("https://gw.example.com/mcp")
-        );
-        assert_eq!(
-            n("HTTPS://gw.example.com:443/mcp").as_deref(),
-            Some("https://gw.example.com/mcp")
-        );
-        assert_eq!(
-            n("http://127.0.0.1:8080/mcp").as_deref(),
-            Some("http://127.0.0.1:8080/mcp")
-        );
-        assert_eq!(
-            n("https://gw.example.com/").as_deref(),
-            Some("https://gw.example.com")
-        );
-        assert_eq!(n("https://gw.example.com/mcp#x"), None);
-        assert_eq!(n("urn:x"), None);
+        for (resource, normalised) in [
+            (
+                "https://GW.Example.com/mcp/",
+                Some("https://gw.example.com/mcp"),
+            ),
+            (
+                "HTTPS://gw.example.com:443/mcp",
+                Some("https://gw.example.com/mcp"),
+            ),
+            (
+                "http://127.0.0.1:8080/mcp",
+                Some("http://127.0.0.1:8080/mcp"),
+            ),
+            ("https://gw.example.com/", Some("https://gw.example.com")),
+            ("https://gw.example.com/mcp#x", None),
+            ("urn:x", None),
+        ] {
+            assert_eq!(
+                normalise_resource(resource).as_deref(),
+                normalised,
+                "{resource}"
+            );
+        }
     }
 }

@@ -26,6 +26,10 @@ fn claims_of(token: &str) -> Value {
     .unwrap()
 }
 
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test]
 async fn discovery_documents_describe_this_server() {
     let idp = MockIdp::start().await;
@@ -56,14 +60,7 @@ async fn discovery_documents_describe_this_server() {
         "/.well-known/oauth-authorization-server",
         "/.well-known/openid-configuration",
     ] {
-        let doc: Value = http
-            .get(gw.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let doc = get_json(&http, &gw.url(path)).await;
         assert_eq!(doc["issuer"], gw.base);
         assert_eq!(doc["authorization_endpoint"], gw.url("/authorize"));
         assert_eq!(doc["token_endpoint"], gw.url("/token"));
@@ -82,14 +79,7 @@ async fn discovery_documents_describe_this_server() {
                 .contains(&json!("none"))
         );
     }
-    let jwks: Value = http
-        .get(gw.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = get_json(&http, &gw.url("/.well-known/jwks.json")).await;
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
     assert_eq!(jwks["keys"][0]["alg"], "ES256");
     assert!(jwks["keys"][0].get("d").is_none(), "no private part");
@@ -223,26 +213,15 @@ async fn a_claude_like_confidential_client_gets_working_tokens() {
     )
     .await;
     assert_eq!(status, 200, "{tokens}");
-    let caller = gw
-        .server
-        .authenticate(tokens["access_token"].as_str().unwrap())
-        .await
-        .unwrap();
+    let caller = caller_of(&gw, &tokens).await;
     assert_eq!(caller.subject.as_str(), USER_SUB);
     // Without its secret, the same client is refused with invalid_client (Claude re-registers).
     let no_secret = Client {
         secret: None,
         ..client.clone()
     };
-    let (status, body) = token_request(
-        &gw,
-        &no_secret,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-        ],
-    )
-    .await;
+    let (status, body) =
+        refresh_with(&gw, &no_secret, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 401);
     assert_eq!(body["error"], "invalid_client");
     // With HTTP Basic instead, it works too.
@@ -279,19 +258,13 @@ async fn registration_validates_and_is_rate_limited() {
         json!({"redirect_uris": ["https://a.example/cb"], "grant_types": ["client_credentials"]}),
     )
     .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_client_metadata"))
-    );
+    assert_refused(status, &body, 400, "invalid_client_metadata");
     let (status, body) = register(
         &gw,
         json!({"redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "private_key_jwt"}),
     )
     .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_client_metadata"))
-    );
+    assert_refused(status, &body, 400, "invalid_client_metadata");
     // No method named: RFC 7591's default, client_secret_basic, with a secret.
     let (status, body) = register(&gw, json!({"redirect_uris": ["https://a.example/cb"]})).await;
     assert_eq!(status, 201);
@@ -415,14 +388,7 @@ async fn the_consent_page_is_protected() {
     let client = register_public(&gw, "http://127.0.0.1:5555/cb").await;
     let (_, challenge) = pkce();
     let mut browser = Browser::new();
-    let mut url = url::Url::parse(&gw.url("/authorize")).unwrap();
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &client.id)
-        .append_pair("redirect_uri", &client.redirect)
-        .append_pair("state", "s")
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
+    let url = authorize_url(&gw, &client, &challenge);
     let page = browser.get(url.as_str()).await;
     assert_eq!(page.status, 200);
     let csp = page.headers["content-security-policy"].to_str().unwrap();
@@ -437,7 +403,6 @@ async fn the_consent_page_is_protected() {
         assert!(cookie.contains(attr), "{cookie}");
     }
     let pending = page.input("pending").unwrap();
-    let csrf = page.input("csrf_token").unwrap();
     // Without the CSRF token: refused (and the consent is spent).
     let no_csrf = browser
         .post_form(
@@ -447,43 +412,16 @@ async fn the_consent_page_is_protected() {
         .await;
     assert_eq!(no_csrf.status, 403);
     assert!(no_csrf.location().is_none());
-    let again = browser
-        .post_form(
-            &gw.url("/authorize/consent"),
-            &[
-                ("pending", &pending),
-                ("csrf_token", &csrf),
-                ("decision", "approve"),
-            ],
-        )
-        .await;
+    let again = decide(&mut browser, &gw, &page, "approve").await;
     assert_eq!(again.status, 400, "single use");
     // From another browser (no cookie), with the right CSRF token: refused.
     let page = browser.get(url.as_str()).await;
     let mut other = Browser::new();
-    let resp = other
-        .post_form(
-            &gw.url("/authorize/consent"),
-            &[
-                ("pending", &page.input("pending").unwrap()),
-                ("csrf_token", &page.input("csrf_token").unwrap()),
-                ("decision", "approve"),
-            ],
-        )
-        .await;
+    let resp = decide(&mut other, &gw, &page, "approve").await;
     assert_eq!(resp.status, 403);
     // Deny goes back to the client with access_denied.
     let page = browser.get(url.as_str()).await;
-    let resp = browser
-        .post_form(
-            &gw.url("/authorize/consent"),
-            &[
-                ("pending", &page.input("pending").unwrap()),
-                ("csrf_token", &page.input("csrf_token").unwrap()),
-                ("decision", "deny"),
-            ],
-        )
-        .await;
+    let resp = decide(&mut browser, &gw, &page, "deny").await;
     assert_eq!(resp.status, 303);
     let q = query(&url::Url::parse(&resp.location().unwrap()).unwrap());
     assert_eq!(q["error"], "access_denied");
@@ -531,16 +469,10 @@ async fn code_exchange_refusals() {
     let q = query(&authorize(&gw, &mut Browser::new(), &client, &challenge, &[]).await);
     let (wrong, _) = pkce();
     let (status, body) = exchange(q["code"].clone(), wrong).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    assert_refused(status, &body, 400, "invalid_grant");
     assert!(body.get("access_token").is_none());
     let (status, body) = exchange(q["code"].clone(), verifier).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    assert_refused(status, &body, 400, "invalid_grant");
     // Reused code: the second exchange fails and the tokens of the first stop working.
     let (verifier, challenge) = pkce();
     let q = query(&authorize(&gw, &mut Browser::new(), &client, &challenge, &[]).await);
@@ -549,27 +481,13 @@ async fn code_exchange_refusals() {
     let access = first["access_token"].as_str().unwrap();
     assert!(gw.server.authenticate(access).await.is_ok());
     let (status, body) = exchange(q["code"].clone(), verifier).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    assert_refused(status, &body, 400, "invalid_grant");
     assert!(matches!(
         gw.server.authenticate(access).await,
         Err(AuthError::InvalidToken(_))
     ));
-    let (status, body) = token_request(
-        &gw,
-        &client,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", first["refresh_token"].as_str().unwrap()),
-        ],
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    let (status, body) = refresh_with(&gw, &client, first["refresh_token"].as_str().unwrap()).await;
+    assert_refused(status, &body, 400, "invalid_grant");
     // Unknown client at the token endpoint.
     let stranger = Client {
         id: "lmc_unknown".into(),
@@ -581,34 +499,16 @@ async fn code_exchange_refusals() {
         &[("grant_type", "authorization_code"), ("code", "x")],
     )
     .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (401, Some("invalid_client"))
-    );
+    assert_refused(status, &body, 401, "invalid_client");
     // Another client's code.
     let (verifier, challenge) = pkce();
     let q = query(&authorize(&gw, &mut Browser::new(), &client, &challenge, &[]).await);
     let other = register_public(&gw, "http://127.0.0.1:5555/cb").await;
-    let (status, body) = token_request(
-        &gw,
-        &other,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &q["code"]),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    let (status, body) = redeem(&gw, &other, &q["code"], &verifier).await;
+    assert_refused(status, &body, 400, "invalid_grant");
     // Unsupported grant type.
     let (status, body) = token_request(&gw, &client, &[("grant_type", "password")]).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("unsupported_grant_type"))
-    );
+    assert_refused(status, &body, 400, "unsupported_grant_type");
 }
 
 #[tokio::test]
@@ -619,28 +519,15 @@ async fn an_expired_code_is_refused() {
     let (verifier, challenge) = pkce();
     let q = query(&authorize(&gw, &mut Browser::new(), &client, &challenge, &[]).await);
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let (status, body) = token_request(
-        &gw,
-        &client,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &q["code"]),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    let (status, body) = redeem(&gw, &client, &q["code"], &verifier).await;
+    assert_refused(status, &body, 400, "invalid_grant");
 }
 
 #[tokio::test]
 async fn foreign_expired_and_tampered_tokens_are_refused() {
     let idp = MockIdp::start().await;
     let gw = Gateway::start(&idp, |c| c.access_token_ttl = Duration::from_secs(1)).await;
-    let client = register_public(&gw, "http://127.0.0.1:5555/cb").await;
-    let tokens = login(&gw, &client).await;
+    let (_, tokens) = logged_in(&gw).await;
     let access = tokens["access_token"].as_str().unwrap().to_owned();
     let claims: AccessClaims = serde_json::from_value(claims_of(&access)).unwrap();
     assert!(gw.server.authenticate(&access).await.is_ok());
@@ -698,20 +585,12 @@ async fn foreign_expired_and_tampered_tokens_are_refused() {
 async fn refresh_rotates_with_a_grace_window_and_reuse_revokes_the_grant() {
     let idp = MockIdp::start().await;
     let gw = Gateway::start(&idp, |c| c.refresh_grace = Duration::from_millis(800)).await;
-    let client = register_public(&gw, "http://127.0.0.1:5555/cb").await;
-    let tokens = login(&gw, &client).await;
+    let (client, tokens) = logged_in(&gw).await;
     let r0 = tokens["refresh_token"].as_str().unwrap().to_owned();
     let refresh = |token: String| {
         let gw = &gw;
         let client = &client;
-        async move {
-            token_request(
-                gw,
-                client,
-                &[("grant_type", "refresh_token"), ("refresh_token", &token)],
-            )
-            .await
-        }
+        async move { refresh_with(gw, client, &token).await }
     };
     // Two refreshes with the same token at the same moment (a hosted client refreshing from
     // two places): both succeed, with different new refresh tokens.
@@ -735,7 +614,7 @@ async fn refresh_rotates_with_a_grace_window_and_reuse_revokes_the_grant() {
     // revoked (the newest access token stops at once, as do the other successors).
     tokio::time::sleep(Duration::from_millis(900)).await;
     let (s, body) = refresh(r0).await;
-    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_refused(s, &body, 400, "invalid_grant");
     assert!(matches!(
         gw.server.authenticate(&access).await,
         Err(AuthError::InvalidToken(_))
@@ -782,16 +661,8 @@ async fn revoking_either_token_stops_the_grant() {
             gw.server.upstream_token(&caller).await,
             Err(AuthError::InvalidToken(_))
         ));
-        let (s, body) = token_request(
-            &gw,
-            &client,
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-            ],
-        )
-        .await;
-        assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
+        let (s, body) = refresh_with(&gw, &client, tokens["refresh_token"].as_str().unwrap()).await;
+        assert_refused(s, &body, 400, "invalid_grant");
     }
     // Unknown tokens: 200 all the same (RFC 7009).
     assert_eq!(revoke("nonsense".into()).await, 200);
@@ -803,43 +674,40 @@ async fn layer_is_refreshed_once_for_twenty_parallel_calls() {
     idp.state.access_ttl_secs.store(1, Ordering::SeqCst);
     idp.state.refresh_delay_ms.store(200, Ordering::SeqCst);
     let gw = Gateway::start(&idp, |_| {}).await;
-    let client = register_public(&gw, "http://127.0.0.1:5555/cb").await;
-    let tokens = login(&gw, &client).await;
-    let caller = gw
-        .server
-        .authenticate(tokens["access_token"].as_str().unwrap())
-        .await
-        .unwrap();
+    let (_, tokens) = logged_in(&gw).await;
+    let caller = caller_of(&gw, &tokens).await;
     let first = gw.server.upstream_token(&caller).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     idp.state.access_ttl_secs.store(3600, Ordering::SeqCst);
-    let calls = (0..20).map(|_| {
-        let server = gw.server.clone();
-        let caller = caller.clone();
-        tokio::spawn(async move { server.upstream_token(&caller).await })
-    });
-    let results = futures_join(calls).await;
+    let tokens = twenty_calls_for_layer_tokens(&[&gw.server], &caller).await;
     assert_eq!(
         idp.state.refreshes.load(Ordering::SeqCst),
         1,
         "one refresh at Layer"
     );
-    let tokens: std::collections::HashSet<String> = results
-        .iter()
-        .map(|r| r.as_ref().unwrap().expose_secret().to_owned())
-        .collect();
     assert_eq!(tokens.len(), 1, "every call got the same new token");
     assert!(!tokens.contains(first.expose_secret()));
 }
 
-async fn futures_join<T: Send + 'static>(
-    handles: impl Iterator<Item = tokio::task::JoinHandle<T>>,
-) -> Vec<T> {
-    let mut out = Vec::new();
-    for h in handles.collect::<Vec<_>>() {
-        out.push(h.await.unwrap());
+/// Twenty calls at once for the caller's Layer token, on `servers` in turn; the distinct
+/// tokens they got.
+async fn twenty_calls_for_layer_tokens(
+    servers: &[&auth_server::AuthServer],
+    caller: &auth_server::OAuthCaller,
+) -> std::collections::HashSet<String> {
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let server = servers[i % servers.len()].clone();
+            let caller = caller.clone();
+            tokio::spawn(async move { server.upstream_token(&caller).await })
+        })
+        .collect();
+    let mut tokens = std::collections::HashSet::new();
+    for call in calls {
+        let token = call.await.unwrap().unwrap();
+        tokens.insert(token.expose_secret().to_owned());
     }
-    out
+    tokens
 }
 
 #[tokio::test]
@@ -847,8 +715,7 @@ async fn a_grant_layer_no_longer_refreshes_is_dead() {
     let idp = MockIdp::start().await;
     idp.state.access_ttl_secs.store(1, Ordering::SeqCst);
     let gw = Gateway::start(&idp, |_| {}).await;
-    let client = register_public(&gw, "http://127.0.0.1:5555/cb").await;
-    let tokens = login(&gw, &client).await;
+    let (_, tokens) = logged_in(&gw).await;
     let access = tokens["access_token"].as_str().unwrap();
     let caller = gw.server.authenticate(access).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -870,8 +737,7 @@ async fn a_restart_logs_nobody_out() {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
     let gw = Gateway::start_with(&idp, store, key.clone(), None, |_| {}).await;
     let addr = gw.addr;
-    let client = register_public(&gw, "http://127.0.0.1:5555/cb").await;
-    let tokens = login(&gw, &client).await;
+    let (client, tokens) = logged_in(&gw).await;
     // A code issued before the restart, exchanged after it.
     let (verifier, challenge) = pkce();
     let q = query(&authorize(&gw, &mut Browser::new(), &client, &challenge, &[]).await);
@@ -879,32 +745,12 @@ async fn a_restart_logs_nobody_out() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
     let gw = Gateway::start_with(&idp, store, key, Some(addr), |_| {}).await;
-    let caller = gw
-        .server
-        .authenticate(tokens["access_token"].as_str().unwrap())
-        .await
-        .unwrap();
+    let caller = caller_of(&gw, &tokens).await;
     assert!(gw.server.upstream_token(&caller).await.is_ok());
-    let (s, refreshed) = token_request(
-        &gw,
-        &client,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-        ],
-    )
-    .await;
+    let (s, refreshed) =
+        refresh_with(&gw, &client, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(s, 200, "{refreshed}");
-    let (s, body) = token_request(
-        &gw,
-        &client,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &q["code"]),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let (s, body) = redeem(&gw, &client, &q["code"], &verifier).await;
     assert_eq!(s, 200, "{body}");
 }
 
@@ -983,11 +829,7 @@ async fn metadata_document_clients() {
         redirect: "http://localhost:7777/oauth/callback".into(),
     };
     let tokens = login(&gw, &client).await;
-    let caller = gw
-        .server
-        .authenticate(tokens["access_token"].as_str().unwrap())
-        .await
-        .unwrap();
+    let caller = caller_of(&gw, &tokens).await;
     assert_eq!(caller.client_id.as_str(), client.id);
     // The document's redirect URIs bind the flow.
     let page = authorize_raw(
@@ -1072,34 +914,16 @@ async fn two_replicas_sharing_a_store_refresh_layer_once() {
     let key = EncryptionKey::generate();
     let a = Gateway::start_with(&idp, store.clone(), key.clone(), None, |_| {}).await;
     let b = Gateway::start_with(&idp, store, key, None, |_| {}).await;
-    let client = register_public(&a, "http://127.0.0.1:5555/cb").await;
-    let tokens = login(&a, &client).await;
-    let caller = a
-        .server
-        .authenticate(tokens["access_token"].as_str().unwrap())
-        .await
-        .unwrap();
+    let (_, tokens) = logged_in(&a).await;
+    let caller = caller_of(&a, &tokens).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     idp.state.access_ttl_secs.store(3600, Ordering::SeqCst);
-    let calls = (0..20).map(|i| {
-        let server = if i % 2 == 0 {
-            a.server.clone()
-        } else {
-            b.server.clone()
-        };
-        let caller = caller.clone();
-        tokio::spawn(async move { server.upstream_token(&caller).await })
-    });
-    let results = futures_join(calls).await;
+    let tokens = twenty_calls_for_layer_tokens(&[&a.server, &b.server], &caller).await;
     assert_eq!(
         idp.state.refreshes.load(Ordering::SeqCst),
         1,
         "one refresh at Layer across replicas"
     );
-    let tokens: std::collections::HashSet<String> = results
-        .iter()
-        .map(|r| r.as_ref().unwrap().expose_secret().to_owned())
-        .collect();
     assert_eq!(tokens.len(), 1);
 }
 
@@ -1107,13 +931,8 @@ async fn two_replicas_sharing_a_store_refresh_layer_once() {
 async fn a_layer_token_rejected_early_is_refreshed_on_the_next_call() {
     let idp = MockIdp::start().await;
     let gw = Gateway::start(&idp, |_| {}).await;
-    let client = register_public(&gw, "http://127.0.0.1:5555/cb").await;
-    let tokens = login(&gw, &client).await;
-    let caller = gw
-        .server
-        .authenticate(tokens["access_token"].as_str().unwrap())
-        .await
-        .unwrap();
+    let (_, tokens) = logged_in(&gw).await;
+    let caller = caller_of(&gw, &tokens).await;
     let first = gw.server.upstream_token(&caller).await.unwrap();
     assert_eq!(
         gw.server
@@ -1283,11 +1102,7 @@ async fn a_metadata_document_client_over_https_through_safe_fetch() {
         redirect: "http://localhost:7000/callback".into(),
     };
     let tokens = login(&gw, &client).await;
-    let caller = gw
-        .server
-        .authenticate(tokens["access_token"].as_str().unwrap())
-        .await
-        .unwrap();
+    let caller = caller_of(&gw, &tokens).await;
     assert_eq!(caller.client_id.as_str(), client.id);
     // Cached: the second login did not fetch again (one fetch for authorize, none for token).
     login(&gw, &client).await;
@@ -1338,8 +1153,7 @@ async fn a_login_on_one_replica_refreshes_and_revokes_on_another_through_redis()
     let redis = test_support::redis::RedisServer::start();
     let idp = MockIdp::start().await;
     let (a, b) = replicas_on_redis(&idp, &redis).await;
-    let client = register_public(&a, "http://127.0.0.1:5555/cb").await;
-    let tokens = login(&a, &client).await;
+    let (client, tokens) = logged_in(&a).await;
     let access = tokens["access_token"].as_str().unwrap();
     // B knows A's signing key and grant, and opens the Layer token with the shared key.
     let caller = b.server.authenticate(access).await.unwrap();
@@ -1350,31 +1164,14 @@ async fn a_login_on_one_replica_refreshes_and_revokes_on_another_through_redis()
         [layer.expose_secret().to_owned()]
     );
     // Refresh through B (the client registered at A).
-    let (status, refreshed) = token_request(
-        &b,
-        &client,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-        ],
-    )
-    .await;
+    let (status, refreshed) =
+        refresh_with(&b, &client, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 200, "{refreshed}");
     let new_access = refreshed["access_token"].as_str().unwrap();
     a.server.authenticate(new_access).await.unwrap();
     // And on through A with the successor B issued.
-    let (status, again) = token_request(
-        &a,
-        &client,
-        &[
-            ("grant_type", "refresh_token"),
-            (
-                "refresh_token",
-                refreshed["refresh_token"].as_str().unwrap(),
-            ),
-        ],
-    )
-    .await;
+    let (status, again) =
+        refresh_with(&a, &client, refreshed["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 200, "{again}");
     // Revoked at B: A refuses every token of the grant at once.
     let resp = reqwest::Client::new()
@@ -1395,19 +1192,8 @@ async fn a_login_on_one_replica_refreshes_and_revokes_on_another_through_redis()
             .await,
         Err(AuthError::InvalidToken(_))
     ));
-    let (status, body) = token_request(
-        &a,
-        &client,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", again["refresh_token"].as_str().unwrap()),
-        ],
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    let (status, body) = refresh_with(&a, &client, again["refresh_token"].as_str().unwrap()).await;
+    assert_refused(status, &body, 400, "invalid_grant");
 }
 
 #[tokio::test]
@@ -1415,8 +1201,7 @@ async fn a_redis_outage_answers_temporarily_unavailable_changes_nothing_and_heal
     let mut redis = test_support::redis::RedisServer::start_durable();
     let idp = MockIdp::start().await;
     let (a, b) = replicas_on_redis(&idp, &redis).await;
-    let client = register_public(&a, "http://127.0.0.1:5555/cb").await;
-    let tokens = login(&a, &client).await;
+    let (client, tokens) = logged_in(&a).await;
     let access = tokens["access_token"].as_str().unwrap().to_owned();
     let r0 = tokens["refresh_token"].as_str().unwrap().to_owned();
 
@@ -1477,6 +1262,13 @@ async fn authorize_raw_as(
     client: &Client,
     challenge: &str,
 ) -> Page {
+    browser
+        .get(authorize_url(gw, client, challenge).as_str())
+        .await
+}
+
+/// A plain authorization request for `client` (state "s", S256 challenge).
+fn authorize_url(gw: &Gateway, client: &Client, challenge: &str) -> url::Url {
     let mut url = url::Url::parse(&gw.url("/authorize")).unwrap();
     url.query_pairs_mut()
         .append_pair("response_type", "code")
@@ -1485,7 +1277,37 @@ async fn authorize_raw_as(
         .append_pair("state", "s")
         .append_pair("code_challenge", challenge)
         .append_pair("code_challenge_method", "S256");
-    browser.get(url.as_str()).await
+    url
+}
+
+/// A public client (redirecting to 127.0.0.1:5555) registered and logged in: the client and
+/// its token response.
+async fn logged_in(gw: &Gateway) -> (Client, Value) {
+    let client = register_public(gw, "http://127.0.0.1:5555/cb").await;
+    let tokens = login(gw, &client).await;
+    (client, tokens)
+}
+
+/// Exchanges a code with its PKCE verifier (and no redirect URI) as `client`.
+async fn redeem(gw: &Gateway, client: &Client, code: &str, verifier: &str) -> (u16, Value) {
+    token_request(
+        gw,
+        client,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", verifier),
+        ],
+    )
+    .await
+}
+
+/// The caller the server sees for a token response's access token.
+async fn caller_of(gw: &Gateway, tokens: &Value) -> auth_server::OAuthCaller {
+    gw.server
+        .authenticate(tokens["access_token"].as_str().unwrap())
+        .await
+        .unwrap()
 }
 
 async fn refresh_with(gw: &Gateway, client: &Client, token: &str) -> (u16, Value) {

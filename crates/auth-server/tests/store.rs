@@ -567,12 +567,24 @@ fn two_replicas(server: &RedisServer) -> (Arc<dyn Store>, Arc<dyn Store>) {
     (a, b)
 }
 
-fn pick(i: usize, a: &Arc<dyn Store>, b: &Arc<dyn Store>) -> Arc<dyn Store> {
-    if i.is_multiple_of(2) {
-        a.clone()
-    } else {
-        b.clone()
+/// Runs `op` sixteen times at once, alternating between the two replicas; the answers.
+async fn race<T, F, Fut>(a: &Arc<dyn Store>, b: &Arc<dyn Store>, op: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(usize, Arc<dyn Store>) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..16_usize)
+        .map(|i| {
+            let replica = if i.is_multiple_of(2) { a } else { b };
+            tokio::spawn(op(i, replica.clone()))
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
     }
+    answers
 }
 
 #[tokio::test]
@@ -588,15 +600,13 @@ async fn racing_replicas_take_a_code_once() {
     })
     .await
     .unwrap();
-    let tasks: Vec<_> = (0..16)
-        .map(|i| {
-            let s = pick(i, &a, &b);
-            tokio::spawn(async move { s.take_code("code", now_millis()).await.unwrap() })
-        })
-        .collect();
+    let answers = race(&a, &b, |_, s| async move {
+        s.take_code("code", now_millis()).await.unwrap()
+    })
+    .await;
     let mut fresh = 0;
-    for t in tasks {
-        match t.await.unwrap() {
+    for answer in answers {
+        match answer {
             TakeCode::Fresh(_) => fresh += 1,
             TakeCode::Replayed(g) => assert_eq!(g.as_str(), "g1"),
             other => panic!("{other:?}"),
@@ -611,20 +621,16 @@ async fn racing_replicas_rotate_a_refresh_token_once() {
     let (a, b) = two_replicas(&server);
     a.create_grant(&grant("g1", "lmc_1")).await.unwrap();
     a.put_refresh(&refresh("r0", "g1", "lmc_1")).await.unwrap();
-    let tasks: Vec<_> = (0..16)
-        .map(|i| {
-            let s = pick(i, &a, &b);
-            tokio::spawn(async move {
-                let new = successor(&format!("r1-{i}"), "lmc_1");
-                s.rotate_refresh("r0", &ClientId::new("lmc_1"), &new, now_millis(), 30_000)
-                    .await
-                    .unwrap()
-            })
-        })
-        .collect();
+    let answers = race(&a, &b, |i, s| async move {
+        let new = successor(&format!("r1-{i}"), "lmc_1");
+        s.rotate_refresh("r0", &ClientId::new("lmc_1"), &new, now_millis(), 30_000)
+            .await
+            .unwrap()
+    })
+    .await;
     let mut rotated = 0;
-    for t in tasks {
-        match t.await.unwrap() {
+    for answer in answers {
+        match answer {
             RotateOutcome::Rotated(_) => rotated += 1,
             RotateOutcome::WithinGrace(_) => {}
             other => panic!("{other:?}"),
@@ -644,22 +650,13 @@ async fn racing_replicas_rotate_a_refresh_token_once() {
 async fn racing_replicas_get_one_refresh_lease() {
     let server = RedisServer::start();
     let (a, b) = two_replicas(&server);
-    let tasks: Vec<_> = (0..16)
-        .map(|i| {
-            let s = pick(i, &a, &b);
-            tokio::spawn(async move {
-                s.lease_upstream_refresh(&GrantId::new("g1"), &format!("h{i}"), now_millis(), 5000)
-                    .await
-                    .unwrap()
-            })
-        })
-        .collect();
-    let mut holders = 0;
-    for t in tasks {
-        if t.await.unwrap() {
-            holders += 1;
-        }
-    }
+    let answers = race(&a, &b, |i, s| async move {
+        s.lease_upstream_refresh(&GrantId::new("g1"), &format!("h{i}"), now_millis(), 5000)
+            .await
+            .unwrap()
+    })
+    .await;
+    let holders = answers.into_iter().filter(|&held| held).count();
     assert_eq!(holders, 1);
 }
 

@@ -39,9 +39,10 @@ async fn error_fraction_is_spread_evenly_and_clearable() {
 
 #[tokio::test]
 async fn latency_delays_matching_requests() {
-    let h = Harness::start().await;
-    h.add_fault(json!({"kind": "latency", "latency_ms": 300, "path_prefix": "/api/v1/workspaces"}))
-        .await;
+    let h = Harness::with_fault(
+        json!({"kind": "latency", "latency_ms": 300, "path_prefix": "/api/v1/workspaces"}),
+    )
+    .await;
     let t = Instant::now();
     assert_eq!(
         h.get(&h.pat("alice"), "/workspaces").await.status(),
@@ -82,9 +83,7 @@ async fn dropped_response_leaves_one_run_that_a_keyed_retry_finds() {
 
 #[tokio::test]
 async fn drop_before_does_no_work() {
-    let h = Harness::start().await;
-    h.add_fault(json!({"kind": "drop", "method": "POST", "count": 1}))
-        .await;
+    let h = Harness::with_fault(json!({"kind": "drop", "method": "POST", "count": 1})).await;
     let r = h
         .http
         .post(h.api(&format!("/workspaces/{ACME}/inferences")))
@@ -98,9 +97,10 @@ async fn drop_before_does_no_work() {
 
 #[tokio::test]
 async fn a_stalled_response_times_the_client_out_and_shutdown_ends_it() {
-    let h = Harness::start().await;
-    h.add_fault(json!({"kind": "stall", "path_prefix": "/api/v1/workspaces", "count": 1}))
-        .await;
+    let h = Harness::with_fault(
+        json!({"kind": "stall", "path_prefix": "/api/v1/workspaces", "count": 1}),
+    )
+    .await;
     let r = h
         .http
         .get(h.api("/workspaces"))

@@ -79,6 +79,28 @@ async fn replica(redis: &RedisServer) -> Replica {
     Replica { server, directory }
 }
 
+/// Redis and two replicas on it, with alice's stream open on A and initialized through B.
+async fn alice_on_a_initialized_via_b() -> (RedisServer, Replica, Replica, Connection) {
+    let redis = RedisServer::start();
+    let a = replica(&redis).await;
+    let b = replica(&redis).await;
+    let mut stream = a.server.open("alice").await;
+    initialize_via(&b.server, &mut stream, "alice").await;
+    (redis, a, b, stream)
+}
+
+/// An echo call from alice POSTed to `replica` is accepted and answered on her stream.
+async fn echo_as_alice(replica: &TestServer, stream: &mut Connection, id: i64, text: &str) {
+    accepted(
+        replica,
+        stream,
+        "alice",
+        call(id, "echo", json!({ "text": text })),
+    )
+    .await;
+    assert_eq!(text_of(&reply_to(stream, id).await), text);
+}
+
 /// POSTs `body` as `user` to `replica`'s copy of the stream's endpoint (same path and
 /// `sessionId`, that replica's origin), with a request id.
 async fn post_via(
@@ -148,12 +170,7 @@ async fn status_via(replica: &TestServer, connection: &Connection, user: &str, i
 
 #[tokio::test]
 async fn a_post_on_another_replica_reaches_the_stream_with_rebuilt_parts() {
-    let redis = RedisServer::start();
-    let a = replica(&redis).await;
-    let b = replica(&redis).await;
-    let mut stream = a.server.open("alice").await;
-
-    initialize_via(&b.server, &mut stream, "alice").await;
+    let (_redis, a, b, mut stream) = alice_on_a_initialized_via_b().await;
     accepted(&b.server, &stream, "alice", call(1, "whoami", json!({}))).await;
     let reply = reply_to(&mut stream, 1).await;
     assert_eq!(text_of(&reply), "alice POST /messages", "{reply}");
@@ -174,11 +191,7 @@ async fn a_post_on_another_replica_reaches_the_stream_with_rebuilt_parts() {
 
 #[tokio::test]
 async fn another_identity_or_an_unknown_session_is_404_on_another_replica() {
-    let redis = RedisServer::start();
-    let a = replica(&redis).await;
-    let b = replica(&redis).await;
-    let mut stream = a.server.open("alice").await;
-    initialize_via(&b.server, &mut stream, "alice").await;
+    let (_redis, a, b, mut stream) = alice_on_a_initialized_via_b().await;
 
     assert_eq!(status_via(&b.server, &stream, "bob", 1).await, 404);
     assert_eq!(status_via(&a.server, &stream, "bob", 2).await, 404);
@@ -194,23 +207,12 @@ async fn another_identity_or_an_unknown_session_is_404_on_another_replica() {
         .await;
     assert_eq!(unknown.status(), 404);
     // Alice's own POSTs still go through.
-    accepted(
-        &b.server,
-        &stream,
-        "alice",
-        call(5, "echo", json!({"text": "still"})),
-    )
-    .await;
-    assert_eq!(text_of(&reply_to(&mut stream, 5).await), "still");
+    echo_as_alice(&b.server, &mut stream, 5, "still").await;
 }
 
 #[tokio::test]
 async fn a_closed_stream_is_404_on_other_replicas_and_leaves_no_record() {
-    let redis = RedisServer::start();
-    let a = replica(&redis).await;
-    let b = replica(&redis).await;
-    let mut stream = a.server.open("alice").await;
-    initialize_via(&b.server, &mut stream, "alice").await;
+    let (redis, a, b, stream) = alice_on_a_initialized_via_b().await;
     let mut inspect = redis.inspect().await;
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("test-sse:session:*")
@@ -316,14 +318,7 @@ async fn redis_down_is_503_quickly_and_both_replicas_recover_alone() {
         started.elapsed()
     );
     // The holder still takes POSTs that land on it.
-    accepted(
-        &a.server,
-        &stream,
-        "alice",
-        call(2, "echo", json!({"text": "local"})),
-    )
-    .await;
-    assert_eq!(text_of(&reply_to(&mut stream, 2).await), "local");
+    echo_as_alice(&a.server, &mut stream, 2, "local").await;
     // A new stream cannot be made reachable: refused with 503 rather than half-working.
     let refused = legacy_sse::client::open(
         &a.server.http,
@@ -362,11 +357,7 @@ async fn redis_down_is_503_quickly_and_both_replicas_recover_alone() {
 
 #[tokio::test]
 async fn on_shutdown_the_holder_answers_promptly_and_close_forgets_its_sessions() {
-    let redis = RedisServer::start();
-    let a = replica(&redis).await;
-    let b = replica(&redis).await;
-    let mut stream = a.server.open("alice").await;
-    initialize_via(&b.server, &mut stream, "alice").await;
+    let (_redis, a, b, mut stream) = alice_on_a_initialized_via_b().await;
 
     a.server.shutdown.cancel();
     let started = Instant::now();
@@ -407,11 +398,7 @@ async fn the_directory_alone_answers_unknown_sessions_and_a_bad_url_is_refused()
 /// would then lose its session).
 #[tokio::test]
 async fn the_subscription_stays_up_across_pings() {
-    let redis = RedisServer::start();
-    let a = replica(&redis).await;
-    let b = replica(&redis).await;
-    let mut stream = a.server.open("alice").await;
-    initialize_via(&b.server, &mut stream, "alice").await;
+    let (_redis, a, b, mut stream) = alice_on_a_initialized_via_b().await;
     // Six ping intervals, sampled every 10 ms.
     let until = Instant::now() + Duration::from_secs(3);
     while Instant::now() < until {

@@ -420,17 +420,11 @@ async fn closing_the_stream_cancels_the_session_and_its_requests() {
     .await;
     let connection = server.open_initialized("alice").await;
     send(&connection, call(1, "slow", json!({}))).await;
-    eventually("the slow call starts", Duration::from_secs(5), || {
-        Probe::get(&server.probe.slow_started) == 1
-    })
-    .await;
+    server.slow_call_started().await;
     drop(connection);
-    eventually(
-        "the running call is dropped when its stream closes",
-        Duration::from_secs(5),
-        || Probe::get(&server.probe.slow_dropped) == 1,
-    )
-    .await;
+    server
+        .slow_call_dropped("the running call is dropped when its stream closes")
+        .await;
     assert_eq!(server.sse.open_streams(), 0);
 }
 
@@ -439,22 +433,16 @@ async fn a_client_can_cancel_a_request() {
     let server = TestServer::default().await;
     let mut connection = server.open_initialized("alice").await;
     send(&connection, call(1, "slow", json!({}))).await;
-    eventually("the slow call starts", Duration::from_secs(5), || {
-        Probe::get(&server.probe.slow_started) == 1
-    })
-    .await;
+    server.slow_call_started().await;
     send(
         &connection,
         json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
                "params": {"requestId": 1, "reason": "changed my mind"}}),
     )
     .await;
-    eventually(
-        "the cancelled call is dropped",
-        Duration::from_secs(5),
-        || Probe::get(&server.probe.slow_dropped) == 1,
-    )
-    .await;
+    server
+        .slow_call_dropped("the cancelled call is dropped")
+        .await;
     // The session goes on.
     send(&connection, call(2, "echo", json!({"text": "still here"}))).await;
     assert_eq!(
@@ -472,10 +460,7 @@ async fn shutdown_lets_running_requests_finish_then_closes_streams() {
     .await;
     let mut connection = server.open_initialized("alice").await;
     send(&connection, call(1, "slow", json!({"ms": 500}))).await;
-    eventually("the slow call starts", Duration::from_secs(5), || {
-        Probe::get(&server.probe.slow_started) == 1
-    })
-    .await;
+    server.slow_call_started().await;
     server.shutdown.cancel();
 
     // While draining: no new messages, no new streams.
@@ -504,19 +489,13 @@ async fn shutdown_closes_streams_after_the_drain_time() {
     let mut idle = server.open_initialized("bob").await;
     let mut busy = server.open_initialized("alice").await;
     send(&busy, call(1, "slow", json!({}))).await;
-    eventually("the slow call starts", Duration::from_secs(5), || {
-        Probe::get(&server.probe.slow_started) == 1
-    })
-    .await;
+    server.slow_call_started().await;
     server.shutdown.cancel();
     assert!(ends_cleanly(&mut idle, Duration::from_secs(5)).await);
     assert!(ends_cleanly(&mut busy, Duration::from_secs(5)).await);
-    eventually(
-        "the unfinished call is dropped",
-        Duration::from_secs(5),
-        || Probe::get(&server.probe.slow_dropped) == 1,
-    )
-    .await;
+    server
+        .slow_call_dropped("the unfinished call is dropped")
+        .await;
     assert_eq!(server.sse.open_streams(), 0);
 }
 

@@ -12,6 +12,9 @@ use limiter::{
 };
 use test_support::redis::RedisServer;
 
+mod common;
+use common::{admission_lag, assert_place_free, config, spawn_waiter};
+
 /// Where the counts live for one test. A test asks for its limiters once.
 enum Env {
     InProcess,
@@ -40,17 +43,6 @@ impl Env {
 
     fn limiter(&self, config: &LimiterConfig) -> Limiter {
         self.replicas(config, 1).remove(0)
-    }
-}
-
-fn config() -> LimiterConfig {
-    LimiterConfig {
-        reservation_lease: Duration::from_millis(900),
-        call_lease: Duration::from_millis(900),
-        heartbeat_interval: Duration::from_millis(150),
-        ticket_lease: Duration::from_millis(900),
-        queue_poll_interval: Duration::from_millis(100),
-        ..LimiterConfig::default()
     }
 }
 
@@ -240,8 +232,7 @@ async fn cancel_frees_the_place(env: Env) {
     let r = l.reserve(&k).await.unwrap();
     refused(l.reserve(&k).await);
     r.cancel().await.unwrap();
-    let r = l.reserve(&k).await.expect("cancelled place is free");
-    r.cancel().await.unwrap();
+    assert_place_free(&l, &k, "cancelled place is free").await;
 }
 
 async fn unknown_outcome_keeps_the_place_for_its_lease(env: Env) {
@@ -262,12 +253,7 @@ async fn unknown_outcome_keeps_the_place_for_its_lease(env: Env) {
     tokio::time::sleep(Duration::from_millis(700)).await;
     refused(l.reserve(&k).await);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    l.reserve(&k)
-        .await
-        .expect("lease over")
-        .cancel()
-        .await
-        .unwrap();
+    assert_place_free(&l, &k, "lease over").await;
 }
 
 async fn dropping_an_undecided_reservation_keeps_the_place(env: Env) {
@@ -286,12 +272,7 @@ async fn dropping_an_undecided_reservation_keeps_the_place(env: Env) {
     assert!(refusal.active.iter().any(|p| p.holder == Holder::Unknown));
     // ...and freed by the run lease.
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    l.reserve(&k)
-        .await
-        .expect("run lease over")
-        .cancel()
-        .await
-        .unwrap();
+    assert_place_free(&l, &k, "run lease over").await;
 }
 
 async fn an_undecided_reservation_is_held_while_its_owner_lives(env: Env) {
@@ -332,12 +313,7 @@ async fn run_leases_expire_and_can_be_extended(env: Env) {
         .collect();
     ids.sort();
     assert_eq!(ids, ["run-0", "run-1", "run-11", "run-2"]);
-    l.reserve(&k)
-        .await
-        .expect("expired place")
-        .cancel()
-        .await
-        .unwrap();
+    assert_place_free(&l, &k, "expired place").await;
 }
 
 async fn calls_are_capped_and_a_waiter_times_out(env: Env) {
@@ -377,21 +353,10 @@ async fn a_waiter_gets_the_place_when_a_call_finishes(env: Env) {
     for _ in 0..5 {
         permits.push(replicas[0].acquire_call(&k, Duration::ZERO).await.unwrap());
     }
-    let waiter = {
-        let l = replicas[1].clone();
-        let k = k.clone();
-        tokio::spawn(async move {
-            let p = l.acquire_call(&k, Duration::from_secs(10)).await;
-            (Instant::now(), p)
-        })
-    };
+    let waiter = spawn_waiter(&replicas[1], &k, Duration::from_secs(10));
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(!waiter.is_finished(), "the 6th call waits");
-    let freed = Instant::now();
-    drop(permits.pop());
-    let (admitted, permit) = waiter.await.unwrap();
-    drop(permit.expect("admitted"));
-    let lag = admitted - freed;
+    let lag = admission_lag(permits.pop(), waiter, "admitted").await;
     assert!(
         lag < Duration::from_millis(500),
         "admitted {lag:?} after the place freed"
@@ -440,25 +405,14 @@ async fn a_cancelled_waiter_leaves_the_queue_at_once(env: Env) {
     let replicas = env.replicas(&cfg, 2);
     let k = key("u", "w");
     let holder = replicas[0].acquire_call(&k, Duration::ZERO).await.unwrap();
-    let spawn_waiter = |l: Limiter| {
-        let k = k.clone();
-        tokio::spawn(async move {
-            let p = l.acquire_call(&k, Duration::from_secs(20)).await;
-            (Instant::now(), p)
-        })
-    };
-    let first = spawn_waiter(replicas[1].clone());
+    let first = spawn_waiter(&replicas[1], &k, Duration::from_secs(20));
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let second = spawn_waiter(replicas[0].clone());
+    let second = spawn_waiter(&replicas[0], &k, Duration::from_secs(20));
     tokio::time::sleep(Duration::from_millis(200)).await;
     first.abort(); // the client went away
     assert!(first.await.unwrap_err().is_cancelled());
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let freed = Instant::now();
-    drop(holder);
-    let (admitted, permit) = second.await.unwrap();
-    drop(permit.expect("the second waiter gets the place"));
-    let lag = admitted - freed;
+    let lag = admission_lag(holder, second, "the second waiter gets the place").await;
     assert!(
         lag < Duration::from_millis(800),
         "second waiter admitted {lag:?} after the release"

@@ -11,16 +11,33 @@ use std::time::{Duration, Instant};
 use limiter::{CallError, CapKey, Holder, Limiter, LimiterConfig, ReserveError, RunId, RunRef};
 use test_support::redis::RedisServer;
 
+mod common;
+
+/// The shared test timings, with a short Redis timeout so that a hung server shows quickly.
 fn config() -> LimiterConfig {
     LimiterConfig {
-        reservation_lease: Duration::from_millis(900),
-        call_lease: Duration::from_millis(900),
-        heartbeat_interval: Duration::from_millis(150),
-        ticket_lease: Duration::from_millis(900),
-        queue_poll_interval: Duration::from_millis(100),
         redis_timeout: Duration::from_millis(300),
-        ..LimiterConfig::default()
+        ..common::config()
     }
+}
+
+/// A fresh Redis server and one limiter on it.
+fn redis_and_limiter() -> (RedisServer, Limiter) {
+    let redis = RedisServer::start();
+    let l = Limiter::redis(&redis.url(), config()).unwrap();
+    (redis, l)
+}
+
+/// Both a reservation and a call (waiting up to `wait`) fail closed as unavailable.
+async fn assert_refused_as_unavailable(l: &Limiter, k: &CapKey, wait: Duration) {
+    assert!(matches!(
+        l.reserve(k).await,
+        Err(ReserveError::Unavailable(_))
+    ));
+    assert!(matches!(
+        l.acquire_call(k, wait).await,
+        Err(CallError::Unavailable(_))
+    ));
 }
 
 fn key() -> CapKey {
@@ -54,8 +71,7 @@ async fn free_calls(l: &Limiter, k: &CapKey) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_redis_fails_closed_and_everything_recovers_without_restart() {
-    let mut redis = RedisServer::start();
-    let l = Limiter::redis(&redis.url(), config()).unwrap();
+    let (mut redis, l) = redis_and_limiter();
     let k = key();
     l.reserve(&k)
         .await
@@ -86,14 +102,7 @@ async fn killed_redis_fails_closed_and_everything_recovers_without_restart() {
         t.elapsed()
     );
     for _ in 0..3 {
-        assert!(matches!(
-            l.reserve(&k).await,
-            Err(ReserveError::Unavailable(_))
-        ));
-        assert!(matches!(
-            l.acquire_call(&k, Duration::from_secs(5)).await,
-            Err(CallError::Unavailable(_))
-        ));
+        assert_refused_as_unavailable(&l, &k, Duration::from_secs(5)).await;
     }
     assert!(l.check().await.is_err());
     assert!(l.active_runs(&k).await.is_err());
@@ -183,25 +192,17 @@ async fn runs_survive_a_redis_that_forgot_them_and_the_cap_holds_meanwhile() {
     );
     // Released runs are not written back, and releases keep working.
     assert!(b.release_run(&k, &RunId::new("r3")).await.unwrap());
-    a.reserve(&k).await.unwrap().cancel().await.unwrap();
+    common::assert_place_free(&a, &k, "releases keep working").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_redis_times_out_instead_of_hanging_calls() {
-    let redis = RedisServer::start();
-    let l = Limiter::redis(&redis.url(), config()).unwrap();
+    let (redis, l) = redis_and_limiter();
     let k = key();
     l.check().await.unwrap();
     redis.pause();
     let t = Instant::now();
-    assert!(matches!(
-        l.reserve(&k).await,
-        Err(ReserveError::Unavailable(_))
-    ));
-    assert!(matches!(
-        l.acquire_call(&k, Duration::from_secs(10)).await,
-        Err(CallError::Unavailable(_))
-    ));
+    assert_refused_as_unavailable(&l, &k, Duration::from_secs(10)).await;
     assert!(
         t.elapsed() < Duration::from_millis(1500),
         "{:?}",
@@ -209,13 +210,12 @@ async fn a_hung_redis_times_out_instead_of_hanging_calls() {
     );
     redis.resume();
     eventually(Duration::from_secs(5), || l.check()).await;
-    l.reserve(&k).await.unwrap().cancel().await.unwrap();
+    common::assert_place_free(&l, &k, "a place is free").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_during_an_outage_lands_when_redis_answers_again() {
-    let redis = RedisServer::start();
-    let l = Limiter::redis(&redis.url(), config()).unwrap();
+    let (redis, l) = redis_and_limiter();
     let k = key();
     let r = l.reserve(&k).await.unwrap();
     redis.pause();
@@ -235,14 +235,19 @@ async fn a_commit_during_an_outage_lands_when_redis_answers_again() {
     assert!(active[0].expires_in > Duration::from_secs(50));
 }
 
-/// A replica whose runtime dies without releasing anything (its heartbeats stop, its drops
-/// never run): simulated by shutting down the runtime that owns its limiter and tasks.
-fn dead_replica(url: String, calls: usize, reserve: bool) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// The runtime of a replica that a test kills by shutting it down.
+fn replica_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// A replica whose runtime dies without releasing anything (its heartbeats stop, its drops
+/// never run): simulated by shutting down the runtime that owns its limiter and tasks.
+fn dead_replica(url: String, calls: usize, reserve: bool) {
+    let runtime = replica_runtime();
     let held = runtime.block_on(async move {
         let l = Limiter::redis(&url, config()).unwrap();
         let mut permits = Vec::new();
@@ -322,11 +327,7 @@ async fn a_dead_waiter_stops_blocking_the_queue_within_its_ticket_lease() {
 
     // Another replica queues a waiter, then dies with it.
     let replica = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = replica_runtime();
         let held = runtime.block_on(async move {
             let l = Limiter::redis(&url, one).unwrap();
             let waiting = {
@@ -341,20 +342,9 @@ async fn a_dead_waiter_stops_blocking_the_queue_within_its_ticket_lease() {
     });
     replica.join().unwrap();
 
-    let waiter = {
-        let l = survivor.clone();
-        let k = k.clone();
-        tokio::spawn(async move {
-            let p = l.acquire_call(&k, Duration::from_secs(5)).await;
-            (Instant::now(), p)
-        })
-    };
+    let waiter = common::spawn_waiter(&survivor, &k, Duration::from_secs(5));
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let freed = Instant::now();
-    drop(holder);
-    let (admitted, permit) = waiter.await.unwrap();
-    drop(permit.expect("admitted once the dead ticket expired"));
-    let lag = admitted - freed;
+    let lag = common::admission_lag(holder, waiter, "admitted once the dead ticket expired").await;
     // The dead ticket was first in line, so the place waited for it (fairness), but only
     // until its lease (900ms) ran out.
     assert!(
@@ -433,9 +423,8 @@ async fn a_sigkilled_process_frees_its_places_within_the_lease() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_are_namespaced_expire_and_vanish_when_empty() {
-    let redis = RedisServer::start();
+    let (redis, l) = redis_and_limiter();
     let mut raw = redis.inspect().await;
-    let l = Limiter::redis(&redis.url(), config()).unwrap();
     let k = key();
     let r = l.reserve(&k).await.unwrap();
     r.commit(RunRef::new("forge", "r1"), MINUTE).await.unwrap();
@@ -493,17 +482,16 @@ async fn keys_are_namespaced_expire_and_vanish_when_empty() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_are_loaded_again_after_redis_forgets_them() {
-    let redis = RedisServer::start();
+    let (redis, l) = redis_and_limiter();
     let mut raw = redis.inspect().await;
-    let l = Limiter::redis(&redis.url(), config()).unwrap();
     let k = key();
-    l.reserve(&k).await.unwrap().cancel().await.unwrap();
+    common::assert_place_free(&l, &k, "a place is free").await;
     let () = redis::cmd("SCRIPT")
         .arg("FLUSH")
         .query_async(&mut raw)
         .await
         .unwrap();
-    l.reserve(&k).await.unwrap().cancel().await.unwrap();
+    common::assert_place_free(&l, &k, "a place is free").await;
     drop(l.acquire_call(&k, Duration::ZERO).await.unwrap());
 }
 

@@ -124,6 +124,25 @@ fn text_field(f: &HashMap<String, Vec<u8>>, name: &str, what: &str) -> Result<St
         .ok_or_else(|| corrupt(what))
 }
 
+/// A script's answer: an array whose first item is a status number, then the rest.
+fn status_and_rest(
+    answer: Value,
+    what: &str,
+) -> Result<(Option<i64>, std::vec::IntoIter<Value>), StoreError> {
+    let Value::Array(items) = answer else {
+        return Err(corrupt(what));
+    };
+    let mut it = items.into_iter();
+    let status = it.next().as_ref().and_then(int);
+    Ok((status, it))
+}
+
+/// The next item of a script's answer, read as a grant id.
+fn next_grant_id(it: &mut impl Iterator<Item = Value>, what: &str) -> Result<GrantId, StoreError> {
+    let raw = it.next().and_then(bytes).ok_or_else(|| corrupt(what))?;
+    Ok(GrantId::new(String::from_utf8_lossy(&raw).into_owned()))
+}
+
 fn int_field(f: &HashMap<String, Vec<u8>>, name: &str, what: &str) -> Result<i64, StoreError> {
     text_field(f, name, what)?
         .parse()
@@ -759,11 +778,7 @@ impl Store for RedisStore {
                     .arg(now + TOMBSTONE_MS),
             )
             .await?;
-        let Value::Array(items) = v else {
-            return Err(corrupt("take_code answer"));
-        };
-        let mut it = items.into_iter();
-        let status = it.next().as_ref().and_then(int);
+        let (status, mut it) = status_and_rest(v, "take_code answer")?;
         match status {
             Some(0) => Ok(TakeCode::NotFound),
             Some(1) => {
@@ -780,12 +795,7 @@ impl Store for RedisStore {
                     TakeCode::Expired(record)
                 })
             }
-            Some(2) => {
-                let grant = it.next().and_then(bytes).ok_or_else(|| corrupt("code"))?;
-                Ok(TakeCode::Replayed(GrantId::new(
-                    String::from_utf8_lossy(&grant).into_owned(),
-                )))
-            }
+            Some(2) => Ok(TakeCode::Replayed(next_grant_id(&mut it, "code")?)),
             _ => Err(corrupt("take_code answer")),
         }
     }
@@ -848,16 +858,11 @@ impl Store for RedisStore {
                     .arg(new.expires_at + TOMBSTONE_MS),
             )
             .await?;
-        let Value::Array(items) = v else {
-            return Err(corrupt("rotate answer"));
-        };
-        let mut it = items.into_iter();
-        let status = it.next().as_ref().and_then(int);
+        let (status, mut it) = status_and_rest(v, "rotate answer")?;
         match status {
             Some(0) => Ok(RotateOutcome::Invalid),
             Some(s @ (1 | 2)) => {
-                let grant_id = it.next().and_then(bytes).ok_or_else(|| corrupt("rotate"))?;
-                let grant_id = GrantId::new(String::from_utf8_lossy(&grant_id).into_owned());
+                let grant_id = next_grant_id(&mut it, "rotate")?;
                 let f = fields(it.next().ok_or_else(|| corrupt("rotate answer"))?);
                 let grant = grant_from(&grant_id, &f)?;
                 Ok(if s == 1 {
@@ -866,12 +871,7 @@ impl Store for RedisStore {
                     RotateOutcome::WithinGrace(grant)
                 })
             }
-            Some(3) => {
-                let grant = it.next().and_then(bytes).ok_or_else(|| corrupt("rotate"))?;
-                Ok(RotateOutcome::Reused(GrantId::new(
-                    String::from_utf8_lossy(&grant).into_owned(),
-                )))
-            }
+            Some(3) => Ok(RotateOutcome::Reused(next_grant_id(&mut it, "rotate")?)),
             _ => Err(corrupt("rotate answer")),
         }
     }

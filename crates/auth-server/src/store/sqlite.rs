@@ -141,6 +141,48 @@ impl SqliteStore {
         .await
         .map_err(backend)?
     }
+
+    /// Stores a single-use record (a pending authorization, an upstream login) as JSON:
+    /// `insert` takes the key, the JSON and the expiry.
+    async fn put_single_use(
+        &self,
+        insert: &'static str,
+        key: String,
+        data: String,
+        expires_at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(insert, params![key, data, expires_at])
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes and returns a single-use record, or nothing if it is unknown or expired:
+    /// `delete` takes the key and returns the JSON and the expiry.
+    async fn take_single_use<T>(
+        &self,
+        delete: &'static str,
+        key: &str,
+        now: UnixMillis,
+    ) -> Result<Option<T>, StoreError>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        let key = key.to_owned();
+        self.with(move |c| {
+            let data: Option<(String, i64)> = c
+                .query_row(delete, params![key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(backend)?;
+            match data {
+                Some((data, expires_at)) if expires_at > now => Ok(Some(from_json(&data)?)),
+                _ => Ok(None),
+            }
+        })
+        .await
+    }
 }
 
 fn read_grant(row: &rusqlite::Row<'_>) -> rusqlite::Result<GrantRecord> {
@@ -283,15 +325,12 @@ impl Store for SqliteStore {
     }
 
     async fn put_pending(&self, pending: &PendingAuthorization) -> Result<(), StoreError> {
-        let pending = pending.clone();
-        self.with(move |c| {
-            c.execute(
-                "INSERT INTO pending_authorizations (id, data, expires_at) VALUES (?1, ?2, ?3)",
-                params![pending.id, to_json(&pending)?, pending.expires_at],
-            )
-            .map_err(backend)?;
-            Ok(())
-        })
+        self.put_single_use(
+            "INSERT INTO pending_authorizations (id, data, expires_at) VALUES (?1, ?2, ?3)",
+            pending.id.clone(),
+            to_json(pending)?,
+            pending.expires_at,
+        )
         .await
     }
 
@@ -300,34 +339,21 @@ impl Store for SqliteStore {
         id: &str,
         now: UnixMillis,
     ) -> Result<Option<PendingAuthorization>, StoreError> {
-        let id = id.to_owned();
-        self.with(move |c| {
-            let data: Option<(String, i64)> = c
-                .query_row(
-                    "DELETE FROM pending_authorizations WHERE id = ?1 RETURNING data, expires_at",
-                    params![id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-                .map_err(backend)?;
-            match data {
-                Some((data, expires_at)) if expires_at > now => Ok(Some(from_json(&data)?)),
-                _ => Ok(None),
-            }
-        })
+        self.take_single_use(
+            "DELETE FROM pending_authorizations WHERE id = ?1 RETURNING data, expires_at",
+            id,
+            now,
+        )
         .await
     }
 
     async fn put_login(&self, login: &UpstreamLogin) -> Result<(), StoreError> {
-        let login = login.clone();
-        self.with(move |c| {
-            c.execute(
-                "INSERT INTO upstream_logins (state_hash, data, expires_at) VALUES (?1, ?2, ?3)",
-                params![login.state_hash, to_json(&login)?, login.expires_at],
-            )
-            .map_err(backend)?;
-            Ok(())
-        })
+        self.put_single_use(
+            "INSERT INTO upstream_logins (state_hash, data, expires_at) VALUES (?1, ?2, ?3)",
+            login.state_hash.clone(),
+            to_json(login)?,
+            login.expires_at,
+        )
         .await
     }
 
@@ -336,21 +362,11 @@ impl Store for SqliteStore {
         state_hash: &str,
         now: UnixMillis,
     ) -> Result<Option<UpstreamLogin>, StoreError> {
-        let state_hash = state_hash.to_owned();
-        self.with(move |c| {
-            let data: Option<(String, i64)> = c
-                .query_row(
-                    "DELETE FROM upstream_logins WHERE state_hash = ?1 RETURNING data, expires_at",
-                    params![state_hash],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-                .map_err(backend)?;
-            match data {
-                Some((data, expires_at)) if expires_at > now => Ok(Some(from_json(&data)?)),
-                _ => Ok(None),
-            }
-        })
+        self.take_single_use(
+            "DELETE FROM upstream_logins WHERE state_hash = ?1 RETURNING data, expires_at",
+            state_hash,
+            now,
+        )
         .await
     }
 

@@ -383,23 +383,29 @@ pub async fn authorize(
     );
     let consent = browser.get(url.as_str()).await;
     assert_eq!(consent.status, 200, "{}", consent.body);
-    let pending = consent.input("pending").unwrap();
-    let csrf = consent.input("csrf_token").unwrap();
-    let to_idp = browser
-        .post_form(
-            &gw.url("/authorize/consent"),
-            &[
-                ("pending", &pending),
-                ("csrf_token", &csrf),
-                ("decision", "approve"),
-            ],
-        )
-        .await;
+    let to_idp = decide(browser, gw, &consent, "approve").await;
     assert_eq!(to_idp.status, 303, "{}", to_idp.body);
     let idp_redirect = browser.get(&to_idp.location().unwrap()).await;
     let back = browser.get(&idp_redirect.location().unwrap()).await;
     assert_eq!(back.status, 302, "{}", back.body);
     Url::parse(&back.location().unwrap()).unwrap()
+}
+
+/// Answers a consent page: `decision` ("approve" or "deny") with the page's pending id and
+/// CSRF token.
+pub async fn decide(browser: &mut Browser, gw: &Gateway, page: &Page, decision: &str) -> Page {
+    let pending = page.input("pending").unwrap();
+    let csrf = page.input("csrf_token").unwrap();
+    browser
+        .post_form(
+            &gw.url("/authorize/consent"),
+            &[
+                ("pending", &pending),
+                ("csrf_token", &csrf),
+                ("decision", decision),
+            ],
+        )
+        .await
 }
 
 /// POSTs a form to the token endpoint as `client` (secret in the body if it has one).
@@ -410,6 +416,15 @@ pub async fn token_request(gw: &Gateway, client: &Client, form: &[(&str, &str)])
         pairs.push(("client_secret", secret));
     }
     post_form(&gw.url("/token"), &pairs).await
+}
+
+/// Asserts a refusal from the token endpoint: the HTTP status and the OAuth `error` code.
+#[track_caller]
+pub fn assert_refused(status: u16, body: &Value, want_status: u16, want_error: &str) {
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (want_status, Some(want_error))
+    );
 }
 
 /// The whole flow for a public client: returns the token response.

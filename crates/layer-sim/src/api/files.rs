@@ -9,10 +9,7 @@ use chrono::Utc;
 use http::HeaderMap;
 use serde_json::{Value, json};
 
-use super::{
-    JsonBytes, RawPath, fingerprint, idempotency_key, idempotent_replay, idempotent_store,
-    member_workspace, ok_json, workspace_id,
-};
+use super::{JsonBytes, RawPath, create_once, fingerprint, idempotency_key, workspace_id};
 use crate::auth::Caller;
 use crate::ids::FileId;
 use crate::problem::{ApiError, ValidationItem, loc};
@@ -96,36 +93,32 @@ pub async fn request_upload_url(
         &Value::Object(map.clone()),
     );
 
-    let mut inner = sim.lock();
-    member_workspace(&inner, user, ws_id)?;
-    if let Some(replay) = idempotent_replay(&mut inner, user, key.as_deref(), &fp)? {
-        return Ok(replay);
-    }
-    let file_id = FileId(sim.ids.next("upload"));
-    let now = Utc::now();
-    inner.files.insert(
-        file_id,
-        FileRec {
-            id: file_id,
-            workspace: ws_id,
-            content_type: content_type.clone(),
-            status: FileStatus::AwaitingUpload,
-            content: FileContent::Upload {
-                declared_size: size,
-                file_name: get_str(&map, "file_name").map(str::to_owned),
-                source_type: source_type.clone(),
-                received: Vec::new(),
+    create_once(&sim, user, ws_id, key.as_deref(), fp, |inner| {
+        let file_id = FileId(sim.ids.next("upload"));
+        let now = Utc::now();
+        inner.files.insert(
+            file_id,
+            FileRec {
+                id: file_id,
+                workspace: ws_id,
+                content_type: content_type.clone(),
+                status: FileStatus::AwaitingUpload,
+                content: FileContent::Upload {
+                    declared_size: size,
+                    file_name: get_str(&map, "file_name").map(str::to_owned),
+                    source_type: source_type.clone(),
+                    received: Vec::new(),
+                },
             },
-        },
-    );
-    inner.counters.upload_urls_created += 1;
-    inner.touch(user, ws_id);
-    let response = json!({
-        "file_id": file_id,
-        "upload_url": signed_upload_url(&sim, ws_id, file_id, now),
-        "content_type": content_type,
-        "source_type": source_type,
-    });
-    idempotent_store(&mut inner, user, key.as_deref(), fp, &response);
-    Ok(ok_json(response))
+        );
+        inner.counters.upload_urls_created += 1;
+        inner.touch(user, ws_id);
+        let response = json!({
+            "file_id": file_id,
+            "upload_url": signed_upload_url(&sim, ws_id, file_id, now),
+            "content_type": content_type,
+            "source_type": source_type,
+        });
+        Ok(response)
+    })
 }

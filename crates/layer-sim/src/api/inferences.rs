@@ -9,9 +9,8 @@ use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use super::{
-    JsonBytes, RawPath, cancel_run, check_balance, check_rate_limit, fingerprint, idempotency_key,
-    idempotent_replay, idempotent_store, member_workspace, new_run, ok_json, path_uuids,
-    price_estimate, workspace_id,
+    JsonBytes, RawPath, cancel_run, check_balance, check_rate_limit, create_once, fingerprint,
+    idempotency_key, member_workspace, new_run, ok_json, path_uuids, price_estimate, workspace_id,
 };
 use crate::auth::Caller;
 use crate::catalogue::{Modality, ModelDef, model_in_workspace};
@@ -344,48 +343,44 @@ pub async fn execute(
         &Value::Object(body.clone()),
     );
 
-    let mut inner = sim.lock();
-    let ws = member_workspace(&inner, user, ws_id)?;
-    let custom = ws.custom_models.clone();
-    if let Some(replay) = idempotent_replay(&mut inner, user, key.as_deref(), &fp)? {
-        return Ok(replay);
-    }
-    let r = resolve(&inner, ws_id, &custom, &body)?;
-    let session_id =
-        get_str(&body, "session_name").map(|name| inner.session_for(&sim.ids, ws_id, name));
-    check_rate_limit(&sim, &mut inner, user, ws_id)?;
-    check_balance(&mut inner, ws_id, r.estimate)?;
+    create_once(&sim, user, ws_id, key.as_deref(), fp, |inner| {
+        let custom = member_workspace(inner, user, ws_id)?.custom_models.clone();
+        let r = resolve(inner, ws_id, &custom, &body)?;
+        let session_id =
+            get_str(&body, "session_name").map(|name| inner.session_for(&sim.ids, ws_id, name));
+        check_rate_limit(&sim, inner, user, ws_id)?;
+        check_balance(inner, ws_id, r.estimate)?;
 
-    let id = RunId(sim.ids.next("inference"));
-    let run_seed = r.seed.unwrap_or_else(|| {
-        let u = derive_uuid(&[b"output-seed", id.0.as_bytes()]);
-        u.as_u64_pair().0
-    });
-    let kind = RunKind::Inference {
-        model_id: r.model.id,
-        normalized: r.normalized.clone(),
-    };
-    let run = Run {
-        held: r.held,
-        planned_failure: r.failure.clone(),
-        planned_outputs: planned_outputs(&r, run_seed),
-        session_id,
-        ..new_run(&sim, id, kind, user, ws_id, r.estimate)
-    };
-    let created_at = run.created_at;
-    inner.insert_run(run);
-    inner.touch(user, ws_id);
-    let response = json!({
-        "inference_id": id,
-        "status": "in_progress",
-        "estimated_price_creative_units": r.estimate,
-        "poll_interval_seconds": sim.poll_interval(),
-        "created_at": rfc3339(created_at),
-        "session_id": session_id,
-        "normalized_parameters": r.normalized,
-    });
-    idempotent_store(&mut inner, user, key.as_deref(), fp, &response);
-    Ok(ok_json(response))
+        let id = RunId(sim.ids.next("inference"));
+        let run_seed = r.seed.unwrap_or_else(|| {
+            let u = derive_uuid(&[b"output-seed", id.0.as_bytes()]);
+            u.as_u64_pair().0
+        });
+        let kind = RunKind::Inference {
+            model_id: r.model.id,
+            normalized: r.normalized.clone(),
+        };
+        let run = Run {
+            held: r.held,
+            planned_failure: r.failure.clone(),
+            planned_outputs: planned_outputs(&r, run_seed),
+            session_id,
+            ..new_run(&sim, id, kind, user, ws_id, r.estimate)
+        };
+        let created_at = run.created_at;
+        inner.insert_run(run);
+        inner.touch(user, ws_id);
+        let response = json!({
+            "inference_id": id,
+            "status": "in_progress",
+            "estimated_price_creative_units": r.estimate,
+            "poll_interval_seconds": sim.poll_interval(),
+            "created_at": rfc3339(created_at),
+            "session_id": session_id,
+            "normalized_parameters": r.normalized,
+        });
+        Ok(response)
+    })
 }
 
 fn find_inference(inner: &Inner, ws: WorkspaceId, id: RunId) -> Result<&Run, ApiError> {

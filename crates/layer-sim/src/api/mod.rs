@@ -335,6 +335,27 @@ pub fn cancel_run(inner: &mut Inner, id: RunId) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A creating POST in `ws_id`, done once per idempotency key: under the state lock the caller
+/// must be a member, a repeated request gets the stored answer, and otherwise `create` makes
+/// the answer, which is then remembered for the key.
+pub fn create_once(
+    sim: &Sim,
+    user: UserIdx,
+    ws_id: WorkspaceId,
+    key: Option<&str>,
+    fp: [u8; 32],
+    create: impl FnOnce(&mut Inner) -> Result<Value, ApiError>,
+) -> Result<Response, ApiError> {
+    let mut inner = sim.lock();
+    member_workspace(&inner, user, ws_id)?;
+    if let Some(replay) = idempotent_replay(&mut inner, user, key, &fp)? {
+        return Ok(replay);
+    }
+    let response = create(&mut inner)?;
+    idempotent_store(&mut inner, user, key, fp, &response);
+    Ok(ok_json(response))
+}
+
 pub fn ok_json(body: Value) -> Response {
     (StatusCode::OK, Json(body)).into_response()
 }

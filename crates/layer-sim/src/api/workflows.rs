@@ -9,9 +9,9 @@ use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use super::{
-    JsonBytes, RawPath, cancel_run, check_balance, check_rate_limit, fingerprint, idempotency_key,
-    idempotent_replay, idempotent_store, listing_query, member_workspace, new_run, ok_json,
-    paginate, path_uuids, price_estimate, query_one, workspace_id,
+    JsonBytes, RawPath, cancel_run, check_balance, check_rate_limit, create_once, fingerprint,
+    idempotency_key, listing_query, member_workspace, new_run, ok_json, paginate, path_uuids,
+    price_estimate, query_one, workspace_id,
 };
 use crate::auth::Caller;
 use crate::catalogue::{WorkflowDef, workflow_in_workspace, workflows};
@@ -213,74 +213,72 @@ pub async fn execute(
         &Value::Object(body.clone()),
     );
 
-    let mut inner = sim.lock();
-    member_workspace(&inner, user, ws_id)?;
-    if let Some(replay) = idempotent_replay(&mut inner, user, key.as_deref(), &fp)? {
-        return Ok(replay);
-    }
-    let def = workflow_in_workspace(WorkflowId(wf_raw), ws_id).ok_or(ApiError::WorkflowNotFound)?;
-    let inputs = inputs_of(&body);
-    check_inputs(&inner, ws_id, def, &inputs)?;
-    let plan = plan_workflow(def, &inputs);
-    let session_id = match get_str(&body, "session_id").and_then(|s| uuid::Uuid::parse_str(s).ok())
-    {
-        Some(id) => Some(SessionId(id)),
-        None => get_str(&body, "session_name").map(|name| inner.session_for(&sim.ids, ws_id, name)),
-    };
-    check_rate_limit(&sim, &mut inner, user, ws_id)?;
-    check_balance(&mut inner, ws_id, plan.estimate)?;
+    create_once(&sim, user, ws_id, key.as_deref(), fp, |inner| {
+        let def =
+            workflow_in_workspace(WorkflowId(wf_raw), ws_id).ok_or(ApiError::WorkflowNotFound)?;
+        let inputs = inputs_of(&body);
+        check_inputs(inner, ws_id, def, &inputs)?;
+        let plan = plan_workflow(def, &inputs);
+        let session_id =
+            match get_str(&body, "session_id").and_then(|s| uuid::Uuid::parse_str(s).ok()) {
+                Some(id) => Some(SessionId(id)),
+                None => get_str(&body, "session_name")
+                    .map(|name| inner.session_for(&sim.ids, ws_id, name)),
+            };
+        check_rate_limit(&sim, inner, user, ws_id)?;
+        check_balance(inner, ws_id, plan.estimate)?;
 
-    // The generating step is where refusals strike.
-    let failing_step = if def.steps.len() > 1 { 1 } else { 0 };
-    let step_name = def.steps.get(failing_step).copied().unwrap_or("Generate");
-    let text: String = inputs
-        .values()
-        .filter_map(Value::as_str)
-        .collect::<Vec<_>>()
-        .join("\n");
-    let planned_failure: Option<(Failure, f64)> = triggers::workflow_failure(&text, step_name);
-    let id = RunId(sim.ids.next("workflow-run"));
-    let base_seed = derive_uuid(&[b"output-seed", id.0.as_bytes()])
-        .as_u64_pair()
-        .0;
-    let mut planned_outputs = Vec::new();
-    for (o, count) in def.outputs.iter().zip(&plan.output_counts) {
-        for _ in 0..*count {
-            let seed = base_seed.wrapping_add(planned_outputs.len() as u64);
-            planned_outputs.push(workflow_output_media(
-                o.media,
-                seed,
-                plan.image_size,
-                plan.duration_seconds,
-            ));
+        // The generating step is where refusals strike.
+        let failing_step = if def.steps.len() > 1 { 1 } else { 0 };
+        let step_name = def.steps.get(failing_step).copied().unwrap_or("Generate");
+        let text: String = inputs
+            .values()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join("\n");
+        let planned_failure: Option<(Failure, f64)> = triggers::workflow_failure(&text, step_name);
+        let id = RunId(sim.ids.next("workflow-run"));
+        let base_seed = derive_uuid(&[b"output-seed", id.0.as_bytes()])
+            .as_u64_pair()
+            .0;
+        let mut planned_outputs = Vec::new();
+        for (o, count) in def.outputs.iter().zip(&plan.output_counts) {
+            for _ in 0..*count {
+                let seed = base_seed.wrapping_add(planned_outputs.len() as u64);
+                planned_outputs.push(workflow_output_media(
+                    o.media,
+                    seed,
+                    plan.image_size,
+                    plan.duration_seconds,
+                ));
+            }
         }
-    }
-    let kind = RunKind::Workflow {
-        workflow_id: def.id,
-        steps: def.steps,
-        failing_step,
-    };
-    let run = Run {
-        held: text.contains(triggers::HOLD),
-        planned_failure,
-        planned_outputs,
-        session_id,
-        ..new_run(&sim, id, kind, user, ws_id, plan.estimate)
-    };
-    let created_at = run.created_at;
-    inner.insert_run(run);
-    inner.touch(user, ws_id);
-    let response = json!({
-        "run_id": id,
-        "status": "pending",
-        "estimated_price_creative_units": plan.estimate,
-        "poll_interval_seconds": sim.poll_interval(),
-        "created_at": rfc3339(created_at),
-        "session_id": session_id,
-        "expected_events": [],
-    });
-    idempotent_store(&mut inner, user, key.as_deref(), fp, &response);
-    Ok(ok_json(response))
+        let kind = RunKind::Workflow {
+            workflow_id: def.id,
+            steps: def.steps,
+            failing_step,
+        };
+        let run = Run {
+            held: text.contains(triggers::HOLD),
+            planned_failure,
+            planned_outputs,
+            session_id,
+            ..new_run(&sim, id, kind, user, ws_id, plan.estimate)
+        };
+        let created_at = run.created_at;
+        inner.insert_run(run);
+        inner.touch(user, ws_id);
+        let response = json!({
+            "run_id": id,
+            "status": "pending",
+            "estimated_price_creative_units": plan.estimate,
+            "poll_interval_seconds": sim.poll_interval(),
+            "created_at": rfc3339(created_at),
+            "session_id": session_id,
+            "expected_events": [],
+        });
+        Ok(response)
+    })
 }
 
 fn find_run(inner: &Inner, ws: WorkspaceId, wf: WorkflowId, id: RunId) -> Result<&Run, ApiError> {

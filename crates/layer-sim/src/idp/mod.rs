@@ -117,6 +117,38 @@ impl IdpState {
     }
 }
 
+/// What a login form or an authorization code records of its creation.
+trait Created {
+    fn created(&self) -> Instant;
+}
+
+impl Created for LoginTx {
+    fn created(&self) -> Instant {
+        self.created
+    }
+}
+
+impl Created for AuthCode {
+    fn created(&self) -> Instant {
+        self.created
+    }
+}
+
+/// Inserts a login form or code, first forgetting those older than [`LOGIN_TTL`].
+fn insert_fresh<T: Created>(map: &mut HashMap<String, T>, key: String, value: T) {
+    map.retain(|_, t| t.created().elapsed() < LOGIN_TTL);
+    map.insert(key, value);
+}
+
+/// The fixture users' logins, listed on the login page.
+fn user_logins(sim: &Sim) -> Vec<&str> {
+    sim.fixtures
+        .users
+        .iter()
+        .map(|u| u.login.as_str())
+        .collect()
+}
+
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     let mut response = (
         status,
@@ -269,23 +301,15 @@ async fn authorize(State(sim): State<Arc<Sim>>, raw: RawQuery) -> Response {
         code_challenge: challenge,
     };
     let mut inner = sim.lock();
-    inner
-        .idp
-        .logins
-        .retain(|_, t| t.created.elapsed() < LOGIN_TTL);
-    inner.idp.logins.insert(
+    insert_fresh(
+        &mut inner.idp.logins,
         tx_id.clone(),
         LoginTx {
             request,
             created: Instant::now(),
         },
     );
-    let logins: Vec<&str> = sim
-        .fixtures
-        .users
-        .iter()
-        .map(|u| u.login.as_str())
-        .collect();
+    let logins = user_logins(&sim);
     pages::login_page(
         StatusCode::OK,
         &client.name,
@@ -326,12 +350,7 @@ async fn login(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
             .oauth_client(&tx.request.client_id)
             .map_or("Layer", |c| c.name.as_str())
             .to_owned();
-        let logins: Vec<&str> = sim
-            .fixtures
-            .users
-            .iter()
-            .map(|u| u.login.as_str())
-            .collect();
+        let logins = user_logins(&sim);
         return pages::login_page(
             StatusCode::UNAUTHORIZED,
             &client_name,
@@ -350,11 +369,8 @@ async fn login(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
         params.push(("state", s));
     }
     let response = redirect_with(&tx.request.redirect_uri, &params);
-    inner
-        .idp
-        .codes
-        .retain(|_, c| c.created.elapsed() < LOGIN_TTL);
-    inner.idp.codes.insert(
+    insert_fresh(
+        &mut inner.idp.codes,
         code.clone(),
         AuthCode {
             request: tx.request,

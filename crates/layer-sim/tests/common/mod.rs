@@ -141,6 +141,13 @@ impl Harness {
         }
     }
 
+    /// A simulator started with one fault already in place.
+    pub async fn with_fault(fault: Value) -> Harness {
+        let h = Harness::start().await;
+        h.add_fault(fault).await;
+        h
+    }
+
     pub async fn add_fault(&self, fault: Value) {
         let r = self
             .http

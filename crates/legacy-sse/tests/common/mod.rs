@@ -188,6 +188,22 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// Waits (up to 5 s) until the one `slow` call has started.
+    pub async fn slow_call_started(&self) {
+        eventually("the slow call starts", Duration::from_secs(5), || {
+            Probe::get(&self.probe.slow_started) == 1
+        })
+        .await;
+    }
+
+    /// Waits (up to 5 s) until the one `slow` call was dropped unfinished (`what`: why).
+    pub async fn slow_call_dropped(&self, what: &str) {
+        eventually(what, Duration::from_secs(5), || {
+            Probe::get(&self.probe.slow_dropped) == 1
+        })
+        .await;
+    }
+
     pub async fn start(config: Config) -> TestServer {
         Self::start_serving(config, false).await
     }
