@@ -98,6 +98,20 @@ impl OAuthStack {
     pub fn browser(&self) -> Browser {
         Browser::new(&self.login, &self.password)
     }
+
+    /// A new browser's walk from the authorization URL `url` through the gateway's consent
+    /// page and the simulator's login, to the redirect back to the client.
+    pub async fn authorize(&self, url: &str) -> Walk {
+        let sim_origin = self
+            .sim
+            .base_url()
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned();
+        self.browser()
+            .authorize(url, &self.gateway.public_url, &sim_origin)
+            .await
+    }
 }
 
 impl Drop for OAuthStack {

@@ -108,30 +108,14 @@ async fn the_inspector_cli_lists_18_tools_and_calls_one() {
 async fn mcp_remote_with_a_header_lists_the_tools() {
     let s = setup().await;
     let home = ClientHome::new("mcp-remote");
-    let mut command = npm_command("mcp-remote-client", &home);
-    // Node writes to a pipe asynchronously and mcp-remote exits right after printing the
-    // tools, which can cut the output short: log to a file, whose writes are synchronous.
-    let log_path = home.path().join("mcp-remote.log");
-    let log_file = std::fs::File::create(&log_path).unwrap();
-    command
-        .args([
-            &s.gateway.mcp_url(),
-            "--header",
-            &format!("Authorization: Bearer {}", s.pat),
-        ])
-        // mcp-remote shuts down when its stdin ends: keep it open.
-        .stdin(std::process::Stdio::piped())
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file);
-    let mut child = command.spawn().unwrap();
-    let stdin = child.stdin.take();
-    let status = tokio::time::timeout(Duration::from_secs(120), child.wait())
-        .await
-        .expect("mcp-remote-client finishes")
-        .unwrap();
-    drop(stdin);
-    let log = std::fs::read_to_string(&log_path).unwrap();
-    assert!(status.success(), "{log}");
+    let (success, log) = clients::mcp_remote_with_header(
+        &home,
+        &s.gateway.mcp_url(),
+        &s.pat,
+        Duration::from_secs(120),
+    )
+    .await;
+    assert!(success, "{log}");
     assert!(
         log.contains("Connected to remote server using StreamableHTTPClientTransport"),
         "{log}"

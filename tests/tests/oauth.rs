@@ -6,22 +6,13 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use e2e_tests::clients::{self, ClientHome};
+use e2e_tests::clients::{self, ClientHome, PythonOAuthClient};
 use e2e_tests::mcp;
 use e2e_tests::oauth::{self, OAuthStack, pkce, query, redeem_code};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use url::Url;
-
-fn sim_origin(stack: &OAuthStack) -> String {
-    stack
-        .sim
-        .base_url()
-        .as_str()
-        .trim_end_matches('/')
-        .to_owned()
-}
 
 async fn register(stack: &OAuthStack, body: Value) -> Value {
     let resp = reqwest::Client::new()
@@ -70,10 +61,7 @@ async fn login_public(stack: &OAuthStack) -> (String, Value) {
         &challenge,
         &stack.gateway.mcp_url(),
     );
-    let walk = stack
-        .browser()
-        .authorize(&url, &stack.gateway.public_url, &sim_origin(stack))
-        .await;
+    let walk = stack.authorize(&url).await;
     let q = query(walk.redirect.as_ref().unwrap());
     let tokens = redeem_code(
         &stack.gateway.url("/token"),
@@ -150,14 +138,7 @@ async fn mcp_remote_completes_the_oauth_flow() {
             seen.join("\n")
         )
     });
-    let walk = stack
-        .browser()
-        .authorize(
-            &authorization,
-            &stack.gateway.public_url,
-            &sim_origin(&stack),
-        )
-        .await;
+    let walk = stack.authorize(&authorization).await;
     let redirect = walk.redirect.expect("redirect to mcp-remote");
     assert_eq!(redirect.host_str(), Some("localhost"), "{redirect}");
     assert_eq!(query(&redirect)["iss"], stack.gateway.public_url);
@@ -186,57 +167,33 @@ async fn mcp_remote_completes_the_oauth_flow() {
     assert!(!output.contains(&stack.password), "no secret in the output");
 }
 
-/// The rest of the next line starting with `prefix` (a minute at most).
-async fn next_line(
-    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    prefix: &str,
-) -> Option<String> {
-    clients::next_line(lines, prefix, Duration::from_secs(60)).await
-}
+/// How long a client may take to print its next line.
+const LINE_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn the_python_sdk_oauth_provider_logs_in_and_calls_a_tool() {
     let stack = OAuthStack::start(|_| {}, &[]).await;
     let home = ClientHome::new("python-oauth");
-    let script = e2e_tests::paths::workspace_root().join("tests/clients/scripts/python_oauth.py");
-    let mut command = clients::python_script(&script, &home);
-    command
-        .arg(stack.gateway.mcp_url())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("spawn python");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let Some(authorization) = next_line(&mut lines, "AUTHORIZE").await else {
-        let out = child.wait_with_output().await.unwrap();
-        panic!("no authorization URL: {}", clients::text(&out));
+    let mut client = PythonOAuthClient::start(&home, &stack.gateway.mcp_url(), &[]);
+    let Some(authorization) = client.next_line("AUTHORIZE", LINE_TIMEOUT).await else {
+        panic!("no authorization URL: {}", client.rest_of_output().await);
     };
-    let walk = stack
-        .browser()
-        .authorize(
-            &authorization,
-            &stack.gateway.public_url,
-            &sim_origin(&stack),
-        )
-        .await;
+    let walk = stack.authorize(&authorization).await;
     let redirect = walk.redirect.unwrap();
-    stdin
-        .write_all(format!("{redirect}\n").as_bytes())
-        .await
-        .unwrap();
-    stdin.flush().await.unwrap();
-    let tools = next_line(&mut lines, "TOOLS").await;
-    let call = next_line(&mut lines, "CALL").await;
+    client.send_redirect(&redirect).await;
+    let tools = client.next_line("TOOLS", LINE_TIMEOUT).await;
+    let call = client.next_line("CALL", LINE_TIMEOUT).await;
     let Some((tools, call)) = tools.zip(call) else {
-        let out = child.wait_with_output().await.unwrap();
-        panic!("the Python client did not finish: {}", clients::text(&out));
+        panic!(
+            "the Python client did not finish: {}",
+            client.rest_of_output().await
+        );
     };
     let tools: Vec<String> = serde_json::from_str(&tools).unwrap();
     assert!(tools.contains(&"list_workspaces".to_owned()), "{tools:?}");
     let call: Value = serde_json::from_str(&call).unwrap();
     assert_eq!(call["is_error"], false, "{call}");
-    let _ = child.wait().await;
+    client.wait().await;
 }
 
 #[tokio::test]
@@ -302,10 +259,7 @@ async fn a_claude_ai_like_sequence_gets_tokens_that_work() {
     // /authorize at the origin, resource with a trailing slash.
     let resource = format!("{}/", stack.gateway.mcp_url());
     let url = authorization_url(&stack, &client_id, redirect, &challenge, &resource);
-    let walk = stack
-        .browser()
-        .authorize(&url, &stack.gateway.public_url, &sim_origin(&stack))
-        .await;
+    let walk = stack.authorize(&url).await;
     assert!(walk.consent_page.contains("Claude"));
     assert!(walk.consent_page.contains("claude.ai"));
     let back = walk.redirect.unwrap();
