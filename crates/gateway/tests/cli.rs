@@ -6,7 +6,6 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -149,70 +148,23 @@ async fn serve_reads_flags_and_serves_mcp() {
     let sim = layer_sim::start(layer_sim::SimConfig::for_tests())
         .await
         .unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--layer-api-url",
-            sim.api_url().as_str(),
-        ])
-        .env("LAYER_MCP_MAX_SESSIONS_PER_USER", "4")
-        .env("LAYER_MCP_NOT_A_SETTING", "1")
-        // OAuth settings are settings like the others (OAuth stays off without a client id).
-        .env("LAYER_MCP_OAUTH_IDP_AUDIENCE", "https://api.example/")
-        .env("LAYER_MCP_OAUTH_REFRESH_GRACE", "5")
-        .env("RUST_LOG", "trace")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    // Drain the logs while the gateway runs (a full pipe would stall it).
-    let stderr = child.stderr.take().unwrap();
-    let reader = tokio::spawn(async move {
-        let mut logs = String::new();
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            logs.push_str(&line);
-            logs.push('\n');
-        }
-        logs
-    });
-    let http = reqwest::Client::new();
-    let health = format!("http://127.0.0.1:{port}/healthz");
-    let mut up = false;
-    for _ in 0..100 {
-        if http
-            .get(&health)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "serve starts");
-    let mut client = common::Raw {
-        http,
-        url: format!("http://127.0.0.1:{port}/mcp"),
-        pat: Some(
-            sim.fixtures()
-                .active_pat("alice")
-                .unwrap()
-                .expose_secret()
-                .to_owned(),
-        ),
-        session: None,
-        version: "2025-06-18".into(),
-        next_id: 1,
-    };
+    let common::Served {
+        mut child,
+        port,
+        logs: reader,
+    } = common::serve(
+        &sim,
+        &[],
+        &[
+            ("LAYER_MCP_MAX_SESSIONS_PER_USER", "4"),
+            ("LAYER_MCP_NOT_A_SETTING", "1"),
+            // OAuth settings are settings like the others (OAuth stays off without a client id).
+            ("LAYER_MCP_OAUTH_IDP_AUDIENCE", "https://api.example/"),
+            ("LAYER_MCP_OAUTH_REFRESH_GRACE", "5"),
+            ("RUST_LOG", "trace"),
+        ],
+    );
+    let mut client = common::served_client(port, &sim, "2025-06-18").await;
     client.initialize().await;
     assert_eq!(
         client.list_tools().await.result()["tools"]

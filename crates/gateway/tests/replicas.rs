@@ -12,7 +12,6 @@ use common::{Env, Raw};
 use futures::StreamExt;
 use gateway::{Config, RunningGateway};
 use reqwest::StatusCode;
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use test_support::redis::RedisServer;
 use test_support::sim::SimAdmin;
@@ -471,9 +470,6 @@ async fn shutdown_drains_calls_in_flight_and_closes_streams() {
 /// connections are refused, and the process exits 0 within the drain time.
 #[tokio::test]
 async fn sigterm_drains_and_exits_zero() {
-    use std::process::Stdio;
-    use tokio::io::{AsyncBufReadExt, BufReader};
-
     let redis = RedisServer::start();
     let sim = layer_sim::start(layer_sim::SimConfig {
         enable_admin: true,
@@ -481,62 +477,16 @@ async fn sigterm_drains_and_exits_zero() {
     })
     .await
     .unwrap();
-    let port = test_support::free_port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_layer-mcp-gateway"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--layer-api-url",
-            sim.api_url().as_str(),
-            "--redis-url",
-            &redis.url(),
-        ])
-        .env("LAYER_MCP_SHUTDOWN_DRAIN_SECS", "6")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let logs = tokio::spawn(async move {
-        let mut logs = String::new();
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            logs.push_str(&line);
-            logs.push('\n');
-        }
-        logs
-    });
-    let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        if http
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "serve starts");
-    let mut client = Raw {
-        http: reqwest::Client::new(),
-        url: format!("http://127.0.0.1:{port}/mcp"),
-        pat: Some(
-            sim.fixtures()
-                .active_pat("alice")
-                .unwrap()
-                .expose_secret()
-                .to_owned(),
-        ),
-        session: None,
-        version: "2025-11-25".into(),
-        next_id: 1,
-    };
+    let common::Served {
+        mut child,
+        port,
+        logs,
+    } = common::serve(
+        &sim,
+        &["--redis-url", &redis.url()],
+        &[("LAYER_MCP_SHUTDOWN_DRAIN_SECS", "6")],
+    );
+    let mut client = common::served_client(port, &sim, "2025-11-25").await;
     client.initialize().await;
     SimAdmin::new(sim.base_url().as_str())
         .add_faults(
