@@ -7,43 +7,27 @@ use std::time::Duration;
 use e2e_tests::clients::{self, ClientHome, npm_command, run, text};
 use e2e_tests::gateway::{GatewayOptions, GatewayProcess};
 use e2e_tests::paths::workspace_root;
-use layer_sim::{RunningSim, SimConfig};
-use secrecy::ExposeSecret;
+use e2e_tests::sim::TestSim;
 use serde_json::Value;
 
 const ACME: &str = "a0000000-0000-4000-8000-000000000001";
 
 struct Setup {
-    sim: RunningSim,
+    sim: TestSim,
     gateway: GatewayProcess,
     pat: String,
 }
 
 async fn setup() -> Setup {
-    let sim = layer_sim::start(SimConfig::for_tests())
-        .await
-        .expect("simulator");
-    let pat = sim
-        .fixtures()
-        .active_pat("alice")
-        .unwrap()
-        .expose_secret()
-        .to_owned();
+    let sim = TestSim::start().await;
+    let pat = sim.pat("alice");
     let gateway = GatewayProcess::start(GatewayOptions {
-        layer_api_url: sim.api_url().to_string(),
-        env: vec![(
-            "LAYER_MCP_UPLOAD_ALLOW_HOSTS".into(),
-            sim.local_addr().to_string(),
-        )],
+        layer_api_url: sim.sim.api_url().to_string(),
+        env: vec![("LAYER_MCP_UPLOAD_ALLOW_HOSTS".into(), sim.host_port())],
         ..GatewayOptions::default()
     })
     .await;
     Setup { sim, gateway, pat }
-}
-
-async fn sim_state(sim: &RunningSim) -> Value {
-    let url = format!("{}_sim/state", sim.base_url());
-    reqwest::get(url).await.unwrap().json().await.unwrap()
 }
 
 #[tokio::test]
@@ -228,7 +212,7 @@ fn script(name: &str) -> std::path::PathBuf {
 }
 
 /// Checks a lifecycle script's report against what the simulator recorded.
-async fn check_lifecycle(sim: &RunningSim, report: &Value) {
+async fn check_lifecycle(sim: &TestSim, report: &Value) {
     assert_eq!(report["tools"], 18, "{report}");
     assert_eq!(report["forge"]["output_is_png"], true, "{report}");
     assert!(report["forge"]["charged"].as_f64().unwrap() > 0.0);
@@ -243,7 +227,7 @@ async fn check_lifecycle(sim: &RunningSim, report: &Value) {
         "cancel restores the balance: {report}"
     );
 
-    let state = sim_state(sim).await;
+    let state = sim.state().await;
     let runs = state["runs"].as_array().unwrap();
     let find = |id: &Value| {
         runs.iter()

@@ -182,21 +182,20 @@ pub struct Answer {
 
 impl Answer {
     pub fn result(&self) -> &Value {
-        let m = self
-            .message
-            .as_ref()
-            .unwrap_or_else(|| panic!("no message: {self:?}"));
-        m.get("result")
-            .unwrap_or_else(|| panic!("not a result: {m}"))
+        self.member("result", "a result")
     }
 
     pub fn error(&self) -> &Value {
+        self.member("error", "an error")
+    }
+
+    /// The message's `key` member; panics naming `what` was expected if there is none.
+    fn member(&self, key: &str, what: &str) -> &Value {
         let m = self
             .message
             .as_ref()
             .unwrap_or_else(|| panic!("no message: {self:?}"));
-        m.get("error")
-            .unwrap_or_else(|| panic!("not an error: {m}"))
+        m.get(key).unwrap_or_else(|| panic!("not {what}: {m}"))
     }
 
     /// The structured content of a tool result.
