@@ -50,6 +50,13 @@ impl ClientHome {
     pub fn path(&self) -> &Path {
         &self.dir
     }
+
+    /// A folder `name` in the home, made if need be (e.g. the project a CLI runs from).
+    pub fn folder(&self, name: &str) -> PathBuf {
+        let dir = self.dir.join(name);
+        std::fs::create_dir_all(&dir).expect("create a folder in the client home");
+        dir
+    }
 }
 
 impl Drop for ClientHome {

@@ -246,16 +246,20 @@ impl Raw {
         self.next_id
     }
 
-    pub async fn initialize(&mut self) -> Answer {
+    /// Sends an initialize request, whatever the answer.
+    pub async fn send_initialize(&mut self) -> Answer {
         let id = self.id();
         let version = self.version.clone();
-        let answer = self
-            .post(
-                json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
-                "protocolVersion": version, "capabilities": {},
-                "clientInfo": {"name": "gateway-tests", "version": "1"}}}),
-            )
-            .await;
+        self.post(
+            json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
+            "protocolVersion": version, "capabilities": {},
+            "clientInfo": {"name": "gateway-tests", "version": "1"}}}),
+        )
+        .await
+    }
+
+    pub async fn initialize(&mut self) -> Answer {
+        let answer = self.send_initialize().await;
         assert_eq!(answer.status, StatusCode::OK, "initialize: {answer:?}");
         self.session = answer
             .headers
@@ -456,6 +460,20 @@ pub async fn served_client(port: u16, sim: &RunningSim, version: &str) -> Raw {
         version: version.into(),
         next_id: 1,
     }
+}
+
+/// Sends `client` on to another gateway (a replica at `url`), which must take its session
+/// as it is, restored from Redis without a new initialize: the tools and alice's workspaces
+/// answer there. Returns the tools/list answer.
+pub async fn move_session(client: &mut Raw, url: String) -> Answer {
+    let session = client.session.clone().expect("a session to move");
+    client.url = url;
+    let tools = client.list_tools().await;
+    assert_eq!(tools.status, StatusCode::OK, "{tools:?}");
+    let workspaces = client.ok("list_workspaces", json!({})).await;
+    assert!(workspaces.to_string().contains(ACME), "{workspaces}");
+    assert_eq!(client.session.as_deref(), Some(session.as_str()));
+    tools
 }
 
 /// A list_workspaces result: it conforms to the tool's output schema and lists acme.
