@@ -41,53 +41,51 @@ async fn serve_fails(args: &[&str], env: &[(&str, &str)], config: Option<&str>) 
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// A bad setting: `serve`'s flags, its environment and its config file.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], Option<&'a str>);
+
+/// `serve` stops on the bad setting with a message naming everything in `named`; the message.
+async fn fails_naming((args, env, config): Case<'_>, named: &[&str]) -> String {
+    let text = serve_fails(args, env, config).await;
+    for name in named {
+        assert!(text.contains(name), "{name}: {text}");
+    }
+    text
+}
+
 #[tokio::test]
 async fn bad_settings_stop_serve_with_a_message_naming_them() {
-    let text = serve_fails(&["--public-url", "mcp.example.com"], &[], None).await;
-    assert!(
-        text.contains("`public_url`") && text.contains("--public-url"),
-        "{text}"
-    );
-    let text = serve_fails(
-        &["--listen", "127.0.0.1:0"],
-        &[("LAYER_MCP_PAT_CACHE_TTL_SECS", "soon")],
-        None,
-    )
-    .await;
-    assert!(
-        text.contains("`pat_cache_ttl_secs`") && text.contains("LAYER_MCP_PAT_CACHE_TTL_SECS"),
-        "{text}"
-    );
-    let text = serve_fails(
-        &["--listen", "127.0.0.1:0"],
-        &[("LAYER_MCP_MAX_SESSIONS_PER_USER", "0")],
-        None,
-    )
-    .await;
-    assert!(
-        text.contains("`max_sessions_per_user`")
-            && text.contains("LAYER_MCP_MAX_SESSIONS_PER_USER"),
-        "{text}"
-    );
-    let text = serve_fails(
-        &["--listen", "127.0.0.1:0"],
-        &[],
-        Some("lisen = \"127.0.0.1:1\"\n"),
-    )
-    .await;
-    assert!(text.contains("unknown setting `lisen`"), "{text}");
-    let text = serve_fails(
-        &["--listen", "127.0.0.1:0"],
-        &[],
-        Some("layer_api_url = \"ftp://layer\"\n"),
-    )
-    .await;
-    assert!(
-        text.contains("`layer_api_url`") && text.contains("config file"),
-        "{text}"
-    );
-    let text = serve_fails(&["--layer-api-url", "not a url"], &[], None).await;
-    assert!(text.contains("`layer_api_url`"), "{text}");
+    // Each bad setting (flags, environment, config file) and what the message must name.
+    let listen: &[&str] = &["--listen", "127.0.0.1:0"];
+    let cases: [(Case, &[&str]); 6] = [
+        (
+            (&["--public-url", "mcp.example.com"], &[], None),
+            &["`public_url`", "--public-url"],
+        ),
+        (
+            (listen, &[("LAYER_MCP_PAT_CACHE_TTL_SECS", "soon")], None),
+            &["`pat_cache_ttl_secs`", "LAYER_MCP_PAT_CACHE_TTL_SECS"],
+        ),
+        (
+            (listen, &[("LAYER_MCP_MAX_SESSIONS_PER_USER", "0")], None),
+            &["`max_sessions_per_user`", "LAYER_MCP_MAX_SESSIONS_PER_USER"],
+        ),
+        (
+            (listen, &[], Some("lisen = \"127.0.0.1:1\"\n")),
+            &["unknown setting `lisen`"],
+        ),
+        (
+            (listen, &[], Some("layer_api_url = \"ftp://layer\"\n")),
+            &["`layer_api_url`", "config file"],
+        ),
+        (
+            (&["--layer-api-url", "not a url"], &[], None),
+            &["`layer_api_url`"],
+        ),
+    ];
+    for (case, named) in cases {
+        fails_naming(case, named).await;
+    }
 }
 
 #[tokio::test]
@@ -97,50 +95,50 @@ async fn bad_secret_settings_stop_serve_without_showing_them() {
         ("LAYER_MCP_OAUTH_IDP_CLIENT_ID", "gw"),
         ("LAYER_MCP_OAUTH_IDP_CLIENT_SECRET", "client-hunter2"),
     ];
-    let mut env = oauth.to_vec();
-    env.push(("LAYER_MCP_OAUTH_ENCRYPTION_KEY", "key-hunter2"));
-    let text = serve_fails(&["--listen", "127.0.0.1:0"], &env, None).await;
-    assert!(
-        text.contains("`oauth_encryption_key`")
-            && text.contains("LAYER_MCP_OAUTH_ENCRYPTION_KEY")
-            && !text.contains("hunter2"),
-        "{text}"
-    );
-    let text = serve_fails(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--redis-url",
-            "http://:hunter2@redis.internal:6379",
-        ],
-        &[],
-        None,
-    )
-    .await;
-    assert!(
-        text.contains("`redis_url`") && text.contains("--redis-url") && !text.contains("hunter2"),
-        "{text}"
-    );
+    let mut bad_key = oauth.to_vec();
+    bad_key.push(("LAYER_MCP_OAUTH_ENCRYPTION_KEY", "key-hunter2"));
     // An OAuth lifetime under its old variable name is read, and checked.
-    let mut env = oauth.to_vec();
-    env.push(("LAYER_MCP_OAUTH_ACCESS_TOKEN_TTL", "0"));
-    let text = serve_fails(&["--listen", "127.0.0.1:0"], &env, None).await;
-    assert!(
-        text.contains("`oauth_access_token_ttl_secs`")
-            && text.contains("LAYER_MCP_OAUTH_ACCESS_TOKEN_TTL)")
-            && !text.contains("hunter2"),
-        "{text}"
-    );
-    let text = serve_fails(
-        &["--listen", "127.0.0.1:0"],
-        &[],
-        Some("oauth_idp_client_id = \"gw\"\noauth_idp_client_secret = \"hunter2\"\n"),
-    )
-    .await;
-    assert!(
-        text.contains("`oauth_idp_issuer`") && !text.contains("hunter2"),
-        "{text}"
-    );
+    let mut old_ttl = oauth.to_vec();
+    old_ttl.push(("LAYER_MCP_OAUTH_ACCESS_TOKEN_TTL", "0"));
+    let listen: &[&str] = &["--listen", "127.0.0.1:0"];
+    let cases: [(Case, &[&str]); 4] = [
+        (
+            (listen, &bad_key, None),
+            &["`oauth_encryption_key`", "LAYER_MCP_OAUTH_ENCRYPTION_KEY"],
+        ),
+        (
+            (
+                &[
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--redis-url",
+                    "http://:hunter2@redis.internal:6379",
+                ],
+                &[],
+                None,
+            ),
+            &["`redis_url`", "--redis-url"],
+        ),
+        (
+            (listen, &old_ttl, None),
+            &[
+                "`oauth_access_token_ttl_secs`",
+                "LAYER_MCP_OAUTH_ACCESS_TOKEN_TTL)",
+            ],
+        ),
+        (
+            (
+                listen,
+                &[],
+                Some("oauth_idp_client_id = \"gw\"\noauth_idp_client_secret = \"hunter2\"\n"),
+            ),
+            &["`oauth_idp_issuer`"],
+        ),
+    ];
+    for (case, named) in cases {
+        let text = fails_naming(case, named).await;
+        assert!(!text.contains("hunter2"), "{text}");
+    }
 }
 
 #[tokio::test]
