@@ -88,23 +88,26 @@ pub fn npm_command(bin: &str, home: &ClientHome) -> Command {
 
 /// A command running `node` 22 on a script (e.g. one under `tests/clients/`).
 pub fn node_script(script: &Path, home: &ClientHome) -> Command {
-    let mut command = Command::new(node22());
+    let mut command = script_command(node22(), script, home);
     command
-        .arg(script)
-        .env("HOME", home.path())
         .env("NODE_PATH", clients_dir().join("node_modules"))
-        .current_dir(clients_dir())
-        .kill_on_drop(true);
+        .current_dir(clients_dir());
     command
 }
 
 /// A command running the clients' Python on a script.
 pub fn python_script(script: &Path, home: &ClientHome) -> Command {
-    let mut command = Command::new(python());
+    let mut command = script_command(python(), script, home);
+    command.env("PYTHONUNBUFFERED", "1");
+    command
+}
+
+/// `interpreter` on `script` with `HOME` set to `home`, killed if the test drops it.
+fn script_command(interpreter: PathBuf, script: &Path, home: &ClientHome) -> Command {
+    let mut command = Command::new(interpreter);
     command
         .arg(script)
         .env("HOME", home.path())
-        .env("PYTHONUNBUFFERED", "1")
         .kill_on_drop(true);
     command
 }

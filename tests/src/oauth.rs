@@ -99,6 +99,24 @@ impl OAuthStack {
         Browser::new(&self.login, &self.password)
     }
 
+    /// Redeems an authorization code at the gateway's token endpoint: the tokens.
+    pub async fn redeem(
+        &self,
+        client_id: &str,
+        code: &str,
+        redirect: &str,
+        verifier: &str,
+    ) -> serde_json::Value {
+        redeem_code(
+            &self.gateway.url("/token"),
+            client_id,
+            code,
+            redirect,
+            verifier,
+        )
+        .await
+    }
+
     /// A new browser's walk from the authorization URL `url` through the gateway's consent
     /// page and the simulator's login, to the redirect back to the client.
     pub async fn authorize(&self, url: &str) -> Walk {

@@ -63,15 +63,15 @@ async fn login_public(stack: &OAuthStack) -> (String, Value) {
     );
     let walk = stack.authorize(&url).await;
     let q = query(walk.redirect.as_ref().unwrap());
-    let tokens = redeem_code(
-        &stack.gateway.url("/token"),
-        &client_id,
-        &q["code"],
-        redirect,
-        &verifier,
-    )
-    .await;
+    let tokens = stack
+        .redeem(&client_id, &q["code"], redirect, &verifier)
+        .await;
     (client_id, tokens)
+}
+
+/// The JSON body of the answer to `request`.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
 }
 
 async fn list_workspaces_with(stack: &OAuthStack, access: &str) -> Value {
@@ -221,23 +221,9 @@ async fn a_claude_ai_like_sequence_gets_tokens_that_work() {
         "{challenge}"
     );
     // Claude strips the path and reads the root documents.
-    let prm: Value = http
-        .get(stack.gateway.url("/.well-known/oauth-protected-resource"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let prm = json_of(http.get(stack.gateway.url("/.well-known/oauth-protected-resource"))).await;
     assert_eq!(prm["resource"], stack.gateway.mcp_url());
-    let asm: Value = http
-        .get(stack.gateway.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let asm = json_of(http.get(stack.gateway.url("/.well-known/oauth-authorization-server"))).await;
     assert_eq!(asm["issuer"], stack.gateway.public_url);
     // DCR asking for client_secret_post with Claude's callback.
     let redirect = "https://claude.ai/api/mcp/auth_callback";
@@ -347,14 +333,9 @@ async fn headless_chromium_walks_the_consent_page_and_the_login() {
             std::fs::metadata(artifacts.join(shot)).unwrap_or_else(|_| panic!("{shot} kept"));
         assert!(meta.len() > 1000, "{shot} is a real picture");
     }
-    redeem_code(
-        &stack.gateway.url("/token"),
-        &client_id,
-        &q["code"],
-        redirect,
-        &verifier,
-    )
-    .await;
+    stack
+        .redeem(&client_id, &q["code"], redirect, &verifier)
+        .await;
 }
 
 #[tokio::test]
@@ -583,15 +564,11 @@ async fn the_demo_serves_the_whole_oauth_flow() {
     // The OAuth instructions are printed too.
     assert!(banner.iter().any(|l| l.contains("OAuth")), "{banner:?}");
     let http = reqwest::Client::new();
-    let reg: Value = http
-        .post(format!("{gateway}/register"))
-        .json(&json!({"redirect_uris": ["http://127.0.0.1:45998/cb"], "token_endpoint_auth_method": "none"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reg = json_of(
+        http.post(format!("{gateway}/register"))
+            .json(&json!({"redirect_uris": ["http://127.0.0.1:45998/cb"], "token_endpoint_auth_method": "none"})),
+    )
+    .await;
     let client_id = reg["client_id"].as_str().unwrap();
     let (verifier, challenge) = pkce();
     let redirect = "http://127.0.0.1:45998/cb";
