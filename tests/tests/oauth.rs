@@ -69,6 +69,18 @@ async fn login_public(stack: &OAuthStack) -> (String, Value) {
     (client_id, tokens)
 }
 
+/// An MCP initialize POSTed to `url`, with `bearer` if given.
+async fn initialize(url: String, bearer: Option<&str>) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}));
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap()
+}
+
 /// The JSON body of the answer to `request`.
 async fn json_of(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()
@@ -201,13 +213,7 @@ async fn a_claude_ai_like_sequence_gets_tokens_that_work() {
     let stack = OAuthStack::start(|_| {}, &[]).await;
     let http = reqwest::Client::new();
     // An unauthenticated probe: 401 pointing at the protected resource metadata.
-    let probe = http
-        .post(stack.gateway.mcp_url())
-        .header("accept", "application/json, text/event-stream")
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}))
-        .send()
-        .await
-        .unwrap();
+    let probe = initialize(stack.gateway.mcp_url(), None).await;
     assert_eq!(probe.status(), 401);
     let challenge = probe.headers()["www-authenticate"]
         .to_str()
@@ -381,14 +387,7 @@ async fn refresh_rotation_grace_and_a_restart_lose_nothing() {
         (400, Some("invalid_grant")),
         "{body}"
     );
-    let resp = reqwest::Client::new()
-        .post(stack.gateway.mcp_url())
-        .bearer_auth(&newest)
-        .header("accept", "application/json, text/event-stream")
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}))
-        .send()
-        .await
-        .unwrap();
+    let resp = initialize(stack.gateway.mcp_url(), Some(&newest)).await;
     assert_eq!(resp.status(), 401);
     let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
     assert!(
