@@ -229,6 +229,20 @@ impl PythonOAuthClient {
         next_line(&mut self.lines, prefix, timeout).await
     }
 
+    /// The rest of the next lines starting with each of `prefixes`, in that order, each
+    /// within `timeout`; `None` as soon as one does not come.
+    pub async fn next_lines<const N: usize>(
+        &mut self,
+        prefixes: [&str; N],
+        timeout: Duration,
+    ) -> Option<[String; N]> {
+        let mut found = Vec::with_capacity(N);
+        for prefix in prefixes {
+            found.push(self.next_line(prefix, timeout).await?);
+        }
+        found.try_into().ok()
+    }
+
     /// Hands it the redirect the browser was sent to.
     pub async fn send_redirect(&mut self, redirect: &url::Url) {
         use tokio::io::AsyncWriteExt;

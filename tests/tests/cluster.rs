@@ -240,9 +240,7 @@ async fn an_oauth_login_through_the_proxy_calls_and_refreshes_on_every_replica()
     let redirect = walk.redirect.expect("back to the client");
     assert_eq!(query(&redirect)["iss"], cluster.origin());
     client.send_redirect(&redirect).await;
-    let call = client.next_line("CALL ", LINE_TIMEOUT).await;
-    let calls = client.next_line("CALLS", LINE_TIMEOUT).await;
-    let Some((call, calls)) = call.zip(calls) else {
+    let Some([call, calls]) = client.next_lines(["CALL ", "CALLS"], LINE_TIMEOUT).await else {
         panic!(
             "the Python client did not finish: {}\n{}",
             client.rest_of_output().await,

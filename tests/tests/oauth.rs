@@ -193,9 +193,7 @@ async fn the_python_sdk_oauth_provider_logs_in_and_calls_a_tool() {
     let walk = stack.authorize(&authorization).await;
     let redirect = walk.redirect.unwrap();
     client.send_redirect(&redirect).await;
-    let tools = client.next_line("TOOLS", LINE_TIMEOUT).await;
-    let call = client.next_line("CALL", LINE_TIMEOUT).await;
-    let Some((tools, call)) = tools.zip(call) else {
+    let Some([tools, call]) = client.next_lines(["TOOLS", "CALL"], LINE_TIMEOUT).await else {
         panic!(
             "the Python client did not finish: {}",
             client.rest_of_output().await
