@@ -98,6 +98,38 @@ impl OAuthStack {
     pub fn browser(&self) -> Browser {
         Browser::new(&self.login, &self.password)
     }
+
+    /// Redeems an authorization code at the gateway's token endpoint: the tokens.
+    pub async fn redeem(
+        &self,
+        client_id: &str,
+        code: &str,
+        redirect: &str,
+        verifier: &str,
+    ) -> serde_json::Value {
+        redeem_code(
+            &self.gateway.url("/token"),
+            client_id,
+            code,
+            redirect,
+            verifier,
+        )
+        .await
+    }
+
+    /// A new browser's walk from the authorization URL `url` through the gateway's consent
+    /// page and the simulator's login, to the redirect back to the client.
+    pub async fn authorize(&self, url: &str) -> Walk {
+        let sim_origin = self
+            .sim
+            .base_url()
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned();
+        self.browser()
+            .authorize(url, &self.gateway.public_url, &sim_origin)
+            .await
+    }
 }
 
 impl Drop for OAuthStack {

@@ -58,6 +58,10 @@ impl TestSim {
         self.sim.local_addr().to_string()
     }
 
+    pub async fn shutdown(self) {
+        self.sim.shutdown().await;
+    }
+
     /// A fixture user's working PAT (`alice`, `bob`, `carol`).
     pub fn pat(&self, login: &str) -> String {
         self.sim

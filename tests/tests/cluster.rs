@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use e2e_tests::clients::{self, ClientHome};
+use e2e_tests::clients::{self, ClientHome, PythonOAuthClient};
 use e2e_tests::cluster::{Cluster, ClusterOptions, REPLICAS};
 use e2e_tests::mcp;
 use e2e_tests::oauth::{authorization_url, pkce, query, redeem_code};
@@ -19,7 +19,7 @@ use e2e_tests::paths::workspace_root;
 use e2e_tests::sim::catalogue_ids;
 use layer_sim::SimConfig;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
 const ACME: &str = "a0000000-0000-4000-8000-000000000001";
@@ -192,27 +192,14 @@ async fn a_pat_client_initializes_on_one_replica_and_calls_on_the_others() {
     // mcp-remote (the stdio bridge most desktop clients use) with a header.
     cluster.proxy.reset();
     let home = ClientHome::new("cluster-mcp-remote");
-    let log_path = home.path().join("mcp-remote.log");
-    let log_file = std::fs::File::create(&log_path).unwrap();
-    let mut command = clients::npm_command("mcp-remote-client", &home);
-    command
-        .args([
-            &cluster.url(),
-            "--header",
-            &format!("Authorization: Bearer {}", cluster.pat("alice")),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file);
-    let mut child = command.spawn().unwrap();
-    let stdin = child.stdin.take();
-    let status = tokio::time::timeout(CLIENT_TIMEOUT, child.wait())
-        .await
-        .expect("mcp-remote-client finishes")
-        .unwrap();
-    drop(stdin);
-    let log = std::fs::read_to_string(&log_path).unwrap();
-    assert!(status.success(), "{log}");
+    let (success, log) = clients::mcp_remote_with_header(
+        &home,
+        &cluster.url(),
+        &cluster.pat("alice"),
+        CLIENT_TIMEOUT,
+    )
+    .await;
+    assert!(success, "{log}");
     assert!(log.contains("\"name\": \"execute_forge\""), "{log}");
     assert!(log.contains("Exiting OK"), "{log}");
     let spread = backends(&cluster, |r| r.path.starts_with("/mcp"));
@@ -222,13 +209,8 @@ async fn a_pat_client_initializes_on_one_replica_and_calls_on_the_others() {
     );
 }
 
-/// The rest of the next line starting with `prefix` (two minutes at most).
-async fn next_line(
-    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    prefix: &str,
-) -> Option<String> {
-    clients::next_line(lines, prefix, Duration::from_secs(120)).await
-}
+/// How long a client may take to print its next line.
+const LINE_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oauth_login_through_the_proxy_calls_and_refreshes_on_every_replica() {
@@ -243,21 +225,13 @@ async fn an_oauth_login_through_the_proxy_calls_and_refreshes_on_every_replica()
     .await;
     cluster.proxy.reset();
     let home = ClientHome::new("cluster-python-oauth");
-    let script = workspace_root().join("tests/clients/scripts/python_oauth.py");
-    let mut command = clients::python_script(&script, &home);
-    command
-        .arg(cluster.url())
-        .env("EXTRA_CALLS", "4")
-        .env("CALL_INTERVAL_SECONDS", "6")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("spawn python");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let Some(authorization) = next_line(&mut lines, "AUTHORIZE").await else {
-        let out = child.wait_with_output().await.unwrap();
-        panic!("no authorization URL: {}", clients::text(&out));
+    let mut client = PythonOAuthClient::start(
+        &home,
+        &cluster.url(),
+        &[("EXTRA_CALLS", "4"), ("CALL_INTERVAL_SECONDS", "6")],
+    );
+    let Some(authorization) = client.next_line("AUTHORIZE", LINE_TIMEOUT).await else {
+        panic!("no authorization URL: {}", client.rest_of_output().await);
     };
     let walk = cluster
         .browser()
@@ -265,18 +239,11 @@ async fn an_oauth_login_through_the_proxy_calls_and_refreshes_on_every_replica()
         .await;
     let redirect = walk.redirect.expect("back to the client");
     assert_eq!(query(&redirect)["iss"], cluster.origin());
-    stdin
-        .write_all(format!("{redirect}\n").as_bytes())
-        .await
-        .unwrap();
-    stdin.flush().await.unwrap();
-    let call = next_line(&mut lines, "CALL ").await;
-    let calls = next_line(&mut lines, "CALLS").await;
-    let Some((call, calls)) = call.zip(calls) else {
-        let out = child.wait_with_output().await.unwrap();
+    client.send_redirect(&redirect).await;
+    let Some([call, calls]) = client.next_lines(["CALL ", "CALLS"], LINE_TIMEOUT).await else {
         panic!(
             "the Python client did not finish: {}\n{}",
-            clients::text(&out),
+            client.rest_of_output().await,
             cluster.logs()
         );
     };
@@ -284,7 +251,7 @@ async fn an_oauth_login_through_the_proxy_calls_and_refreshes_on_every_replica()
     assert_eq!(call["is_error"], false, "{call}");
     let calls: Value = serde_json::from_str(&calls).unwrap();
     assert_eq!(calls["ok"], 4, "{calls}\n{}", cluster.logs());
-    let _ = child.wait().await;
+    client.wait().await;
 
     // The login's steps and the refreshes were spread over the replicas.
     let routed = cluster.proxy.routed();

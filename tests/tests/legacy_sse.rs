@@ -313,35 +313,25 @@ async fn bad_input_over_the_old_transport() {
     let mut session = OldSession::open(&http, &env.url("/mcp"), &alice)
         .await
         .unwrap();
-    let ping = r#"{"jsonrpc":"2.0","id":99,"method":"ping"}"#;
+    // A ping POSTed to `url` with `pat`.
+    let ping = |url: url::Url, pat: &str| {
+        http.post(url)
+            .bearer_auth(pat)
+            .body(r#"{"jsonrpc":"2.0","id":99,"method":"ping"}"#)
+            .send()
+    };
 
     // POST without sessionId: 400.
-    let response = http
-        .post(messages.clone())
-        .bearer_auth(&alice)
-        .body(ping)
-        .send()
-        .await
-        .unwrap();
+    let response = ping(messages.clone(), &alice).await.unwrap();
     assert_eq!(response.status(), 400);
 
     // Another user's sessionId: 404, exactly like an unknown one.
-    let theirs = http
-        .post(session.connection.endpoint.clone())
-        .bearer_auth(&bob)
-        .body(ping)
-        .send()
+    let theirs = ping(session.connection.endpoint.clone(), &bob)
         .await
         .unwrap();
     let mut unknown_url = messages.clone();
     unknown_url.set_query(Some("sessionId=0123456789abcdef0123456789abcdef"));
-    let unknown = http
-        .post(unknown_url)
-        .bearer_auth(&bob)
-        .body(ping)
-        .send()
-        .await
-        .unwrap();
+    let unknown = ping(unknown_url, &bob).await.unwrap();
     assert_eq!(theirs.status(), 404);
     assert_eq!(unknown.status(), 404);
     assert_eq!(theirs.text().await.unwrap(), unknown.text().await.unwrap());

@@ -6,22 +6,13 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use e2e_tests::clients::{self, ClientHome};
+use e2e_tests::clients::{self, ClientHome, PythonOAuthClient};
 use e2e_tests::mcp;
 use e2e_tests::oauth::{self, OAuthStack, pkce, query, redeem_code};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use url::Url;
-
-fn sim_origin(stack: &OAuthStack) -> String {
-    stack
-        .sim
-        .base_url()
-        .as_str()
-        .trim_end_matches('/')
-        .to_owned()
-}
 
 async fn register(stack: &OAuthStack, body: Value) -> Value {
     let resp = reqwest::Client::new()
@@ -70,20 +61,29 @@ async fn login_public(stack: &OAuthStack) -> (String, Value) {
         &challenge,
         &stack.gateway.mcp_url(),
     );
-    let walk = stack
-        .browser()
-        .authorize(&url, &stack.gateway.public_url, &sim_origin(stack))
-        .await;
+    let walk = stack.authorize(&url).await;
     let q = query(walk.redirect.as_ref().unwrap());
-    let tokens = redeem_code(
-        &stack.gateway.url("/token"),
-        &client_id,
-        &q["code"],
-        redirect,
-        &verifier,
-    )
-    .await;
+    let tokens = stack
+        .redeem(&client_id, &q["code"], redirect, &verifier)
+        .await;
     (client_id, tokens)
+}
+
+/// An MCP initialize POSTed to `url`, with `bearer` if given.
+async fn initialize(url: String, bearer: Option<&str>) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}));
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap()
+}
+
+/// The JSON body of the answer to `request`.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
 }
 
 async fn list_workspaces_with(stack: &OAuthStack, access: &str) -> Value {
@@ -150,14 +150,7 @@ async fn mcp_remote_completes_the_oauth_flow() {
             seen.join("\n")
         )
     });
-    let walk = stack
-        .browser()
-        .authorize(
-            &authorization,
-            &stack.gateway.public_url,
-            &sim_origin(&stack),
-        )
-        .await;
+    let walk = stack.authorize(&authorization).await;
     let redirect = walk.redirect.expect("redirect to mcp-remote");
     assert_eq!(redirect.host_str(), Some("localhost"), "{redirect}");
     assert_eq!(query(&redirect)["iss"], stack.gateway.public_url);
@@ -186,57 +179,31 @@ async fn mcp_remote_completes_the_oauth_flow() {
     assert!(!output.contains(&stack.password), "no secret in the output");
 }
 
-/// The rest of the next line starting with `prefix` (a minute at most).
-async fn next_line(
-    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    prefix: &str,
-) -> Option<String> {
-    clients::next_line(lines, prefix, Duration::from_secs(60)).await
-}
+/// How long a client may take to print its next line.
+const LINE_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn the_python_sdk_oauth_provider_logs_in_and_calls_a_tool() {
     let stack = OAuthStack::start(|_| {}, &[]).await;
     let home = ClientHome::new("python-oauth");
-    let script = e2e_tests::paths::workspace_root().join("tests/clients/scripts/python_oauth.py");
-    let mut command = clients::python_script(&script, &home);
-    command
-        .arg(stack.gateway.mcp_url())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("spawn python");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let Some(authorization) = next_line(&mut lines, "AUTHORIZE").await else {
-        let out = child.wait_with_output().await.unwrap();
-        panic!("no authorization URL: {}", clients::text(&out));
+    let mut client = PythonOAuthClient::start(&home, &stack.gateway.mcp_url(), &[]);
+    let Some(authorization) = client.next_line("AUTHORIZE", LINE_TIMEOUT).await else {
+        panic!("no authorization URL: {}", client.rest_of_output().await);
     };
-    let walk = stack
-        .browser()
-        .authorize(
-            &authorization,
-            &stack.gateway.public_url,
-            &sim_origin(&stack),
-        )
-        .await;
+    let walk = stack.authorize(&authorization).await;
     let redirect = walk.redirect.unwrap();
-    stdin
-        .write_all(format!("{redirect}\n").as_bytes())
-        .await
-        .unwrap();
-    stdin.flush().await.unwrap();
-    let tools = next_line(&mut lines, "TOOLS").await;
-    let call = next_line(&mut lines, "CALL").await;
-    let Some((tools, call)) = tools.zip(call) else {
-        let out = child.wait_with_output().await.unwrap();
-        panic!("the Python client did not finish: {}", clients::text(&out));
+    client.send_redirect(&redirect).await;
+    let Some([tools, call]) = client.next_lines(["TOOLS", "CALL"], LINE_TIMEOUT).await else {
+        panic!(
+            "the Python client did not finish: {}",
+            client.rest_of_output().await
+        );
     };
     let tools: Vec<String> = serde_json::from_str(&tools).unwrap();
     assert!(tools.contains(&"list_workspaces".to_owned()), "{tools:?}");
     let call: Value = serde_json::from_str(&call).unwrap();
     assert_eq!(call["is_error"], false, "{call}");
-    let _ = child.wait().await;
+    client.wait().await;
 }
 
 #[tokio::test]
@@ -244,13 +211,7 @@ async fn a_claude_ai_like_sequence_gets_tokens_that_work() {
     let stack = OAuthStack::start(|_| {}, &[]).await;
     let http = reqwest::Client::new();
     // An unauthenticated probe: 401 pointing at the protected resource metadata.
-    let probe = http
-        .post(stack.gateway.mcp_url())
-        .header("accept", "application/json, text/event-stream")
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}))
-        .send()
-        .await
-        .unwrap();
+    let probe = initialize(stack.gateway.mcp_url(), None).await;
     assert_eq!(probe.status(), 401);
     let challenge = probe.headers()["www-authenticate"]
         .to_str()
@@ -264,23 +225,9 @@ async fn a_claude_ai_like_sequence_gets_tokens_that_work() {
         "{challenge}"
     );
     // Claude strips the path and reads the root documents.
-    let prm: Value = http
-        .get(stack.gateway.url("/.well-known/oauth-protected-resource"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let prm = json_of(http.get(stack.gateway.url("/.well-known/oauth-protected-resource"))).await;
     assert_eq!(prm["resource"], stack.gateway.mcp_url());
-    let asm: Value = http
-        .get(stack.gateway.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let asm = json_of(http.get(stack.gateway.url("/.well-known/oauth-authorization-server"))).await;
     assert_eq!(asm["issuer"], stack.gateway.public_url);
     // DCR asking for client_secret_post with Claude's callback.
     let redirect = "https://claude.ai/api/mcp/auth_callback";
@@ -302,10 +249,7 @@ async fn a_claude_ai_like_sequence_gets_tokens_that_work() {
     // /authorize at the origin, resource with a trailing slash.
     let resource = format!("{}/", stack.gateway.mcp_url());
     let url = authorization_url(&stack, &client_id, redirect, &challenge, &resource);
-    let walk = stack
-        .browser()
-        .authorize(&url, &stack.gateway.public_url, &sim_origin(&stack))
-        .await;
+    let walk = stack.authorize(&url).await;
     assert!(walk.consent_page.contains("Claude"));
     assert!(walk.consent_page.contains("claude.ai"));
     let back = walk.redirect.unwrap();
@@ -393,14 +337,9 @@ async fn headless_chromium_walks_the_consent_page_and_the_login() {
             std::fs::metadata(artifacts.join(shot)).unwrap_or_else(|_| panic!("{shot} kept"));
         assert!(meta.len() > 1000, "{shot} is a real picture");
     }
-    redeem_code(
-        &stack.gateway.url("/token"),
-        &client_id,
-        &q["code"],
-        redirect,
-        &verifier,
-    )
-    .await;
+    stack
+        .redeem(&client_id, &q["code"], redirect, &verifier)
+        .await;
 }
 
 #[tokio::test]
@@ -446,14 +385,7 @@ async fn refresh_rotation_grace_and_a_restart_lose_nothing() {
         (400, Some("invalid_grant")),
         "{body}"
     );
-    let resp = reqwest::Client::new()
-        .post(stack.gateway.mcp_url())
-        .bearer_auth(&newest)
-        .header("accept", "application/json, text/event-stream")
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}))
-        .send()
-        .await
-        .unwrap();
+    let resp = initialize(stack.gateway.mcp_url(), Some(&newest)).await;
     assert_eq!(resp.status(), 401);
     let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
     assert!(
@@ -629,15 +561,11 @@ async fn the_demo_serves_the_whole_oauth_flow() {
     // The OAuth instructions are printed too.
     assert!(banner.iter().any(|l| l.contains("OAuth")), "{banner:?}");
     let http = reqwest::Client::new();
-    let reg: Value = http
-        .post(format!("{gateway}/register"))
-        .json(&json!({"redirect_uris": ["http://127.0.0.1:45998/cb"], "token_endpoint_auth_method": "none"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reg = json_of(
+        http.post(format!("{gateway}/register"))
+            .json(&json!({"redirect_uris": ["http://127.0.0.1:45998/cb"], "token_endpoint_auth_method": "none"})),
+    )
+    .await;
     let client_id = reg["client_id"].as_str().unwrap();
     let (verifier, challenge) = pkce();
     let redirect = "http://127.0.0.1:45998/cb";

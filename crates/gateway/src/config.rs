@@ -398,7 +398,8 @@ pub fn origin_of(url: &Url) -> String {
     url.origin().ascii_serialization()
 }
 
-fn check_public_url(url: &Url) -> Result<(), String> {
+/// What both the public and the API URL must be: http(s) with a host.
+fn check_http_host(url: &Url) -> Result<(), String> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
             "must be an http or https URL, got scheme `{}`",
@@ -408,6 +409,11 @@ fn check_public_url(url: &Url) -> Result<(), String> {
     if url.host_str().is_none() {
         return Err("must name a host".into());
     }
+    Ok(())
+}
+
+fn check_public_url(url: &Url) -> Result<(), String> {
+    check_http_host(url)?;
     if url.path() != "/" && !url.path().is_empty() {
         return Err(format!(
             "must be an origin without a path (the MCP endpoint is <public_url>/mcp), got path `{}`",
@@ -425,15 +431,7 @@ fn check_public_url(url: &Url) -> Result<(), String> {
 }
 
 fn check_api_url(url: &Url) -> Result<(), String> {
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "must be an http or https URL, got scheme `{}`",
-            url.scheme()
-        ));
-    }
-    if url.host_str().is_none() {
-        return Err("must name a host".into());
-    }
+    check_http_host(url)?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err("must not carry credentials".into());
     }

@@ -6,7 +6,6 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -42,53 +41,51 @@ async fn serve_fails(args: &[&str], env: &[(&str, &str)], config: Option<&str>) 
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// A bad setting: `serve`'s flags, its environment and its config file.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], Option<&'a str>);
+
+/// `serve` stops on the bad setting with a message naming everything in `named`; the message.
+async fn fails_naming((args, env, config): Case<'_>, named: &[&str]) -> String {
+    let text = serve_fails(args, env, config).await;
+    for name in named {
+        assert!(text.contains(name), "{name}: {text}");
+    }
+    text
+}
+
 #[tokio::test]
 async fn bad_settings_stop_serve_with_a_message_naming_them() {
-    let text = serve_fails(&["--public-url", "mcp.example.com"], &[], None).await;
-    assert!(
-        text.contains("`public_url`") && text.contains("--public-url"),
-        "{text}"
-    );
-    let text = serve_fails(
-        &["--listen", "127.0.0.1:0"],
-        &[("LAYER_MCP_PAT_CACHE_TTL_SECS", "soon")],
-        None,
-    )
-    .await;
-    assert!(
-        text.contains("`pat_cache_ttl_secs`") && text.contains("LAYER_MCP_PAT_CACHE_TTL_SECS"),
-        "{text}"
-    );
-    let text = serve_fails(
-        &["--listen", "127.0.0.1:0"],
-        &[("LAYER_MCP_MAX_SESSIONS_PER_USER", "0")],
-        None,
-    )
-    .await;
-    assert!(
-        text.contains("`max_sessions_per_user`")
-            && text.contains("LAYER_MCP_MAX_SESSIONS_PER_USER"),
-        "{text}"
-    );
-    let text = serve_fails(
-        &["--listen", "127.0.0.1:0"],
-        &[],
-        Some("lisen = \"127.0.0.1:1\"\n"),
-    )
-    .await;
-    assert!(text.contains("unknown setting `lisen`"), "{text}");
-    let text = serve_fails(
-        &["--listen", "127.0.0.1:0"],
-        &[],
-        Some("layer_api_url = \"ftp://layer\"\n"),
-    )
-    .await;
-    assert!(
-        text.contains("`layer_api_url`") && text.contains("config file"),
-        "{text}"
-    );
-    let text = serve_fails(&["--layer-api-url", "not a url"], &[], None).await;
-    assert!(text.contains("`layer_api_url`"), "{text}");
+    // Each bad setting (flags, environment, config file) and what the message must name.
+    let listen: &[&str] = &["--listen", "127.0.0.1:0"];
+    let cases: [(Case, &[&str]); 6] = [
+        (
+            (&["--public-url", "mcp.example.com"], &[], None),
+            &["`public_url`", "--public-url"],
+        ),
+        (
+            (listen, &[("LAYER_MCP_PAT_CACHE_TTL_SECS", "soon")], None),
+            &["`pat_cache_ttl_secs`", "LAYER_MCP_PAT_CACHE_TTL_SECS"],
+        ),
+        (
+            (listen, &[("LAYER_MCP_MAX_SESSIONS_PER_USER", "0")], None),
+            &["`max_sessions_per_user`", "LAYER_MCP_MAX_SESSIONS_PER_USER"],
+        ),
+        (
+            (listen, &[], Some("lisen = \"127.0.0.1:1\"\n")),
+            &["unknown setting `lisen`"],
+        ),
+        (
+            (listen, &[], Some("layer_api_url = \"ftp://layer\"\n")),
+            &["`layer_api_url`", "config file"],
+        ),
+        (
+            (&["--layer-api-url", "not a url"], &[], None),
+            &["`layer_api_url`"],
+        ),
+    ];
+    for (case, named) in cases {
+        fails_naming(case, named).await;
+    }
 }
 
 #[tokio::test]
@@ -98,50 +95,50 @@ async fn bad_secret_settings_stop_serve_without_showing_them() {
         ("LAYER_MCP_OAUTH_IDP_CLIENT_ID", "gw"),
         ("LAYER_MCP_OAUTH_IDP_CLIENT_SECRET", "client-hunter2"),
     ];
-    let mut env = oauth.to_vec();
-    env.push(("LAYER_MCP_OAUTH_ENCRYPTION_KEY", "key-hunter2"));
-    let text = serve_fails(&["--listen", "127.0.0.1:0"], &env, None).await;
-    assert!(
-        text.contains("`oauth_encryption_key`")
-            && text.contains("LAYER_MCP_OAUTH_ENCRYPTION_KEY")
-            && !text.contains("hunter2"),
-        "{text}"
-    );
-    let text = serve_fails(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--redis-url",
-            "http://:hunter2@redis.internal:6379",
-        ],
-        &[],
-        None,
-    )
-    .await;
-    assert!(
-        text.contains("`redis_url`") && text.contains("--redis-url") && !text.contains("hunter2"),
-        "{text}"
-    );
+    let mut bad_key = oauth.to_vec();
+    bad_key.push(("LAYER_MCP_OAUTH_ENCRYPTION_KEY", "key-hunter2"));
     // An OAuth lifetime under its old variable name is read, and checked.
-    let mut env = oauth.to_vec();
-    env.push(("LAYER_MCP_OAUTH_ACCESS_TOKEN_TTL", "0"));
-    let text = serve_fails(&["--listen", "127.0.0.1:0"], &env, None).await;
-    assert!(
-        text.contains("`oauth_access_token_ttl_secs`")
-            && text.contains("LAYER_MCP_OAUTH_ACCESS_TOKEN_TTL)")
-            && !text.contains("hunter2"),
-        "{text}"
-    );
-    let text = serve_fails(
-        &["--listen", "127.0.0.1:0"],
-        &[],
-        Some("oauth_idp_client_id = \"gw\"\noauth_idp_client_secret = \"hunter2\"\n"),
-    )
-    .await;
-    assert!(
-        text.contains("`oauth_idp_issuer`") && !text.contains("hunter2"),
-        "{text}"
-    );
+    let mut old_ttl = oauth.to_vec();
+    old_ttl.push(("LAYER_MCP_OAUTH_ACCESS_TOKEN_TTL", "0"));
+    let listen: &[&str] = &["--listen", "127.0.0.1:0"];
+    let cases: [(Case, &[&str]); 4] = [
+        (
+            (listen, &bad_key, None),
+            &["`oauth_encryption_key`", "LAYER_MCP_OAUTH_ENCRYPTION_KEY"],
+        ),
+        (
+            (
+                &[
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--redis-url",
+                    "http://:hunter2@redis.internal:6379",
+                ],
+                &[],
+                None,
+            ),
+            &["`redis_url`", "--redis-url"],
+        ),
+        (
+            (listen, &old_ttl, None),
+            &[
+                "`oauth_access_token_ttl_secs`",
+                "LAYER_MCP_OAUTH_ACCESS_TOKEN_TTL)",
+            ],
+        ),
+        (
+            (
+                listen,
+                &[],
+                Some("oauth_idp_client_id = \"gw\"\noauth_idp_client_secret = \"hunter2\"\n"),
+            ),
+            &["`oauth_idp_issuer`"],
+        ),
+    ];
+    for (case, named) in cases {
+        let text = fails_naming(case, named).await;
+        assert!(!text.contains("hunter2"), "{text}");
+    }
 }
 
 #[tokio::test]
@@ -149,70 +146,23 @@ async fn serve_reads_flags_and_serves_mcp() {
     let sim = layer_sim::start(layer_sim::SimConfig::for_tests())
         .await
         .unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--layer-api-url",
-            sim.api_url().as_str(),
-        ])
-        .env("LAYER_MCP_MAX_SESSIONS_PER_USER", "4")
-        .env("LAYER_MCP_NOT_A_SETTING", "1")
-        // OAuth settings are settings like the others (OAuth stays off without a client id).
-        .env("LAYER_MCP_OAUTH_IDP_AUDIENCE", "https://api.example/")
-        .env("LAYER_MCP_OAUTH_REFRESH_GRACE", "5")
-        .env("RUST_LOG", "trace")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    // Drain the logs while the gateway runs (a full pipe would stall it).
-    let stderr = child.stderr.take().unwrap();
-    let reader = tokio::spawn(async move {
-        let mut logs = String::new();
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            logs.push_str(&line);
-            logs.push('\n');
-        }
-        logs
-    });
-    let http = reqwest::Client::new();
-    let health = format!("http://127.0.0.1:{port}/healthz");
-    let mut up = false;
-    for _ in 0..100 {
-        if http
-            .get(&health)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "serve starts");
-    let mut client = common::Raw {
-        http,
-        url: format!("http://127.0.0.1:{port}/mcp"),
-        pat: Some(
-            sim.fixtures()
-                .active_pat("alice")
-                .unwrap()
-                .expose_secret()
-                .to_owned(),
-        ),
-        session: None,
-        version: "2025-06-18".into(),
-        next_id: 1,
-    };
+    let common::Served {
+        mut child,
+        port,
+        logs: reader,
+    } = common::serve(
+        &sim,
+        &[],
+        &[
+            ("LAYER_MCP_MAX_SESSIONS_PER_USER", "4"),
+            ("LAYER_MCP_NOT_A_SETTING", "1"),
+            // OAuth settings are settings like the others (OAuth stays off without a client id).
+            ("LAYER_MCP_OAUTH_IDP_AUDIENCE", "https://api.example/"),
+            ("LAYER_MCP_OAUTH_REFRESH_GRACE", "5"),
+            ("RUST_LOG", "trace"),
+        ],
+    );
+    let mut client = common::served_client(port, &sim, "2025-06-18").await;
     client.initialize().await;
     assert_eq!(
         client.list_tools().await.result()["tools"]

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ACME, Env, reply_to};
+use common::{Env, reply_to};
 use legacy_sse::client::{self, Connection};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -68,14 +68,7 @@ async fn an_old_style_get_on_mcp_opens_a_stream_and_an_rmcp_client_uses_the_tool
         .unwrap();
     assert_ne!(result.is_error, Some(true), "{result:?}");
     let workspaces = result.structured_content.expect("structured content");
-    common::assert_conforms("list_workspaces", &workspaces);
-    assert!(
-        workspaces["workspaces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|w| w["workspace_id"] == ACME)
-    );
+    common::assert_lists_acme(&workspaces);
     mcp.cancel().await.unwrap();
     env.shutdown().await;
 }

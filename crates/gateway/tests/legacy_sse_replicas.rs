@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ACME, Env, reply_to};
+use common::{Env, reply_to};
 use gateway::RunningGateway;
 use legacy_sse::client::{self, Connection};
 use reqwest::StatusCode;
@@ -51,10 +51,36 @@ async fn post(
     request.send().await.unwrap()
 }
 
-async fn accepted(http: &reqwest::Client, url: &Url, pat: &str, body: Value) -> reqwest::Response {
-    let response = post(http, url, Some(pat), &body).await;
-    assert_eq!(response.status(), StatusCode::ACCEPTED, "{body}");
+/// POSTs `body` and checks the status of the answer.
+async fn answered(
+    http: &reqwest::Client,
+    url: &Url,
+    pat: Option<&str>,
+    body: Value,
+    status: StatusCode,
+) -> reqwest::Response {
+    let response = post(http, url, pat, &body).await;
+    assert_eq!(response.status(), status, "{body}");
     response
+}
+
+async fn accepted(http: &reqwest::Client, url: &Url, pat: &str, body: Value) -> reqwest::Response {
+    answered(http, url, Some(pat), body, StatusCode::ACCEPTED).await
+}
+
+/// A stream on `env`'s gateway with alice's PAT.
+async fn open_stream(env: &Env) -> Connection {
+    let stream_url = Url::parse(&env.mcp_url()).unwrap().join("/sse").unwrap();
+    client::open(&env.http, &stream_url, client::bearer(&env.alice))
+        .await
+        .expect("a stream")
+}
+
+/// The old transport's initialize request, id 0.
+fn initialize() -> Value {
+    json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2024-11-05", "capabilities": {},
+        "clientInfo": {"name": "gateway-tests", "version": "1"}}})
 }
 
 fn call(id: i64, tool: &str, arguments: Value) -> Value {
@@ -68,23 +94,12 @@ async fn posts_to_another_replica_are_answered_on_the_stream_and_stay_the_owners
     let env = Env::start_with(|config| config.redis_url = Some(redis_url.parse().unwrap())).await;
     let b = replica(&env, &redis).await;
 
-    let stream_url = Url::parse(&env.mcp_url()).unwrap().join("/sse").unwrap();
-    let mut stream = client::open(&env.http, &stream_url, client::bearer(&env.alice))
-        .await
-        .expect("a stream on A");
+    let mut stream = open_stream(&env).await;
     assert_eq!(stream.endpoint.port(), Some(env.gateway.addr.port()));
     let on_b = endpoint_on(&b, &stream);
     assert_ne!(on_b.port(), stream.endpoint.port());
 
-    accepted(
-        &env.http,
-        &on_b,
-        &env.alice,
-        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": "2024-11-05", "capabilities": {},
-            "clientInfo": {"name": "gateway-tests", "version": "1"}}}),
-    )
-    .await;
+    accepted(&env.http, &on_b, &env.alice, initialize()).await;
     assert_eq!(
         reply_to(&mut stream, 0).await["result"]["protocolVersion"],
         "2024-11-05"
@@ -118,14 +133,7 @@ async fn posts_to_another_replica_are_answered_on_the_stream_and_stay_the_owners
     let listed = reply_to(&mut stream, 2).await;
     assert_ne!(listed["result"]["isError"], true, "{listed}");
     let workspaces = &listed["result"]["structuredContent"];
-    common::assert_conforms("list_workspaces", workspaces);
-    assert!(
-        workspaces["workspaces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|w| w["workspace_id"] == ACME)
-    );
+    common::assert_lists_acme(workspaces);
 
     // A tool error names the request id of the POST that B took.
     let response = accepted(
@@ -150,22 +158,22 @@ async fn posts_to_another_replica_are_answered_on_the_stream_and_stay_the_owners
     );
 
     // Another user's POST to B: the same 404 as an unknown session; none at all: 401.
-    let bob = post(
+    answered(
         &env.http,
         &on_b,
         Some(&env.bob),
-        &call(4, "list_workspaces", json!({})),
+        call(4, "list_workspaces", json!({})),
+        StatusCode::NOT_FOUND,
     )
     .await;
-    assert_eq!(bob.status(), StatusCode::NOT_FOUND);
-    let anonymous = post(
+    answered(
         &env.http,
         &on_b,
         None,
-        &call(5, "list_workspaces", json!({})),
+        call(5, "list_workspaces", json!({})),
+        StatusCode::UNAUTHORIZED,
     )
     .await;
-    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 
     // The stream closes: B answers 404 (the client opens a new stream).
     drop(stream);
@@ -196,19 +204,16 @@ async fn posts_to_another_replica_are_answered_on_the_stream_and_stay_the_owners
 async fn without_redis_url_a_post_to_another_gateway_is_404() {
     let env = Env::start().await;
     let other = Env::start().await;
-    let stream_url = Url::parse(&env.mcp_url()).unwrap().join("/sse").unwrap();
-    let stream = client::open(&env.http, &stream_url, client::bearer(&env.alice))
-        .await
-        .unwrap();
+    let stream = open_stream(&env).await;
     let on_other = endpoint_on(&other.gateway, &stream);
-    let response = post(
+    answered(
         &env.http,
         &on_other,
         Some(&other.alice),
-        &call(1, "list_workspaces", json!({})),
+        call(1, "list_workspaces", json!({})),
+        StatusCode::NOT_FOUND,
     )
     .await;
-    assert_eq!(response.status(), StatusCode::NOT_FOUND);
     other.shutdown().await;
     env.shutdown().await;
 }
@@ -223,20 +228,9 @@ async fn a_replica_shutting_down_closes_its_streams_and_other_replicas_answer_40
     })
     .await;
     let b = replica(&env, &redis).await;
-    let stream_url = Url::parse(&env.mcp_url()).unwrap().join("/sse").unwrap();
-    let mut stream = client::open(&env.http, &stream_url, client::bearer(&env.alice))
-        .await
-        .unwrap();
+    let mut stream = open_stream(&env).await;
     let on_b = endpoint_on(&b, &stream);
-    accepted(
-        &env.http,
-        &on_b,
-        &env.alice,
-        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2024-11-05", "capabilities": {},
-        "clientInfo": {"name": "gateway-tests", "version": "1"}}}),
-    )
-    .await;
+    accepted(&env.http, &on_b, &env.alice, initialize()).await;
     reply_to(&mut stream, 0).await;
 
     let Env {

@@ -63,17 +63,8 @@ async fn with_the_private_ca_replicas_share_sessions_over_tls() {
     let b = env.replica(adjust).await;
 
     let mut client = env.session(&env.alice).await;
-    let session = client.session.clone().unwrap();
     // B never saw the session: it restores it from the TLS Redis.
-    client.url = b.mcp_url();
-    let tools = client.list_tools().await;
-    assert_eq!(tools.status, StatusCode::OK, "{tools:?}");
-    let workspaces = client.ok("list_workspaces", json!({})).await;
-    assert!(
-        workspaces.to_string().contains(common::ACME),
-        "{workspaces}"
-    );
-    assert_eq!(client.session.as_deref(), Some(session.as_str()));
+    common::move_session(&mut client, b.mcp_url()).await;
     client.url = env.mcp_url();
     client.ok("list_workspaces", json!({})).await;
 
@@ -118,13 +109,7 @@ async fn without_the_ca_the_server_is_not_trusted_and_the_password_stays_hidden(
     // `/readyz` and refuses new sessions with 503, never showing the password.
     let env = Env::start_with(tls(&redis.url(), None)).await;
     let mut client = env.client(&env.alice);
-    let answer = client
-        .post(
-            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {},
-            "clientInfo": {"name": "gateway-tests", "version": "1"}}}),
-        )
-        .await;
+    let answer = client.send_initialize().await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{answer:?}");
     assert!(!answer.text.contains(PASSWORD), "{answer:?}");
     let body = readyz_with(&env, &env.gateway, &[]).await;

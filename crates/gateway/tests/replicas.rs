@@ -12,7 +12,6 @@ use common::{Env, Raw};
 use futures::StreamExt;
 use gateway::{Config, RunningGateway};
 use reqwest::StatusCode;
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use test_support::redis::RedisServer;
 use test_support::sim::SimAdmin;
@@ -60,19 +59,10 @@ async fn a_session_opened_on_one_replica_goes_on_on_another() {
     let a_url = env.mcp_url();
 
     let mut client = env.session(&env.alice).await;
-    let session = client.session.clone().unwrap();
 
     // B never saw the session: it restores it from Redis, no re-initialize.
-    on(&mut client, &b);
-    let tools = client.list_tools().await;
-    assert_eq!(tools.status, StatusCode::OK, "{tools:?}");
+    let tools = common::move_session(&mut client, b.mcp_url()).await;
     assert_eq!(tool_count(&tools), 18);
-    let workspaces = client.ok("list_workspaces", json!({})).await;
-    assert!(
-        workspaces.to_string().contains(common::ACME),
-        "{workspaces}"
-    );
-    assert_eq!(client.session.as_deref(), Some(session.as_str()));
 
     // And back on A.
     client.url = a_url.clone();
@@ -183,13 +173,7 @@ async fn a_pat_accepted_through_one_replica_is_not_checked_again_through_another
         ] {
             let mut stranger = env.client(pat);
             stranger.url = gateway_url.clone();
-            let answer = stranger
-                .post(
-                    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                    "protocolVersion": "2025-11-25", "capabilities": {},
-                    "clientInfo": {"name": "t", "version": "1"}}}),
-                )
-                .await;
+            let answer = stranger.send_initialize().await;
             assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{answer:?}");
         }
     }
@@ -471,9 +455,6 @@ async fn shutdown_drains_calls_in_flight_and_closes_streams() {
 /// connections are refused, and the process exits 0 within the drain time.
 #[tokio::test]
 async fn sigterm_drains_and_exits_zero() {
-    use std::process::Stdio;
-    use tokio::io::{AsyncBufReadExt, BufReader};
-
     let redis = RedisServer::start();
     let sim = layer_sim::start(layer_sim::SimConfig {
         enable_admin: true,
@@ -481,62 +462,16 @@ async fn sigterm_drains_and_exits_zero() {
     })
     .await
     .unwrap();
-    let port = test_support::free_port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_layer-mcp-gateway"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--layer-api-url",
-            sim.api_url().as_str(),
-            "--redis-url",
-            &redis.url(),
-        ])
-        .env("LAYER_MCP_SHUTDOWN_DRAIN_SECS", "6")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let logs = tokio::spawn(async move {
-        let mut logs = String::new();
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            logs.push_str(&line);
-            logs.push('\n');
-        }
-        logs
-    });
-    let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        if http
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "serve starts");
-    let mut client = Raw {
-        http: reqwest::Client::new(),
-        url: format!("http://127.0.0.1:{port}/mcp"),
-        pat: Some(
-            sim.fixtures()
-                .active_pat("alice")
-                .unwrap()
-                .expose_secret()
-                .to_owned(),
-        ),
-        session: None,
-        version: "2025-11-25".into(),
-        next_id: 1,
-    };
+    let common::Served {
+        mut child,
+        port,
+        logs,
+    } = common::serve(
+        &sim,
+        &["--redis-url", &redis.url()],
+        &[("LAYER_MCP_SHUTDOWN_DRAIN_SECS", "6")],
+    );
+    let mut client = common::served_client(port, &sim, "2025-11-25").await;
     client.initialize().await;
     SimAdmin::new(sim.base_url().as_str())
         .add_faults(

@@ -205,15 +205,7 @@ async fn forge_lifecycle_from_discovery_to_a_png() {
         "{summary}"
     );
     // The output really is a PNG.
-    let bytes = env
-        .http
-        .get(outputs[0]["url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let bytes = env.download(outputs[0]["url"].as_str().unwrap()).await;
     assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"));
     let after = env.available(ACME).await;
     assert!(
@@ -541,17 +533,9 @@ async fn request_file_upload_url_explains_the_upload() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let stored = env
-        .http
-        .get(env.sim_url(&format!("/_sim/files/{}", s["file_id"].as_str().unwrap())))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let stored = env.admin().file_bytes(s["file_id"].as_str().unwrap()).await;
     assert_eq!(
-        stored.as_ref(),
+        stored.as_slice(),
         png.as_slice(),
         "the simulator holds the uploaded bytes"
     );

@@ -68,15 +68,7 @@ async fn a_simulator_png_becomes_a_file_id_that_execute_forge_accepts() {
     assert_eq!(uploaded["content_type"], "image/png");
     let file_id = uploaded["file_id"].as_str().unwrap().to_owned();
     // The simulator holds exactly the bytes served.
-    let original = env
-        .http
-        .get(&url)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let original = env.download(&url).await;
     let stored = env.admin().file_bytes(&file_id).await;
     assert_eq!(original, stored);
     assert_eq!(uploaded["file_size_bytes"], original.len());

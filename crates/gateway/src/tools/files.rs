@@ -86,11 +86,7 @@ impl Tool for RequestFileUploadUrl {
     const NAME: &'static str = "request_file_upload_url";
     const TITLE: &'static str = "Get an upload URL";
     const DESCRIPTION: &'static str = "For a file the user has on their own machine: returns a file_id and a signed upload URL (valid 15 minutes) with the exact steps and curl commands to upload it (a resumable upload: POST to start, then PUT the bytes). After the upload, use the file_id as guidance in execute_forge or as a workflow file input. Types and limits: PNG, JPEG, WebP up to 100 MB; MP4 up to 5 GB; WAV, MP3 up to 64 MB. For a file already on the web, use upload_file instead.";
-    const BEHAVIOUR: Behaviour = Behaviour::Writes {
-        destructive: false,
-        idempotent: false,
-        open_world: false,
-    };
+    const BEHAVIOUR: Behaviour = Behaviour::CREATES;
 
     fn output() -> Value {
         open_object(

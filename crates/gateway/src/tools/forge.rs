@@ -428,11 +428,7 @@ impl Tool for ExecuteForge {
     const NAME: &'static str = "execute_forge";
     const TITLE: &'static str = "Run a model";
     const DESCRIPTION: &'static str = "Starts a model run (forge) and returns at once with inference_id, status in_progress, poll_interval_seconds and the estimated price, which is reserved from the workspace balance. Estimate first with the same arguments and ask the user before spending more than about 20 Creative Units. Then poll get_forge_run every poll_interval_seconds until the status is terminal. At most 5 runs may be in progress per user per workspace. Pass idempotency_key to retry safely.";
-    const BEHAVIOUR: Behaviour = Behaviour::Writes {
-        destructive: false,
-        idempotent: false,
-        open_world: false,
-    };
+    const BEHAVIOUR: Behaviour = Behaviour::CREATES;
 
     fn output() -> Value {
         open_object(

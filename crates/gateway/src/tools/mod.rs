@@ -139,6 +139,16 @@ pub enum Behaviour {
     },
 }
 
+impl Behaviour {
+    /// Makes something new in Layer on each call (an upload slot, a run): nothing is
+    /// overwritten, and a repeat makes another.
+    pub const CREATES: Behaviour = Behaviour::Writes {
+        destructive: false,
+        idempotent: false,
+        open_world: false,
+    };
+}
+
 /// One tool, declared on its argument struct: the struct's fields (with their doc comments,
 /// bounds and `deny_unknown_fields`) are the input schema; the rest is here.
 pub trait Tool: DeserializeOwned + schemars::JsonSchema + Send + 'static {

@@ -291,11 +291,7 @@ impl Tool for ExecuteWorkflow {
     const NAME: &'static str = "execute_workflow";
     const TITLE: &'static str = "Run a workflow";
     const DESCRIPTION: &'static str = "Starts a workflow run and returns at once with run_id, status pending and poll_interval_seconds; the estimated price is reserved from the workspace balance. Estimate first and ask the user before spending more than about 20 Creative Units. Then poll get_workflow_run every poll_interval_seconds until success, failure or cancelled. At most 5 runs may be in progress per user per workspace. Pass idempotency_key to retry safely.";
-    const BEHAVIOUR: Behaviour = Behaviour::Writes {
-        destructive: false,
-        idempotent: false,
-        open_world: false,
-    };
+    const BEHAVIOUR: Behaviour = Behaviour::CREATES;
 
     fn output() -> Value {
         open_object(

@@ -58,15 +58,8 @@ impl Env {
         let gateway = gateway::start(config, services)
             .await
             .expect("gateway starts");
-        let pat = |login: &str| {
-            sim.fixtures()
-                .active_pat(login)
-                .unwrap()
-                .expose_secret()
-                .to_owned()
-        };
-        let alice = pat("alice");
-        let bob = pat("bob");
+        let alice = active_pat(&sim, "alice");
+        let bob = active_pat(&sim, "bob");
         let alice_revoked = sim
             .fixtures()
             .revoked_pat("alice")
@@ -109,6 +102,18 @@ impl Env {
     /// The simulator's admin API.
     pub fn admin(&self) -> SimAdmin {
         SimAdmin::new(self.sim.base_url().as_str())
+    }
+
+    /// The bytes at `url` (e.g. a run's output).
+    pub async fn download(&self, url: &str) -> bytes::Bytes {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
     }
 
     pub async fn sim_state(&self) -> Value {
@@ -177,21 +182,20 @@ pub struct Answer {
 
 impl Answer {
     pub fn result(&self) -> &Value {
-        let m = self
-            .message
-            .as_ref()
-            .unwrap_or_else(|| panic!("no message: {self:?}"));
-        m.get("result")
-            .unwrap_or_else(|| panic!("not a result: {m}"))
+        self.member("result", "a result")
     }
 
     pub fn error(&self) -> &Value {
+        self.member("error", "an error")
+    }
+
+    /// The message's `key` member; panics naming `what` was expected if there is none.
+    fn member(&self, key: &str, what: &str) -> &Value {
         let m = self
             .message
             .as_ref()
             .unwrap_or_else(|| panic!("no message: {self:?}"));
-        m.get("error")
-            .unwrap_or_else(|| panic!("not an error: {m}"))
+        m.get(key).unwrap_or_else(|| panic!("not {what}: {m}"))
     }
 
     /// The structured content of a tool result.
@@ -242,16 +246,20 @@ impl Raw {
         self.next_id
     }
 
-    pub async fn initialize(&mut self) -> Answer {
+    /// Sends an initialize request, whatever the answer.
+    pub async fn send_initialize(&mut self) -> Answer {
         let id = self.id();
         let version = self.version.clone();
-        let answer = self
-            .post(
-                json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
-                "protocolVersion": version, "capabilities": {},
-                "clientInfo": {"name": "gateway-tests", "version": "1"}}}),
-            )
-            .await;
+        self.post(
+            json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
+            "protocolVersion": version, "capabilities": {},
+            "clientInfo": {"name": "gateway-tests", "version": "1"}}}),
+        )
+        .await
+    }
+
+    pub async fn initialize(&mut self) -> Answer {
+        let answer = self.send_initialize().await;
         assert_eq!(answer.status, StatusCode::OK, "initialize: {answer:?}");
         self.session = answer
             .headers
@@ -371,6 +379,114 @@ pub async fn wait_forge(client: &mut Raw, workspace: &str, inference: &str) -> A
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("run {inference} did not finish");
+}
+
+/// A fixture user's working PAT.
+pub fn active_pat(sim: &RunningSim, login: &str) -> String {
+    sim.fixtures()
+        .active_pat(login)
+        .unwrap()
+        .expose_secret()
+        .to_owned()
+}
+
+/// The gateway binary's `serve` as its own process.
+pub struct Served {
+    pub child: tokio::process::Child,
+    pub port: u16,
+    /// Ends with what it logged, once it has exited.
+    pub logs: tokio::task::JoinHandle<String>,
+}
+
+/// Starts `serve` on a free port in front of `sim`, with `args` and `envs` added. Its
+/// stderr is drained while it runs (a full pipe would stall it).
+pub fn serve(sim: &RunningSim, args: &[&str], envs: &[(&str, &str)]) -> Served {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let port = test_support::free_port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_layer-mcp-gateway"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--layer-api-url",
+            sim.api_url().as_str(),
+        ])
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let logs = tokio::spawn(async move {
+        let mut logs = String::new();
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            logs.push_str(&line);
+            logs.push('\n');
+        }
+        logs
+    });
+    Served { child, port, logs }
+}
+
+/// Waits (ten seconds at most) for a `serve` process listening on `port` to answer
+/// /healthz, then gives a client of its /mcp with alice's PAT speaking `version`.
+pub async fn served_client(port: u16, sim: &RunningSim, version: &str) -> Raw {
+    let http = reqwest::Client::new();
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    let mut up = false;
+    for _ in 0..100 {
+        if http
+            .get(&health)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "serve starts");
+    Raw {
+        http,
+        url: format!("http://127.0.0.1:{port}/mcp"),
+        pat: Some(active_pat(sim, "alice")),
+        session: None,
+        version: version.into(),
+        next_id: 1,
+    }
+}
+
+/// Sends `client` on to another gateway (a replica at `url`), which must take its session
+/// as it is, restored from Redis without a new initialize: the tools and alice's workspaces
+/// answer there. Returns the tools/list answer.
+pub async fn move_session(client: &mut Raw, url: String) -> Answer {
+    let session = client.session.clone().expect("a session to move");
+    client.url = url;
+    let tools = client.list_tools().await;
+    assert_eq!(tools.status, StatusCode::OK, "{tools:?}");
+    let workspaces = client.ok("list_workspaces", json!({})).await;
+    assert!(workspaces.to_string().contains(ACME), "{workspaces}");
+    assert_eq!(client.session.as_deref(), Some(session.as_str()));
+    tools
+}
+
+/// A list_workspaces result: it conforms to the tool's output schema and lists acme.
+pub fn assert_lists_acme(workspaces: &Value) {
+    assert_conforms("list_workspaces", workspaces);
+    assert!(
+        workspaces["workspaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["workspace_id"] == ACME),
+        "{workspaces}"
+    );
 }
 
 /// Checks structured content against the tool's output schema, with formats (uuid,
