@@ -48,6 +48,17 @@ fn on(client: &mut Raw, gateway: &RunningGateway) {
     client.url = gateway.mcp_url();
 }
 
+/// The client's session is unknown (404) on replica B and on replica A (`a_url`); the client
+/// is left pointing at A.
+async fn assert_unknown_on_both(client: &mut Raw, b: &RunningGateway, a_url: String) {
+    on(client, b);
+    let answer = client.list_tools().await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{answer:?}");
+    client.url = a_url;
+    let answer = client.list_tools().await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{answer:?}");
+}
+
 fn tool_count(answer: &common::Answer) -> usize {
     answer.result()["tools"].as_array().unwrap().len()
 }
@@ -77,10 +88,7 @@ async fn a_session_opened_on_one_replica_goes_on_on_another() {
         .await
         .unwrap();
     assert_eq!(deleted.status(), StatusCode::OK);
-    client.url = a_url;
-    assert_eq!(client.list_tools().await.status, StatusCode::NOT_FOUND);
-    on(&mut client, &b);
-    assert_eq!(client.list_tools().await.status, StatusCode::NOT_FOUND);
+    assert_unknown_on_both(&mut client, &b, a_url).await;
 
     b.shutdown().await;
     env.shutdown().await;
@@ -96,11 +104,7 @@ async fn a_session_stays_its_users_on_every_replica() {
     bob.session = alice.session.clone();
     // Another user gets the 404 of an unknown session, on the replica that opened it and on
     // the one that did not.
-    on(&mut bob, &b);
-    let answer = bob.list_tools().await;
-    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{answer:?}");
-    bob.url = env.mcp_url();
-    assert_eq!(bob.list_tools().await.status, StatusCode::NOT_FOUND);
+    assert_unknown_on_both(&mut bob, &b, env.mcp_url()).await;
     // Bob's attempts did not end Alice's session.
     let mut alice = alice;
     on(&mut alice, &b);
@@ -133,10 +137,7 @@ async fn the_per_user_cap_holds_across_replicas() {
     let mut third = env.client(&env.alice);
     third.initialize().await;
     // The least recently used (the first, opened on A) is gone everywhere.
-    on(&mut first, &b);
-    assert_eq!(first.list_tools().await.status, StatusCode::NOT_FOUND);
-    first.url = env.mcp_url();
-    assert_eq!(first.list_tools().await.status, StatusCode::NOT_FOUND);
+    assert_unknown_on_both(&mut first, &b, env.mcp_url()).await;
     assert_eq!(second.list_tools().await.status, StatusCode::OK);
     on(&mut third, &b);
     assert_eq!(third.list_tools().await.status, StatusCode::OK);

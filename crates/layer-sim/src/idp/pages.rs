@@ -4,18 +4,7 @@ use axum::response::{Html, IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
 pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    html_escape::encode_quoted_attribute(s).into_owned()
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f4f4f6;color:#1c1c21;margin:0}\
