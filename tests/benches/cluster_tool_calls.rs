@@ -21,26 +21,25 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use e2e_tests::cluster::{Cluster, ClusterOptions};
-use e2e_tests::gateway::{GatewayOptions, GatewayProcess};
+use e2e_tests::gateway::{GatewayOptions, GatewayProcess, env_vars};
 use e2e_tests::proxy::Proxy;
 use e2e_tests::sim::TestSim;
 use serde_json::{Value, json};
+use test_support::load::closed_loop;
+use test_support::mcp::open_sessions;
 
 const WORKSPACE: &str = "a0000000-0000-4000-8000-000000000001";
 
 fn bench_env() -> Vec<(String, String)> {
-    [
+    env_vars(&[
         ("RUST_LOG", "warn"),
         ("LAYER_MCP_MAX_CALLS_IN_FLIGHT", "100000"),
         ("LAYER_MCP_MAX_SESSIONS_PER_USER", "10000"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
+    ])
 }
 
 /// The gateway binary: the release build (built here), or the debug one.
@@ -73,40 +72,7 @@ struct Sessions {
 
 impl Sessions {
     async fn open(url: String, pat: String, workers: usize) -> Sessions {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(workers * 2)
-            .build()
-            .unwrap();
-        let mut ids = Vec::new();
-        for _ in 0..workers {
-            let r = http
-                .post(&url)
-                .bearer_auth(&pat)
-                .header("accept", "application/json, text/event-stream")
-                .json(
-                    &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                    "protocolVersion": "2025-11-25", "capabilities": {},
-                    "clientInfo": {"name": "bench", "version": "1"}}}),
-                )
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success(), "initialize: {}", r.status());
-            let id = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
-            drop(r);
-            let r = http
-                .post(&url)
-                .bearer_auth(&pat)
-                .header("accept", "application/json, text/event-stream")
-                .header("mcp-session-id", &id)
-                .header("mcp-protocol-version", "2025-11-25")
-                .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success(), "initialized: {}", r.status());
-            ids.push(id);
-        }
+        let (http, ids) = open_sessions(&url, &pat, workers).await;
         Sessions {
             http,
             url,
@@ -184,32 +150,15 @@ async fn measure(label: &str, sessions: Arc<Sessions>, calls: usize, concurrency
         }
     }
     eprintln!("{label}: warmed up; {calls} calls, {concurrency} at a time");
-    let started = Instant::now();
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut workers = Vec::new();
-    for worker in 0..concurrency {
-        let (sessions, ids, next) = (sessions.clone(), ids.clone(), next.clone());
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < calls {
-                let t = Instant::now();
-                call(sessions.clone(), ids.clone(), worker).await;
-                latencies.push(t.elapsed());
-            }
-            latencies
-        }));
-    }
-    let mut latencies = Vec::with_capacity(calls);
-    for w in workers {
-        latencies.extend(w.await.unwrap());
-    }
-    let elapsed = started.elapsed();
-    latencies.sort_unstable();
-    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    let measured = closed_loop(calls, concurrency, move |worker| {
+        call(sessions.clone(), ids.clone(), worker)
+    })
+    .await;
+    let elapsed = measured.elapsed;
     let stats = Stats {
-        per_sec: calls as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
+        per_sec: measured.per_sec(),
+        p50: measured.quantile(0.50),
+        p99: measured.quantile(0.99),
     };
     eprintln!(
         "{label}: {:.0} calls/s in {:.1} s",

@@ -24,6 +24,14 @@ pub struct GatewayOptions {
     pub binary: Option<std::path::PathBuf>,
 }
 
+/// Environment variables for [`GatewayOptions::env`], from literal pairs.
+pub fn env_vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 /// A running gateway process; killed when dropped.
 pub struct GatewayProcess {
     pub port: u16,

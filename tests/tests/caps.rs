@@ -11,13 +11,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2e_tests::gateway::{GatewayOptions, GatewayProcess};
+use e2e_tests::gateway::{GatewayOptions, GatewayProcess, env_vars};
 use e2e_tests::mcp::{self, McpClient};
 use e2e_tests::redis::RedisServer;
 use e2e_tests::sim::TestSim;
 use futures::future::join_all;
 use layer_sim::SimConfig;
 use serde_json::{Value, json};
+use test_support::mcp::{open_session, tool_call};
 
 /// A session, shareable between tasks.
 type Client = Arc<McpClient>;
@@ -37,14 +38,11 @@ async fn sim() -> TestSim {
 
 /// Settings for gateways whose replicas may die: short leases, a queue that outwaits them.
 fn short_leases() -> Vec<(String, String)> {
-    [
+    env_vars(&[
         ("LAYER_MCP_CALL_LEASE_SECS", "3"),
         ("LAYER_MCP_RESERVATION_LEASE_SECS", "3"),
         ("LAYER_MCP_CALL_QUEUE_WAIT_SECS", "20"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
+    ])
 }
 
 async fn gateway(
@@ -441,36 +439,6 @@ async fn killing_redis_fails_executes_closed_and_the_fleet_recovers_when_it_is_b
     drop(redis);
 }
 
-/// An initialized raw session (the harness's rmcp client cannot hang up mid-call).
-async fn raw_session(http: &reqwest::Client, url: &str, pat: &str) -> String {
-    let r = http
-        .post(url)
-        .bearer_auth(pat)
-        .header("accept", "application/json, text/event-stream")
-        .json(
-            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {},
-            "clientInfo": {"name": "hang-up", "version": "1"}}}),
-        )
-        .send()
-        .await
-        .unwrap();
-    let session = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
-    drop(r);
-    let r = http
-        .post(url)
-        .bearer_auth(pat)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    session
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_queued_call_waits_for_a_place_and_one_whose_client_hangs_up_leaves_the_queue() {
     let sim = sim().await;
@@ -506,20 +474,14 @@ async fn a_queued_call_waits_for_a_place_and_one_whose_client_hangs_up_leaves_th
 
     // A 6th call (a slow one) queues; its client hangs up while it waits.
     let http = reqwest::Client::new();
-    let session = raw_session(&http, &gateway.mcp_url(), &pat).await;
+    let session = open_session(&http, &gateway.mcp_url(), &pat, "hang-up").await;
     let hang_up = {
         let http = http.clone();
         let url = gateway.mcp_url();
         let pat = pat.clone();
         tokio::spawn(async move {
-            let response = http
-                .post(url)
-                .bearer_auth(pat)
-                .header("accept", "application/json, text/event-stream")
-                .header("mcp-session-id", session)
-                .header("mcp-protocol-version", "2025-11-25")
-                .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-                              "params": {"name": "list_models", "arguments": {"workspace_id": ACME}}}))
+            let arguments = json!({"workspace_id": ACME});
+            let response = tool_call(&http, &url, &pat, &session, "list_models", arguments)
                 .send()
                 .await
                 .unwrap();

@@ -18,11 +18,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use layer_api::{BearerToken, ClientConfig, LayerClient, WorkspaceId};
 use secrecy::ExposeSecret;
 use serde_json::json;
+use test_support::load::closed_loop;
+use test_support::mcp::{open_sessions, tool_call};
 use test_support::redis::RedisServer;
 use test_support::sse::SseReader;
 
@@ -71,34 +73,7 @@ struct ThroughGateway {
 
 impl ThroughGateway {
     async fn new(label: &str, url: String, pat: String, workers: usize) -> Self {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(workers * 2)
-            .build()
-            .unwrap();
-        let mut sessions = Vec::new();
-        for _ in 0..workers {
-            let r = http
-                .post(&url)
-                .bearer_auth(&pat)
-                .header("accept", "application/json, text/event-stream")
-                .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                    "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}))
-                .send()
-                .await
-                .unwrap();
-            let session = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
-            drop(r);
-            http.post(&url)
-                .bearer_auth(&pat)
-                .header("accept", "application/json, text/event-stream")
-                .header("mcp-session-id", &session)
-                .header("mcp-protocol-version", "2025-11-25")
-                .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-                .send()
-                .await
-                .unwrap();
-            sessions.push(session);
-        }
+        let (http, sessions) = open_sessions(&url, &pat, workers).await;
         Self {
             http,
             url,
@@ -116,18 +91,18 @@ impl Scenario for ThroughGateway {
     fn call(self: Arc<Self>, worker: usize) -> CallFuture {
         Box::pin(async move {
             let session = &self.sessions[worker % self.sessions.len()];
-            let response = self
-                .http
-                .post(&self.url)
-                .bearer_auth(&self.pat)
-                .header("accept", "application/json, text/event-stream")
-                .header("mcp-session-id", session)
-                .header("mcp-protocol-version", "2025-11-25")
-                .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-                              "params": {"name": "get_workspace", "arguments": {"workspace_id": WORKSPACE}}}))
-                .send()
-                .await
-                .unwrap();
+            let arguments = json!({"workspace_id": WORKSPACE});
+            let response = tool_call(
+                &self.http,
+                &self.url,
+                &self.pat,
+                session,
+                "get_workspace",
+                arguments,
+            )
+            .send()
+            .await
+            .unwrap();
             assert!(response.status().is_success());
             // Read until the response event.
             let v = SseReader::new(response).json_rpc_response().await.unwrap();
@@ -178,34 +153,12 @@ async fn measure(scenario: Arc<dyn Scenario>, calls: usize, concurrency: usize) 
     for w in 0..concurrency {
         scenario.clone().call(w).await;
     }
-    let started = Instant::now();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for worker in 0..concurrency {
-        let scenario = scenario.clone();
-        let next = next.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < calls {
-                let t = Instant::now();
-                scenario.clone().call(worker).await;
-                latencies.push(t.elapsed());
-            }
-            latencies
-        }));
-    }
-    let mut latencies = Vec::with_capacity(calls);
-    for t in tasks {
-        latencies.extend(t.await.unwrap());
-    }
-    let elapsed = started.elapsed();
-    latencies.sort_unstable();
-    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    let measured = closed_loop(calls, concurrency, move |w| scenario.clone().call(w)).await;
     Stats {
-        calls: latencies.len(),
-        elapsed,
-        p50: pct(0.50),
-        p99: pct(0.99),
+        calls: measured.latencies.len(),
+        elapsed: measured.elapsed,
+        p50: measured.quantile(0.50),
+        p99: measured.quantile(0.99),
     }
 }
 

@@ -352,17 +352,18 @@ async fn a_broken_stream_resumes_on_another_replica_with_last_event_id() {
 
     // Say the connection broke after the priming event: the client resumes on B, which
     // never saw the session, and gets what it missed, with the same event id.
-    let resumed = client
-        .http
-        .get(b.mcp_url())
-        .bearer_auth(&env.alice)
-        .header("mcp-session-id", client.session.clone().unwrap())
-        .header("mcp-protocol-version", "2025-11-25")
-        .header("accept", "text/event-stream")
-        .header("last-event-id", &priming)
-        .send()
-        .await
-        .unwrap();
+    let resume = |bearer: &str| {
+        client
+            .http
+            .get(b.mcp_url())
+            .bearer_auth(bearer)
+            .header("mcp-session-id", client.session.clone().unwrap())
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("accept", "text/event-stream")
+            .header("last-event-id", &priming)
+            .send()
+    };
+    let resumed = resume(&env.alice).await.unwrap();
     assert_eq!(resumed.status(), StatusCode::OK);
     let replayed = sse_events(resumed, 1).await;
     assert_eq!(replayed.len(), 1, "{replayed:?}");
@@ -371,17 +372,7 @@ async fn a_broken_stream_resumes_on_another_replica_with_last_event_id() {
     assert_eq!(replayed_result, result);
 
     // Another user cannot read it: their bearer does not own the session.
-    let stranger = client
-        .http
-        .get(b.mcp_url())
-        .bearer_auth(&env.bob)
-        .header("mcp-session-id", client.session.clone().unwrap())
-        .header("mcp-protocol-version", "2025-11-25")
-        .header("accept", "text/event-stream")
-        .header("last-event-id", &priming)
-        .send()
-        .await
-        .unwrap();
+    let stranger = resume(&env.bob).await.unwrap();
     assert_eq!(stranger.status(), StatusCode::NOT_FOUND);
 
     b.shutdown().await;

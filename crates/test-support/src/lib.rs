@@ -5,6 +5,8 @@
 //! - [`free_port`]: a loopback port never handed out twice in one process;
 //! - [`process`]: child processes that log to a file and die with the test;
 //! - [`sse`]: reading `text/event-stream` bodies;
+//! - [`mcp`]: raw MCP requests whose HTTP response the test holds itself;
+//! - [`load`]: a closed-loop load for benchmarks (workers, latencies, calls per second);
 //! - [`oauth`]: a step-by-step browser (cookies by hand, no redirects followed) and PKCE;
 //! - [`sim`]: the Layer simulator's admin API (`/_sim/*`) over plain HTTP.
 //!
@@ -12,6 +14,8 @@
 //! take it as a dev-dependency.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
+pub mod load;
+pub mod mcp;
 pub mod oauth;
 pub mod process;
 pub mod redis;
