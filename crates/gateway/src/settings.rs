@@ -712,6 +712,11 @@ mod tests {
             .collect()
     }
 
+    /// The error of loading these variables alone, which must be refused.
+    fn refused(pairs: &[(&str, &str)]) -> ConfigError {
+        Config::load(None, &env(pairs), &Flags::default()).unwrap_err()
+    }
+
     /// What `serve` would make of these flags.
     fn flags(args: &[&str]) -> Flags {
         let command = Flags::augment_args(clap::Command::new("serve"));
@@ -1043,12 +1048,7 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_setting_and_the_source() {
-        let err = Config::load(
-            None,
-            &env(&[("LAYER_MCP_PUBLIC_URL", "ftp://x")]),
-            &Flags::default(),
-        )
-        .unwrap_err();
+        let err = refused(&[("LAYER_MCP_PUBLIC_URL", "ftp://x")]);
         assert_eq!(err.setting(), Some("public_url"));
         let text = err.to_string();
         assert!(
@@ -1139,12 +1139,7 @@ mod tests {
             matches!(&config.caps.store, LimiterStore::Redis(u) if u.expose() == "redis://127.0.0.1:7777")
         );
 
-        let err = Config::load(
-            None,
-            &env(&[("LAYER_MCP_LIMITER", "redis")]),
-            &Flags::default(),
-        )
-        .unwrap_err();
+        let err = refused(&[("LAYER_MCP_LIMITER", "redis")]);
         assert_eq!(err.setting(), Some("limiter"));
         assert!(err.to_string().contains("redis_url"), "{err}");
     }
@@ -1163,24 +1158,14 @@ mod tests {
         assert_eq!(caps.call_lease, Duration::from_secs(6));
         assert_eq!(caps.run_check_timeout, Duration::from_secs(7));
 
-        let err = Config::load(
-            None,
-            &env(&[("LAYER_MCP_MAX_ACTIVE_RUNS", "0")]),
-            &Flags::default(),
-        )
-        .unwrap_err();
+        let err = refused(&[("LAYER_MCP_MAX_ACTIVE_RUNS", "0")]);
         assert_eq!(err.setting(), Some("max_active_runs"));
         assert!(
             err.to_string().contains("LAYER_MCP_MAX_ACTIVE_RUNS"),
             "{err}"
         );
 
-        let err = Config::load(
-            None,
-            &env(&[("LAYER_MCP_CALL_LEASE_SECS", "0")]),
-            &Flags::default(),
-        )
-        .unwrap_err();
+        let err = refused(&[("LAYER_MCP_CALL_LEASE_SECS", "0")]);
         assert_eq!(err.setting(), Some("call_lease_secs"));
     }
 
@@ -1194,12 +1179,7 @@ mod tests {
             text.contains("--redis-url") && !text.contains("hunter2"),
             "{text}"
         );
-        let err = Config::load(
-            None,
-            &env(&[("LAYER_MCP_LIMITER", "rediss//:hunter2@x")]),
-            &Flags::default(),
-        )
-        .unwrap_err();
+        let err = refused(&[("LAYER_MCP_LIMITER", "rediss//:hunter2@x")]);
         assert_eq!(err.setting(), Some("limiter"));
         assert!(!err.to_string().contains("hunter2"), "{err}");
     }
