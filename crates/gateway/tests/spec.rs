@@ -1,0 +1,116 @@
+//! What the MCP specification says, checked over real loopback HTTP: methods answer as the
+//! declared capabilities say, pagination cursors, the Host allow-list on loopback, the
+//! stateless revision's rules, and batches on 2025-03-26.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Env, read};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const METHOD_NOT_FOUND: i64 = -32601;
+const INVALID_PARAMS: i64 = -32602;
+
+fn stateless_meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "spec-tests", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {}
+    })
+}
+
+/// A 2026-07-28 (stateless) request with every header that revision requires.
+fn stateless(
+    env: &Env,
+    method: &str,
+    name: Option<&str>,
+    params: Value,
+) -> reqwest::RequestBuilder {
+    let mut params = params;
+    params["_meta"] = stateless_meta();
+    let mut r = env
+        .http
+        .post(env.mcp_url())
+        .bearer_auth(&env.alice)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method)
+        .json(&json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}));
+    if let Some(name) = name {
+        r = r.header("mcp-name", name);
+    }
+    r
+}
+
+/// Undeclared capabilities: every one of their methods is "method not found", in a session
+/// and statelessly, and `server/discover` declares only what is served.
+#[tokio::test]
+async fn undeclared_methods_are_not_found_and_discover_declares_what_is_served() {
+    let env = Env::start().await;
+    let undeclared = [
+        ("prompts/list", json!({}), None),
+        ("prompts/get", json!({"name": "x"}), Some("x")),
+        ("resources/list", json!({}), None),
+        ("resources/templates/list", json!({}), None),
+        (
+            "resources/read",
+            json!({"uri": "layer://x"}),
+            Some("layer://x"),
+        ),
+        (
+            "completion/complete",
+            json!({"ref": {"type": "ref/prompt", "name": "x"}, "argument": {"name": "a", "value": "b"}}),
+            None,
+        ),
+    ];
+    let mut client = env.session(&env.alice.clone()).await;
+    for (method, params, _) in &undeclared {
+        let id = client.id();
+        let answer = client
+            .post(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await;
+        assert_eq!(
+            answer.error()["code"],
+            METHOD_NOT_FOUND,
+            "{method} in a session: {answer:?}"
+        );
+    }
+    for (method, params, name) in &undeclared {
+        let answer = read(
+            stateless(&env, method, *name, params.clone())
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            answer.error()["code"],
+            METHOD_NOT_FOUND,
+            "{method} statelessly: {answer:?}"
+        );
+    }
+    let discover = read(
+        stateless(&env, "server/discover", None, json!({}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let capabilities = discover.result()["capabilities"]
+        .as_object()
+        .unwrap()
+        .clone();
+    let declared: Vec<&str> = capabilities.keys().map(String::as_str).collect();
+    assert_eq!(declared, ["tools"], "{capabilities:?}");
+    let init = env.client(&env.alice).initialize().await;
+    let declared: Vec<String> = init.result()["capabilities"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(declared, ["tools"]);
+    env.shutdown().await;
+}
