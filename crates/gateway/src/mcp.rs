@@ -61,9 +61,17 @@ impl ServerHandler for LayerMcp {
 
     async fn list_tools(
         &self,
-        _request: Option<PaginatedRequestParams>,
+        request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
+        // The list is one page, so we never hand out a cursor: any cursor is invalid
+        // (the spec's -32602), rather than silently restarting from the first page.
+        if request.as_ref().is_some_and(|r| r.cursor.is_some()) {
+            return Err(McpError::invalid_params(
+                "Invalid cursor: tools/list has a single page; call it without a cursor",
+                None,
+            ));
+        }
         Ok(ListToolsResult::with_all_items(
             self.shared.catalogue.tools().to_vec(),
         ))

@@ -114,3 +114,51 @@ async fn undeclared_methods_are_not_found_and_discover_declares_what_is_served()
     assert_eq!(declared, ["tools"]);
     env.shutdown().await;
 }
+
+/// `tools/list` is one page, so no cursor is one we gave out: an invalid cursor is -32602,
+/// in a session and statelessly, instead of the whole list.
+#[tokio::test]
+async fn an_invalid_tools_list_cursor_is_invalid_params() {
+    let env = Env::start().await;
+    let mut client = env.session(&env.alice.clone()).await;
+    let id = client.id();
+    let answer = client
+        .post(json!({"jsonrpc": "2.0", "id": id, "method": "tools/list", "params": {"cursor": "not-a-cursor"}}))
+        .await;
+    assert_eq!(answer.error()["code"], INVALID_PARAMS, "{answer:?}");
+    let answer = read(
+        stateless(&env, "tools/list", None, json!({"cursor": "not-a-cursor"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.error()["code"], INVALID_PARAMS, "{answer:?}");
+    // Without a cursor, the whole list.
+    let answer = client.list_tools().await;
+    assert!(!answer.result()["tools"].as_array().unwrap().is_empty());
+    env.shutdown().await;
+}
+
+/// The list tools' `cursor` goes to Layer, which refuses one it did not give out: the agent
+/// gets a tool error naming the cursor, never the first page again.
+#[tokio::test]
+async fn an_invalid_tool_cursor_is_refused() {
+    let env = Env::start().await;
+    let mut client = env.session(&env.alice.clone()).await;
+    for (tool, arguments) in [
+        ("list_workspaces", json!({"cursor": "not-a-cursor"})),
+        (
+            "list_models",
+            json!({"workspace_id": common::ACME, "cursor": "not-a-cursor"}),
+        ),
+        (
+            "list_workflows",
+            json!({"workspace_id": common::ACME, "cursor": "not-a-cursor"}),
+        ),
+    ] {
+        let error = client.fails(tool, arguments).await;
+        assert!(error.to_string().contains("cursor"), "{tool}: {error}");
+    }
+    env.shutdown().await;
+}
