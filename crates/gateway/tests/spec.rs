@@ -162,3 +162,46 @@ async fn an_invalid_tool_cursor_is_refused() {
     }
     env.shutdown().await;
 }
+
+/// On a loopback address, `localhost`, `127.0.0.1` and `[::1]` with the port name the same
+/// host; a foreign Host (DNS rebinding) is still refused.
+#[tokio::test]
+async fn loopback_host_aliases_are_the_same_host() {
+    let env = Env::start().await;
+    let port = env.gateway.addr.port();
+    let initialize = |host: String| {
+        env.http
+            .post(env.mcp_url())
+            .bearer_auth(&env.alice)
+            .header("host", host)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#)
+            .send()
+    };
+    for host in [
+        format!("localhost:{port}"),
+        format!("LOCALHOST:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let response = initialize(host.clone()).await.unwrap();
+        let status = response.status();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{host}: {}",
+            response.text().await.unwrap()
+        );
+    }
+    for host in [
+        format!("evil.example:{port}"),
+        "evil.example".to_owned(),
+        format!("localhost.evil.example:{port}"),
+        format!("127.0.0.2:{port}"),
+    ] {
+        let response = initialize(host.clone()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{host}");
+    }
+    env.shutdown().await;
+}
