@@ -205,3 +205,34 @@ async fn loopback_host_aliases_are_the_same_host() {
     }
     env.shutdown().await;
 }
+
+/// 2026-07-28 has no sessions: a leftover `Mcp-Session-Id` on a stateless request is
+/// ignored (not 404), whether unknown or another user's.
+#[tokio::test]
+async fn a_stale_session_id_on_a_stateless_request_is_ignored() {
+    let env = Env::start().await;
+    let bobs = env.session(&env.bob.clone()).await.session.unwrap();
+    for session in ["stale-session-id".to_owned(), bobs] {
+        let answer = read(
+            stateless(
+                &env,
+                "tools/call",
+                Some("list_workspaces"),
+                json!({"name": "list_workspaces", "arguments": {}}),
+            )
+            .header("mcp-session-id", &session)
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        assert_eq!(answer.result()["isError"], false, "{answer:?}");
+        assert!(answer.headers.get("mcp-session-id").is_none());
+    }
+    // An older revision still checks it.
+    let mut client = env.client(&env.alice);
+    client.session = Some("stale-session-id".to_owned());
+    assert_eq!(client.list_tools().await.status, StatusCode::NOT_FOUND);
+    env.shutdown().await;
+}
