@@ -9,8 +9,8 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CompleteRequestMethod, CompleteRequestParams,
     CompleteResult, Implementation, InitializeResult, ListPromptsRequestMethod, ListPromptsResult,
     ListResourceTemplatesRequestMethod, ListResourceTemplatesResult, ListResourcesRequestMethod,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
-    Tool,
+    ListResourcesResult, ListToolsResult, MetaObject, PaginatedRequestParams, ProtocolVersion,
+    ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler};
@@ -49,7 +49,30 @@ impl LayerMcp {
         info.website_url = Some("https://layer.ai".to_owned());
         info
     }
+
+    /// 2026-07-28 has no `initialize` to name the server, so its results SHOULD say who
+    /// answered in `_meta` (`server/discover` gets it from rmcp). Older revisions: untouched.
+    fn stamp_server_info(meta: &mut Option<MetaObject>, context: &RequestContext<RoleServer>) {
+        let stateless = context
+            .protocol_version()
+            // ISO dates compare as text.
+            .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+        if !stateless {
+            return;
+        }
+        match serde_json::to_value(Self::server_info()) {
+            Ok(info) => {
+                meta.get_or_insert_default()
+                    .0
+                    .insert(SERVER_INFO_META_KEY.to_owned(), info);
+            }
+            Err(error) => tracing::error!(%error, "could not serialise the server info"),
+        }
+    }
 }
+
+/// Where a 2026-07-28 result names the server.
+const SERVER_INFO_META_KEY: &str = "io.modelcontextprotocol/serverInfo";
 
 impl ServerHandler for LayerMcp {
     fn get_info(&self) -> ServerConfig {
@@ -62,7 +85,7 @@ impl ServerHandler for LayerMcp {
     async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         // The list is one page, so we never hand out a cursor: any cursor is invalid
         // (the spec's -32602), rather than silently restarting from the first page.
@@ -72,9 +95,9 @@ impl ServerHandler for LayerMcp {
                 None,
             ));
         }
-        Ok(ListToolsResult::with_all_items(
-            self.shared.catalogue.tools().to_vec(),
-        ))
+        let mut result = ListToolsResult::with_all_items(self.shared.catalogue.tools().to_vec());
+        Self::stamp_server_info(&mut result.meta, &context);
+        Ok(result)
     }
 
     // Prompts, resources and completions are not declared in the capabilities, so their
@@ -143,7 +166,9 @@ impl ServerHandler for LayerMcp {
             tracing::error!("tool call without an authenticated caller");
             let error = ToolError::new(Code::Unauthenticated, "No credential reached the tool. Reconnect with `Authorization: Bearer <Layer Personal Access Token>`.")
                 .or_request_id(request_id.as_deref());
-            return Ok(error.into_result().into());
+            let mut result = error.into_result();
+            Self::stamp_server_info(&mut result.meta, &context);
+            return Ok(result.into());
         };
         let ctx = ToolContext {
             caller,
@@ -169,7 +194,7 @@ impl ServerHandler for LayerMcp {
         } else {
             call.await
         };
-        let result = match outcome {
+        let mut result = match outcome {
             Ok(result) => {
                 tracing::info!(tool = %name, user = %ctx.caller.user(), elapsed_ms = started.elapsed().as_millis() as u64, "tool call succeeded");
                 result
@@ -180,6 +205,7 @@ impl ServerHandler for LayerMcp {
                 error.or_request_id(request_id.as_deref()).into_result()
             }
         };
+        Self::stamp_server_info(&mut result.meta, &context);
         Ok(result.into())
     }
 }

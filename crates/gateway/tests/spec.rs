@@ -236,3 +236,33 @@ async fn a_stale_session_id_on_a_stateless_request_is_ignored() {
     assert_eq!(client.list_tools().await.status, StatusCode::NOT_FOUND);
     env.shutdown().await;
 }
+
+/// 2026-07-28 results carry the server's identity in `_meta` (the spec's SHOULD); older
+/// revisions got it at `initialize` and do not.
+#[tokio::test]
+async fn stateless_results_carry_server_info_in_meta() {
+    let env = Env::start().await;
+    const KEY: &str = "io.modelcontextprotocol/serverInfo";
+    for (method, name, params) in [
+        ("server/discover", None, json!({})),
+        ("tools/list", None, json!({})),
+        (
+            "tools/call",
+            Some("list_workspaces"),
+            json!({"name": "list_workspaces", "arguments": {}}),
+        ),
+    ] {
+        let answer = read(stateless(&env, method, name, params).send().await.unwrap()).await;
+        let info = &answer.result()["_meta"][KEY];
+        assert_eq!(info["name"], "layer-mcp-gateway", "{method}: {answer:?}");
+        assert!(info["version"].is_string(), "{method}");
+    }
+    let mut client = env.session(&env.alice.clone()).await;
+    let answer = client.list_tools().await;
+    assert!(
+        answer.result().get("_meta").is_none(),
+        "{:?}",
+        answer.result().get("_meta")
+    );
+    env.shutdown().await;
+}
