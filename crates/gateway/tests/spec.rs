@@ -266,3 +266,41 @@ async fn stateless_results_carry_server_info_in_meta() {
     );
     env.shutdown().await;
 }
+
+/// Without a session, a request whose `_meta` says 2026-07-28 while its
+/// `MCP-Protocol-Version` header names an older revision (and without `Mcp-Method` /
+/// `Mcp-Name`) is the spec's header mismatch: 400 with -32020, not served.
+#[tokio::test]
+async fn a_sessionless_meta_and_header_mismatch_is_refused() {
+    let env = Env::start().await;
+    for (method, params) in [
+        (
+            "tools/call",
+            json!({"name": "list_workspaces", "arguments": {}, "_meta": stateless_meta()}),
+        ),
+        ("tools/list", json!({"_meta": stateless_meta()})),
+        ("server/discover", json!({"_meta": stateless_meta()})),
+    ] {
+        let answer = read(
+            env.http
+                .post(env.mcp_url())
+                .bearer_auth(&env.alice)
+                .header("accept", "application/json, text/event-stream")
+                .header("content-type", "application/json")
+                .header("mcp-protocol-version", "2025-11-25")
+                .json(&json!({"jsonrpc": "2.0", "id": 9, "method": method, "params": params}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{method}: {answer:?}"
+        );
+        assert_eq!(answer.error()["code"], -32020, "{method}: {answer:?}");
+        assert_eq!(answer.message.as_ref().unwrap()["id"], 9, "{method}");
+    }
+    env.shutdown().await;
+}
