@@ -304,3 +304,82 @@ async fn a_sessionless_meta_and_header_mismatch_is_refused() {
     }
     env.shutdown().await;
 }
+
+/// 2025-03-26 requires servers to accept JSON-RPC batches: an array of requests and
+/// notifications gets an array with a response per request. Later revisions removed
+/// batches, so they still get 400 with -32600.
+#[tokio::test]
+async fn batches_are_served_on_2025_03_26_only() {
+    let env = Env::start().await;
+    let batch = json!([
+        {"jsonrpc": "2.0", "id": "a", "method": "tools/list", "params": {}},
+        {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "zz"}},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "list_workspaces", "arguments": {}}},
+        {"jsonrpc": "2.0", "id": 3, "method": "no/such/method", "params": {}},
+        {"jsonrpc": "2.0", "id": 4},
+    ]);
+    let mut client = env.client(&env.alice);
+    client.version = "2025-03-26".to_owned();
+    client.initialize().await;
+    // With the revision's header, and without (a 2025-03-26 client need not send it).
+    for header in [Some("2025-03-26"), None] {
+        let mut r = client
+            .request(reqwest::Method::POST)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .json(&batch);
+        if let Some(h) = header {
+            r = r.header("mcp-protocol-version", h);
+        }
+        let response = r.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{header:?}");
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let answers: Vec<Value> = response.json().await.unwrap();
+        assert_eq!(answers.len(), 4, "{answers:?}");
+        assert_eq!(answers[0]["id"], "a");
+        assert!(!answers[0]["result"]["tools"].as_array().unwrap().is_empty());
+        assert_eq!(answers[1]["id"], 2);
+        assert_eq!(answers[1]["result"]["isError"], false, "{answers:?}");
+        assert_eq!(answers[2]["id"], 3);
+        assert_eq!(answers[2]["error"]["code"], METHOD_NOT_FOUND);
+        assert_eq!(answers[3]["id"], 4);
+        assert_eq!(answers[3]["error"]["code"], -32600);
+    }
+    // Notifications only: nothing to answer.
+    let response = client
+        .request(reqwest::Method::POST)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2025-03-26")
+        .json(&json!([{"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "zz"}}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    // An empty batch is one invalid request; `initialize` may not be batched.
+    for body in [
+        json!([]),
+        json!([{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-03-26", "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"}}}]),
+    ] {
+        let answer = client.post(body.clone()).await;
+        let message = answer.message.clone().unwrap();
+        let error = if message.is_array() {
+            message[0]["error"].clone()
+        } else {
+            message["error"].clone()
+        };
+        assert_eq!(error["code"], -32600, "{body}: {answer:?}");
+    }
+    // Later revisions: refused.
+    for version in ["2025-06-18", "2025-11-25"] {
+        let mut client = env.client(&env.alice);
+        client.version = version.to_owned();
+        client.initialize().await;
+        let answer = client.post(batch.clone()).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{version}");
+        assert_eq!(answer.error()["code"], -32600, "{version}");
+    }
+    env.shutdown().await;
+}

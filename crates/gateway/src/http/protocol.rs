@@ -2,8 +2,9 @@
 //! JSON-RPC message:
 //!
 //! - more than the limit: 413 (checked on `Content-Length` first, then while streaming);
-//! - not JSON: 400 with JSON-RPC `-32700`; JSON that is not one JSON-RPC message (a batch,
-//!   a missing `method`…): 400 with `-32600`. rmcp alone would answer 415 with plain text;
+//! - not JSON: 400 with JSON-RPC `-32700`; JSON that is not one JSON-RPC message (a batch
+//!   outside 2025-03-26, a missing `method`…): 400 with `-32600`. A 2025-03-26 batch is
+//!   served message by message (`batch.rs`). rmcp alone would answer 415 with plain text;
 //! - the protocol-revision quirk: a hosted client has been seen sending
 //!   `_meta["io.modelcontextprotocol/protocolVersion"] = "2026-07-28"` with an older
 //!   `MCP-Protocol-Version` header, which rmcp refuses (400, `-32020`). Within a session
@@ -104,6 +105,13 @@ pub async fn normalise(
             );
         }
     };
+    // 2025-03-26 requires batches (`batch.rs`); later revisions refuse them below.
+    if let Some(messages) = value
+        .as_array()
+        .filter(|m| !m.is_empty() && super::batch::allowed(&parts.headers))
+    {
+        return super::batch::serve(parts, messages.clone(), next).await;
+    }
     if value.is_array() {
         return jsonrpc_error(
             StatusCode::BAD_REQUEST,
