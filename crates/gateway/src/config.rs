@@ -181,6 +181,19 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
+/// The names of the loopback host, as a `Host` header carries them.
+const LOOPBACK_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
+
+/// Whether a URL's host (`Url::host_str`, IPv6 in brackets) is this machine's loopback.
+fn is_loopback_host(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.trim_matches(['[', ']'])
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl Default for Config {
     /// The built-in defaults: [`DEFAULT_LISTEN`] and [`DEFAULT_LAYER_API_URL`].
     fn default() -> Self {
@@ -236,13 +249,26 @@ impl Config {
     }
 
     /// `Host` values the gateway answers to: the public URL's authority (with and without its
-    /// port), plus the extra hosts.
+    /// port), plus the extra hosts. A loopback public URL also answers to the other loopback
+    /// names with its port (`localhost`, `127.0.0.1`, `[::1]`): they are the same host, and a
+    /// rebinding page cannot send them (its Host is the attacker's name).
     pub fn allowed_hosts(&self) -> Vec<String> {
         let mut hosts = Vec::new();
         if let Some(host) = self.public_url.host_str() {
             hosts.push(host.to_owned());
             if let Some(port) = self.public_url.port() {
                 hosts.push(format!("{host}:{port}"));
+            }
+            if is_loopback_host(host) {
+                for alias in LOOPBACK_NAMES {
+                    if alias.eq_ignore_ascii_case(host) {
+                        continue;
+                    }
+                    hosts.push(match self.public_url.port() {
+                        Some(port) => format!("{alias}:{port}"),
+                        None => alias.to_owned(),
+                    });
+                }
             }
         }
         hosts.extend(self.extra_allowed_hosts.iter().cloned());

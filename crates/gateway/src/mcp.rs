@@ -6,8 +6,11 @@
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, InitializeResult, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CompleteRequestMethod, CompleteRequestParams,
+    CompleteResult, Implementation, InitializeResult, ListPromptsRequestMethod, ListPromptsResult,
+    ListResourceTemplatesRequestMethod, ListResourceTemplatesResult, ListResourcesRequestMethod,
+    ListResourcesResult, ListToolsResult, MetaObject, PaginatedRequestParams, ProtocolVersion,
+    ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler};
@@ -46,7 +49,30 @@ impl LayerMcp {
         info.website_url = Some("https://layer.ai".to_owned());
         info
     }
+
+    /// 2026-07-28 has no `initialize` to name the server, so its results SHOULD say who
+    /// answered in `_meta` (`server/discover` gets it from rmcp). Older revisions: untouched.
+    fn stamp_server_info(meta: &mut Option<MetaObject>, context: &RequestContext<RoleServer>) {
+        let stateless = context
+            .protocol_version()
+            // ISO dates compare as text.
+            .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+        if !stateless {
+            return;
+        }
+        match serde_json::to_value(Self::server_info()) {
+            Ok(info) => {
+                meta.get_or_insert_default()
+                    .0
+                    .insert(SERVER_INFO_META_KEY.to_owned(), info);
+            }
+            Err(error) => tracing::error!(%error, "could not serialise the server info"),
+        }
+    }
 }
+
+/// Where a 2026-07-28 result names the server.
+const SERVER_INFO_META_KEY: &str = "io.modelcontextprotocol/serverInfo";
 
 impl ServerHandler for LayerMcp {
     fn get_info(&self) -> ServerConfig {
@@ -58,12 +84,57 @@ impl ServerHandler for LayerMcp {
 
     async fn list_tools(
         &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        // The list is one page, so we never hand out a cursor: any cursor is invalid
+        // (the spec's -32602), rather than silently restarting from the first page.
+        if request.as_ref().is_some_and(|r| r.cursor.is_some()) {
+            return Err(McpError::invalid_params(
+                "Invalid cursor: tools/list has a single page; call it without a cursor",
+                None,
+            ));
+        }
+        let mut result = ListToolsResult::with_all_items(self.shared.catalogue.tools().to_vec());
+        Self::stamp_server_info(&mut result.meta, &context);
+        Ok(result)
+    }
+
+    // Prompts, resources and completions are not declared in the capabilities, so their
+    // methods do not exist here: rmcp's defaults would answer the lists with empty results
+    // while `prompts/get` and `resources/read` say -32601. Every one of them says -32601.
+    async fn list_prompts(
+        &self,
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(
-            self.shared.catalogue.tools().to_vec(),
-        ))
+    ) -> Result<ListPromptsResult, McpError> {
+        Err(McpError::method_not_found::<ListPromptsRequestMethod>())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        Err(McpError::method_not_found::<ListResourcesRequestMethod>())
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Err(McpError::method_not_found::<
+            ListResourceTemplatesRequestMethod,
+        >())
+    }
+
+    async fn complete(
+        &self,
+        _request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        Err(McpError::method_not_found::<CompleteRequestMethod>())
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -95,7 +166,9 @@ impl ServerHandler for LayerMcp {
             tracing::error!("tool call without an authenticated caller");
             let error = ToolError::new(Code::Unauthenticated, "No credential reached the tool. Reconnect with `Authorization: Bearer <Layer Personal Access Token>`.")
                 .or_request_id(request_id.as_deref());
-            return Ok(error.into_result().into());
+            let mut result = error.into_result();
+            Self::stamp_server_info(&mut result.meta, &context);
+            return Ok(result.into());
         };
         let ctx = ToolContext {
             caller,
@@ -121,7 +194,7 @@ impl ServerHandler for LayerMcp {
         } else {
             call.await
         };
-        let result = match outcome {
+        let mut result = match outcome {
             Ok(result) => {
                 tracing::info!(tool = %name, user = %ctx.caller.user(), elapsed_ms = started.elapsed().as_millis() as u64, "tool call succeeded");
                 result
@@ -132,6 +205,7 @@ impl ServerHandler for LayerMcp {
                 error.or_request_id(request_id.as_deref()).into_result()
             }
         };
+        Self::stamp_server_info(&mut result.meta, &context);
         Ok(result.into())
     }
 }

@@ -8,7 +8,7 @@
 //! 5. session binding (`sessions/layer.rs`): another user's session is 404, like an unknown
 //!    one; [`drain`] ends standalone SSE streams on shutdown,
 //! 6. body limit and protocol-version compatibility ([`protocol`]): 413, JSON-RPC parse
-//!    errors, and the `_meta` / header revision quirk,
+//!    errors, the `_meta` / header revision quirk, and 2025-03-26 batches ([`batch`]),
 //! 7. `Accept` normalisation ([`accept`]): `*/*` and one-of-two clients get a plain JSON
 //!    answer,
 //! 8. disconnect detection ([`disconnect`]): a POST whose client went away tells its tool
@@ -17,6 +17,7 @@
 //! Each is an `axum::middleware::from_fn_with_state` function with its own small state.
 
 pub(crate) mod accept;
+pub(crate) mod batch;
 pub(crate) mod disconnect;
 pub(crate) mod drain;
 pub(crate) mod guard;

@@ -2,15 +2,15 @@
 //! JSON-RPC message:
 //!
 //! - more than the limit: 413 (checked on `Content-Length` first, then while streaming);
-//! - not JSON: 400 with JSON-RPC `-32700`; JSON that is not one JSON-RPC message (a batch,
-//!   a missing `method`…): 400 with `-32600`. rmcp alone would answer 415 with plain text;
+//! - not JSON: 400 with JSON-RPC `-32700`; JSON that is not one JSON-RPC message (a batch
+//!   outside 2025-03-26, a missing `method`…): 400 with `-32600`. A 2025-03-26 batch is
+//!   served message by message (`batch.rs`). rmcp alone would answer 415 with plain text;
 //! - the protocol-revision quirk: a hosted client has been seen sending
 //!   `_meta["io.modelcontextprotocol/protocolVersion"] = "2026-07-28"` with an older
 //!   `MCP-Protocol-Version` header, which rmcp refuses (400, `-32020`). Within a session
 //!   (`Mcp-Session-Id` present) we serve the revision the header names and drop the
-//!   per-request protocol fields from `_meta`. Without a session an older revision cannot
-//!   serve anything but `initialize`, so we serve the request statelessly as the revision
-//!   `_meta` names, supplying the headers that revision requires.
+//!   per-request protocol fields from `_meta`. Without a session the spec's rule stands:
+//!   `_meta` and header disagree, so rmcp answers 400 with `-32020` (header mismatch).
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -24,8 +24,6 @@ use serde_json::{Map, Value};
 use super::{codes, jsonrpc_error};
 
 pub const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
-pub const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
-pub const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
 /// The first revision without sessions, where every request carries its protocol in `_meta`.
 pub const STATELESS_REVISION: &str = "2026-07-28";
 const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
@@ -107,6 +105,13 @@ pub async fn normalise(
             );
         }
     };
+    // 2025-03-26 requires batches (`batch.rs`); later revisions refuse them below.
+    if let Some(messages) = value
+        .as_array()
+        .filter(|m| !m.is_empty() && super::batch::allowed(&parts.headers))
+    {
+        return super::batch::serve(parts, messages.clone(), next).await;
+    }
     if value.is_array() {
         return jsonrpc_error(
             StatusCode::BAD_REQUEST,
@@ -172,45 +177,19 @@ fn reconcile_revisions(headers: &mut http::HeaderMap, message: &mut Value) -> bo
         return false;
     }
     let in_session = headers.contains_key(crate::sessions::layer::SESSION_ID);
-    if in_session && method != "server/discover" {
-        tracing::debug!(%header, %meta_version, "serving a request as its header's revision");
-        strip_lifecycle(meta);
-        if meta.is_empty()
-            && let Some(params) = message.get_mut("params").and_then(Value::as_object_mut)
-        {
-            params.remove("_meta");
-        }
-        true
-    } else {
-        tracing::debug!(%header, %meta_version, "serving a sessionless request as its _meta revision");
-        if let Ok(value) = HeaderValue::from_str(&meta_version) {
-            headers.insert(PROTOCOL_VERSION, value);
-        }
-        if !headers.contains_key(&MCP_METHOD)
-            && let Ok(value) = HeaderValue::from_str(&method)
-        {
-            headers.insert(MCP_METHOD, value);
-        }
-        let name = match method.as_str() {
-            "tools/call" | "prompts/get" => message
-                .get("params")
-                .and_then(|p| p.get("name"))
-                .and_then(Value::as_str),
-            "resources/read" => message
-                .get("params")
-                .and_then(|p| p.get("uri"))
-                .and_then(Value::as_str),
-            _ => None,
-        };
-        if let Some(name) = name
-            && !headers.contains_key(&MCP_NAME)
-            && name.trim() == name
-            && let Ok(value) = HeaderValue::from_str(name)
-        {
-            headers.insert(MCP_NAME, value);
-        }
-        false
+    if !in_session || method == "server/discover" {
+        // Without a session the request can only be a 2026-07-28 one, and its header
+        // contradicts it: the spec's header mismatch (400, -32020), which rmcp answers.
+        return false;
     }
+    tracing::debug!(%header, %meta_version, "serving a request as its header's revision");
+    strip_lifecycle(meta);
+    if meta.is_empty()
+        && let Some(params) = message.get_mut("params").and_then(Value::as_object_mut)
+    {
+        params.remove("_meta");
+    }
+    true
 }
 
 fn strip_lifecycle(meta: &mut Map<String, Value>) {
@@ -256,14 +235,14 @@ mod tests {
     }
 
     #[test]
-    fn without_a_session_the_meta_revision_is_served() {
+    fn without_a_session_the_mismatch_is_left_to_rmcp() {
         let mut h = headers("2025-06-18", false);
         let mut m = call("2026-07-28");
+        let before = m.clone();
         assert!(!reconcile_revisions(&mut h, &mut m));
-        assert_eq!(h[&PROTOCOL_VERSION], "2026-07-28");
-        assert_eq!(h[&MCP_METHOD], "tools/call");
-        assert_eq!(h[&MCP_NAME], "list_workspaces");
-        assert_eq!(m["params"]["_meta"][META_PROTOCOL_VERSION], "2026-07-28");
+        assert_eq!(m, before);
+        assert_eq!(h[&PROTOCOL_VERSION], "2025-06-18");
+        assert!(!h.contains_key("mcp-method") && !h.contains_key("mcp-name"));
     }
 
     #[test]

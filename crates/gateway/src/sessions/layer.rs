@@ -69,11 +69,29 @@ fn store_unavailable(error: &StoreUnavailable) -> Response {
     response
 }
 
+/// Whether a request is a POST in a stateless revision (2026-07-28 or later, by its
+/// `MCP-Protocol-Version` header). Those revisions have no sessions.
+fn is_stateless(request: &Request) -> bool {
+    request.method() == Method::POST
+        && request
+            .headers()
+            .get(&crate::http::protocol::PROTOCOL_VERSION)
+            .and_then(|v| v.to_str().ok())
+            // ISO dates compare as text.
+            .is_some_and(|v| v >= crate::http::protocol::STATELESS_REVISION)
+}
+
 pub async fn bind_sessions(
     State(state): State<SessionState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
+    // A stateless revision has no sessions, so a leftover `Mcp-Session-Id` (a client that
+    // kept one from an older revision) is ignored, as the spec says, rather than checked:
+    // removed here, nothing after this layer can act on it.
+    if is_stateless(&request) && request.headers_mut().remove(&SESSION_ID).is_some() {
+        tracing::debug!("ignored an Mcp-Session-Id on a stateless request");
+    }
     let Some(caller) = request.extensions().get::<Caller>().cloned() else {
         // The auth layer runs first; reaching here without a caller is a wiring bug.
         tracing::error!("session layer reached without an authenticated caller");

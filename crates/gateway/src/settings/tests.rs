@@ -492,5 +492,31 @@ fn a_bad_redis_url_is_refused_without_repeating_it() {
 fn public_url_with_port_allows_both_host_forms() {
     let flags = Flags::default().with("public_url", "http://localhost:9000");
     let config = Config::load(None, &env(&[]), &flags).unwrap();
-    assert_eq!(config.allowed_hosts(), vec!["localhost", "localhost:9000"]);
+    assert_eq!(
+        config.allowed_hosts(),
+        vec![
+            "localhost",
+            "localhost:9000",
+            "127.0.0.1:9000",
+            "[::1]:9000"
+        ]
+    );
+}
+
+#[test]
+fn a_non_loopback_public_url_gets_no_loopback_aliases() {
+    let flags = Flags::default().with("public_url", "https://mcp.example.com");
+    let config = Config::load(None, &env(&[]), &flags).unwrap();
+    assert_eq!(config.allowed_hosts(), vec!["mcp.example.com"]);
+    let flags = Flags::default().with("public_url", "http://127.0.0.1:8080");
+    let config = Config::load(None, &env(&[]), &flags).unwrap();
+    assert_eq!(
+        config.allowed_hosts(),
+        vec![
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "[::1]:8080"
+        ]
+    );
 }
