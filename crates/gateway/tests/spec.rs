@@ -5,44 +5,12 @@
 
 mod common;
 
-use common::{Env, read};
+use common::{Env, read, stateless, stateless_meta};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const METHOD_NOT_FOUND: i64 = -32601;
 const INVALID_PARAMS: i64 = -32602;
-
-fn stateless_meta() -> Value {
-    json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientInfo": {"name": "spec-tests", "version": "1"},
-        "io.modelcontextprotocol/clientCapabilities": {}
-    })
-}
-
-/// A 2026-07-28 (stateless) request with every header that revision requires.
-fn stateless(
-    env: &Env,
-    method: &str,
-    name: Option<&str>,
-    params: Value,
-) -> reqwest::RequestBuilder {
-    let mut params = params;
-    params["_meta"] = stateless_meta();
-    let mut r = env
-        .http
-        .post(env.mcp_url())
-        .bearer_auth(&env.alice)
-        .header("accept", "application/json, text/event-stream")
-        .header("content-type", "application/json")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", method)
-        .json(&json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}));
-    if let Some(name) = name {
-        r = r.header("mcp-name", name);
-    }
-    r
-}
 
 /// Undeclared capabilities: every one of their methods is "method not found", in a session
 /// and statelessly, and `server/discover` declares only what is served.

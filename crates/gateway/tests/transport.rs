@@ -123,27 +123,11 @@ async fn every_session_revision_initializes_and_lists_the_18_tools() {
 #[tokio::test]
 async fn revision_2026_07_28_is_stateless_with_server_discover() {
     let env = Env::start().await;
-    let meta = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
-        "io.modelcontextprotocol/clientCapabilities": {}
-    });
     let post = |method: &str, name: Option<&str>, params: serde_json::Value| {
-        let mut r = env
-            .http
-            .post(env.mcp_url())
-            .bearer_auth(&env.alice)
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", method)
-            .json(&json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}));
-        if let Some(name) = name {
-            r = r.header("mcp-name", name);
-        }
-        r
+        common::stateless(&env, method, name, params)
     };
     let discover = read(
-        post("server/discover", None, json!({"_meta": meta}))
+        post("server/discover", None, json!({}))
             .send()
             .await
             .unwrap(),
@@ -174,7 +158,7 @@ async fn revision_2026_07_28_is_stateless_with_server_discover() {
         post(
             "tools/call",
             Some("list_workspaces"),
-            json!({"name": "list_workspaces", "arguments": {}, "_meta": meta}),
+            json!({"name": "list_workspaces", "arguments": {}}),
         )
         .send()
         .await

@@ -17,6 +17,14 @@ fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The Host allow-list of a gateway with this public URL.
+fn hosts_of(public_url: &str) -> Vec<String> {
+    let flags = Flags::default().with("public_url", public_url);
+    Config::load(None, &env(&[]), &flags)
+        .unwrap()
+        .allowed_hosts()
+}
+
 /// The error of loading these variables alone, which must be refused.
 fn refused(pairs: &[(&str, &str)]) -> ConfigError {
     Config::load(None, &env(pairs), &Flags::default()).unwrap_err()
@@ -490,10 +498,8 @@ fn a_bad_redis_url_is_refused_without_repeating_it() {
 
 #[test]
 fn public_url_with_port_allows_both_host_forms() {
-    let flags = Flags::default().with("public_url", "http://localhost:9000");
-    let config = Config::load(None, &env(&[]), &flags).unwrap();
     assert_eq!(
-        config.allowed_hosts(),
+        hosts_of("http://localhost:9000"),
         vec![
             "localhost",
             "localhost:9000",
@@ -505,13 +511,9 @@ fn public_url_with_port_allows_both_host_forms() {
 
 #[test]
 fn a_non_loopback_public_url_gets_no_loopback_aliases() {
-    let flags = Flags::default().with("public_url", "https://mcp.example.com");
-    let config = Config::load(None, &env(&[]), &flags).unwrap();
-    assert_eq!(config.allowed_hosts(), vec!["mcp.example.com"]);
-    let flags = Flags::default().with("public_url", "http://127.0.0.1:8080");
-    let config = Config::load(None, &env(&[]), &flags).unwrap();
+    assert_eq!(hosts_of("https://mcp.example.com"), vec!["mcp.example.com"]);
     assert_eq!(
-        config.allowed_hosts(),
+        hosts_of("http://127.0.0.1:8080"),
         vec![
             "127.0.0.1",
             "127.0.0.1:8080",

@@ -538,3 +538,36 @@ pub async fn reply_to(connection: &mut Connection, id: i64) -> Value {
         }
     }
 }
+
+/// The `_meta` a 2026-07-28 (stateless) request carries in place of a handshake.
+pub fn stateless_meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "tests", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {}
+    })
+}
+
+/// A 2026-07-28 (stateless) request with every header that revision requires.
+pub fn stateless(
+    env: &Env,
+    method: &str,
+    name: Option<&str>,
+    params: Value,
+) -> reqwest::RequestBuilder {
+    let mut params = params;
+    params["_meta"] = stateless_meta();
+    let mut r = env
+        .http
+        .post(env.mcp_url())
+        .bearer_auth(&env.alice)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method)
+        .json(&json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}));
+    if let Some(name) = name {
+        r = r.header("mcp-name", name);
+    }
+    r
+}
