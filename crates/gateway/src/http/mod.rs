@@ -62,4 +62,5 @@ pub(crate) fn text_error(status: StatusCode, message: &str) -> Response<Body> {
 pub(crate) mod codes {
     pub const PARSE_ERROR: i64 = -32700;
     pub const INVALID_REQUEST: i64 = -32600;
+    pub const INVALID_PARAMS: i64 = -32602;
 }
