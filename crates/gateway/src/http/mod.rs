@@ -14,12 +14,16 @@
 //! 8. disconnect detection ([`disconnect`]): a POST whose client went away tells its tool
 //!    call, so a call waiting in the caller's queue leaves it.
 //!
+//! Around all routes, [`keepalive`] reads the small unread body of a refusal sent from the
+//! headers alone (or says `Connection: close`), so a pooled connection stays usable.
+//!
 //! Each is an `axum::middleware::from_fn_with_state` function with its own small state.
 
 pub(crate) mod accept;
 pub(crate) mod disconnect;
 pub(crate) mod drain;
 pub(crate) mod guard;
+pub(crate) mod keepalive;
 pub(crate) mod protocol;
 pub(crate) mod trace;
 
