@@ -60,6 +60,26 @@ async fn a_jsonrpc_id_with_control_characters_is_refused() {
 }
 
 #[tokio::test]
+async fn the_old_transport_refuses_a_jsonrpc_id_with_control_characters() {
+    let env = Env::start().await;
+    let url = env.mcp_url().replace("/mcp", "/messages");
+    let response = env
+        .http
+        .post(format!("{url}?sessionId=00000000000000000000000000000000"))
+        .bearer_auth(&env.alice)
+        .header("content-type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":"a\nb\u001b[31m","method":"ping"}"#)
+        .send()
+        .await
+        .unwrap();
+    let answer = read(response).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{answer:?}");
+    assert_eq!(answer.error()["code"], -32600, "{answer:?}");
+    assert_eq!(answer.message.as_ref().unwrap()["id"], Value::Null);
+    env.shutdown().await;
+}
+
+#[tokio::test]
 async fn request_strings_cannot_forge_text_log_lines() {
     let sim = layer_sim::start(layer_sim::SimConfig::for_tests())
         .await
