@@ -197,7 +197,7 @@ pub async fn authorize(
     let client = match resolve_client(&state, client_id).await {
         Ok(c) => c,
         Err(e) => {
-            tracing::info!(client_id, error = %e, "authorization refused: client");
+            tracing::info!(client_id = ?client_id, error = %e, "authorization refused: client");
             return client_error_page(&e);
         }
     };
@@ -488,7 +488,7 @@ pub async fn callback(
         )
     });
     if !browser_ok {
-        tracing::warn!(client_id = %login.request.client_id, "callback refused: other browser");
+        tracing::warn!(client_id = ?login.request.client_id, "callback refused: other browser");
         return error_response(
             StatusCode::FORBIDDEN,
             "Login not verified",
@@ -559,7 +559,7 @@ pub async fn callback(
         tracing::error!(error = %e, "store failure");
         return client_error_page(&ClientLookupError::Unavailable);
     }
-    tracing::info!(client_id = %request.client_id, grant = %grant_id, subject = %grant.subject, "authorization granted");
+    tracing::info!(client_id = ?request.client_id, grant = %grant_id, subject = %grant.subject, "authorization granted");
     let issuer = state.config.issuer();
     redirect_to_client(
         &request.redirect_uri,

@@ -313,7 +313,7 @@ async fn register_inner(
         refresh_after: None,
     };
     state.store.put_client(&record).await?;
-    tracing::info!(client_id = %id, method = auth_method.as_str(), "registered a client");
+    tracing::info!(client_id = ?id, method = auth_method.as_str(), "registered a client");
     let mut body = json!({
         "client_id": id.as_str(),
         "client_id_issued_at": now / 1000,

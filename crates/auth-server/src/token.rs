@@ -60,7 +60,7 @@ pub async fn token(
     match token_inner(&state, &headers, &body).await {
         Ok(r) => r,
         Err(e) => {
-            tracing::info!(error = e.code.as_str(), description = %e.description, "token request refused");
+            tracing::info!(error = e.code.as_str(), description = ?e.description, "token request refused");
             e.into_response()
         }
     }

@@ -418,7 +418,8 @@ pub fn router(config: &Config, services: Services, lifecycle: Lifecycle) -> anyh
                 http::trace::MakeUuid,
             ))
             .layer(http::trace::layer())
-            .layer(PropagateRequestIdLayer::new(http::trace::REQUEST_ID)),
+            .layer(PropagateRequestIdLayer::new(http::trace::REQUEST_ID))
+            .layer(from_fn(http::keepalive::drain_unread)),
     ))
 }
 

@@ -35,6 +35,7 @@ pub(crate) mod fetch;
 pub mod healthcheck;
 pub(crate) mod http;
 pub(crate) mod legacy;
+pub mod logs;
 pub(crate) mod mcp;
 pub(crate) mod redis;
 pub(crate) mod sessions;

@@ -69,12 +69,19 @@ enum Command {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.with_writer(std::io::stderr).json().init(),
+        LogFormat::Text => {
+            // Colours only on a terminal: in a file or a collector they are raw escapes.
+            use std::io::IsTerminal;
+            let ansi = std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            builder
+                .with_ansi(ansi)
+                .with_writer(gateway::logs::EscapingStderr { keep_ansi: ansi })
+                .init()
+        }
     }
 }
 

@@ -396,6 +396,18 @@ fn parse_messages(bytes: &[u8]) -> Result<Vec<ClientJsonRpcMessage>, Rejection> 
     items
         .into_iter()
         .map(|item| {
+            // Log forging: an id with control characters (a newline, an ANSI escape) is
+            // refused before anything records or echoes it.
+            if item
+                .get("id")
+                .and_then(Value::as_str)
+                .is_some_and(|id| id.chars().any(char::is_control))
+            {
+                return Err(Rejection::InvalidMessage {
+                    id: None,
+                    detail: "a string `id` must not contain control characters".to_owned(),
+                });
+            }
             let id = item.get("id").cloned();
             serde_json::from_value::<ClientJsonRpcMessage>(item).map_err(|error| {
                 Rejection::InvalidMessage {

@@ -185,7 +185,10 @@ pub async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next
     match host {
         Some(host) if guard.host_allowed(&host) => {}
         Some(host) => {
-            tracing::warn!(%host, "refused a request for a foreign Host (possible DNS rebinding)");
+            tracing::warn!(
+                ?host,
+                "refused a request for a foreign Host (possible DNS rebinding)"
+            );
             return text_error(
                 StatusCode::FORBIDDEN,
                 "Forbidden: Host header is not allowed",

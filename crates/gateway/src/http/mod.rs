@@ -14,6 +14,9 @@
 //! 8. disconnect detection ([`disconnect`]): a POST whose client went away tells its tool
 //!    call, so a call waiting in the caller's queue leaves it.
 //!
+//! Around all routes, [`keepalive`] reads the small unread body of a refusal sent from the
+//! headers alone (or says `Connection: close`), so a pooled connection stays usable.
+//!
 //! Each is an `axum::middleware::from_fn_with_state` function with its own small state.
 
 pub(crate) mod accept;
@@ -21,6 +24,7 @@ pub(crate) mod batch;
 pub(crate) mod disconnect;
 pub(crate) mod drain;
 pub(crate) mod guard;
+pub(crate) mod keepalive;
 pub(crate) mod protocol;
 pub(crate) mod trace;
 
@@ -63,4 +67,5 @@ pub(crate) fn text_error(status: StatusCode, message: &str) -> Response<Body> {
 pub(crate) mod codes {
     pub const PARSE_ERROR: i64 = -32700;
     pub const INVALID_REQUEST: i64 = -32600;
+    pub const INVALID_PARAMS: i64 = -32602;
 }

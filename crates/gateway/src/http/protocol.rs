@@ -3,8 +3,13 @@
 //!
 //! - more than the limit: 413 (checked on `Content-Length` first, then while streaming);
 //! - not JSON: 400 with JSON-RPC `-32700`; JSON that is not one JSON-RPC message (a batch
-//!   outside 2025-03-26, a missing `method`…): 400 with `-32600`. A 2025-03-26 batch is
-//!   served message by message (`batch.rs`). rmcp alone would answer 415 with plain text;
+//!   outside 2025-03-26, a missing `method`, an object repeating a name anywhere, a string
+//!   `id` with control characters…): 400 with `-32600` and `id` null. A 2025-03-26 batch is
+//!   served message by message (`batch.rs`). rmcp alone would answer 415 with plain text
+//!   (or, for a repeated name, serve whichever value its parser kept);
+//! - a request whose `params` is not an object, or a standard request (`tools/call`…) without
+//!   the params it needs: `-32602` in-band (200) naming what is missing; rmcp would answer
+//!   `-32601` (method not found);
 //! - the protocol-revision quirk: a hosted client has been seen sending
 //!   `_meta["io.modelcontextprotocol/protocolVersion"] = "2026-07-28"` with an older
 //!   `MCP-Protocol-Version` header, which rmcp refuses (400, `-32020`). Within a session
@@ -94,8 +99,19 @@ pub async fn normalise(
         }
     };
 
-    let mut value: Value = match serde_json::from_slice(&bytes) {
+    let mut value: Value = match parse_unambiguous(&bytes) {
         Ok(value) => value,
+        Err(error) if error.classify() == serde_json::error::Category::Data => {
+            // Well-formed JSON whose object repeats a name: readers disagree on which value
+            // counts (rmcp's typed parse refuses it, a `Value` keeps the last), so it is not
+            // one JSON-RPC Request object. Refused whole, wherever the repeat is.
+            return jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                codes::INVALID_REQUEST,
+                &format!("Invalid Request: {error}; each name may appear once per object"),
+            );
+        }
         Err(error) => {
             return jsonrpc_error(
                 StatusCode::BAD_REQUEST,
@@ -120,14 +136,41 @@ pub async fn normalise(
             "Invalid Request: JSON-RPC batches are not supported; send one message per POST",
         );
     }
-    let id = value.get("id").cloned();
-    if let Err(error) = serde_json::from_value::<ClientJsonRpcMessage>(value.clone()) {
+    // Log forging: an id is echoed into logs and answers; one with control characters
+    // (a newline, an ANSI escape) is refused before anything records it.
+    if value
+        .get("id")
+        .and_then(Value::as_str)
+        .is_some_and(|id| id.chars().any(char::is_control))
+    {
         return jsonrpc_error(
             StatusCode::BAD_REQUEST,
-            id,
+            None,
             codes::INVALID_REQUEST,
-            &format!("Invalid Request: not a JSON-RPC 2.0 message an MCP server accepts ({error})"),
+            "Invalid Request: a string `id` must not contain control characters",
         );
+    }
+    let id = value.get("id").cloned();
+    if let Some(problem) = params_shape_problem(&value) {
+        return jsonrpc_error(StatusCode::OK, id, codes::INVALID_PARAMS, &problem);
+    }
+    let message = match serde_json::from_value::<ClientJsonRpcMessage>(value.clone()) {
+        Ok(message) => message,
+        Err(error) => {
+            return jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                id,
+                codes::INVALID_REQUEST,
+                &format!(
+                    "Invalid Request: not a JSON-RPC 2.0 message an MCP server accepts ({error})"
+                ),
+            );
+        }
+    };
+    if let Some(problem) = params_problem(&message, &value) {
+        // In-band (200), as rmcp answers invalid params, so the client's pending request
+        // gets the error code.
+        return jsonrpc_error(StatusCode::OK, id, codes::INVALID_PARAMS, &problem);
     }
 
     let body = if reconcile_revisions(&mut parts.headers, &mut value) {
@@ -137,6 +180,147 @@ pub async fn normalise(
         bytes
     };
     next.run(Request::from_parts(parts, Body::from(body))).await
+}
+
+/// Parses JSON like `serde_json::from_slice::<Value>`, but an object that repeats a name is
+/// an error of category `Data` (syntax errors keep theirs).
+fn parse_unambiguous(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    serde_json::from_slice::<Unambiguous>(bytes).map(|u| u.0)
+}
+
+struct Unambiguous(Value);
+
+impl<'de> serde::Deserialize<'de> for Unambiguous {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(UnambiguousVisitor)
+            .map(Unambiguous)
+    }
+}
+
+struct UnambiguousVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UnambiguousVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        serde::Deserialize::deserialize(d).map(|u: Unambiguous| u.0)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Unambiguous(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            let Unambiguous(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+/// The MCP requests whose `params` object is required, with what it must hold. rmcp reads
+/// one without it as a custom request and answers "method not found" (-32601).
+const REQUIRED_PARAMS: [(&str, &str); 8] = [
+    (
+        "initialize",
+        "`protocolVersion`, `capabilities` and `clientInfo`",
+    ),
+    (
+        "tools/call",
+        "`name` (the tool's name, a string) and optional `arguments`",
+    ),
+    ("prompts/get", "`name` (a string)"),
+    ("resources/read", "`uri` (a string)"),
+    ("resources/subscribe", "`uri` (a string)"),
+    ("resources/unsubscribe", "`uri` (a string)"),
+    ("completion/complete", "`ref` and `argument`"),
+    ("logging/setLevel", "`level` (a string)"),
+];
+
+/// Why a request's `params` cannot be served (JSON-RPC -32602), if so.
+fn params_problem(message: &ClientJsonRpcMessage, value: &Value) -> Option<String> {
+    let ClientJsonRpcMessage::Request(request) = message else {
+        return None;
+    };
+    let method = value.get("method").and_then(Value::as_str)?;
+    let params = value.get("params");
+    let (_, needs) = REQUIRED_PARAMS.iter().find(|(m, _)| *m == method)?;
+    // Read as the standard request it names: then its params were fine.
+    if !matches!(
+        request.request,
+        rmcp::model::ClientRequest::CustomRequest(_)
+    ) {
+        return None;
+    }
+    if params.is_none_or(Value::is_null) {
+        return Some(format!(
+            "Invalid params: {method} needs `params`, an object with {needs}"
+        ));
+    }
+    Some(format!(
+        "Invalid params: the `params` of {method} must hold {needs}"
+    ))
+}
+
+/// A request (it has an `id` and a `method`) whose `params` is neither an object nor absent:
+/// MCP's params are always objects (rmcp would call it "not a JSON-RPC message").
+fn params_shape_problem(value: &Value) -> Option<String> {
+    value.get("id")?;
+    let method = value.get("method").and_then(Value::as_str)?;
+    let params = value.get("params");
+    if params.is_some_and(|p| !p.is_object() && !p.is_null()) {
+        return Some(format!(
+            "Invalid params: `params` of {method:?} must be an object, not {}",
+            kind_of(params)
+        ));
+    }
+    None
+}
+
+fn kind_of(value: Option<&Value>) -> &'static str {
+    match value {
+        None | Some(Value::Null) => "null",
+        Some(Value::Bool(_)) => "a boolean",
+        Some(Value::Number(_)) => "a number",
+        Some(Value::String(_)) => "a string",
+        Some(Value::Array(_)) => "an array",
+        Some(Value::Object(_)) => "an object",
+    }
 }
 
 /// Applies the revision quirk (see the module docs). Returns whether the body changed.
@@ -182,7 +366,7 @@ fn reconcile_revisions(headers: &mut http::HeaderMap, message: &mut Value) -> bo
         // contradicts it: the spec's header mismatch (400, -32020), which rmcp answers.
         return false;
     }
-    tracing::debug!(%header, %meta_version, "serving a request as its header's revision");
+    tracing::debug!(?header, ?meta_version, "serving a request as its header's revision");
     strip_lifecycle(meta);
     if meta.is_empty()
         && let Some(params) = message.get_mut("params").and_then(Value::as_object_mut)

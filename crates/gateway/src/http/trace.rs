@@ -40,9 +40,10 @@ impl<B> MakeSpan<B> for RequestSpan {
         tracing::info_span!(
             "http",
             method = %request.method(),
-            path = %request.uri().path(),
-            request_id = %request_id,
-            session = %session,
+            // From the request: `Debug`, so no control character reaches a text log raw.
+            path = ?request.uri().path(),
+            request_id = ?request_id,
+            session = ?session,
             user = tracing::field::Empty,
         )
     }
