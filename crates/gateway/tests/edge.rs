@@ -4,18 +4,14 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::{Env, Raw, read};
 use reqwest::StatusCode;
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_layer-mcp-gateway");
 /// A newline that would start a forged log line, and an ANSI colour escape.
 const HOSTILE: &str = "x\nFORGED-LINE level=ERROR \u{1b}[31mred\u{1b}[0m\r";
 
@@ -84,57 +80,10 @@ async fn request_strings_cannot_forge_text_log_lines() {
     let sim = layer_sim::start(layer_sim::SimConfig::for_tests())
         .await
         .unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let log_path = std::env::temp_dir().join(format!("gateway-edge-{}.log", uuid::Uuid::new_v4()));
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--layer-api-url",
-            sim.api_url().as_str(),
-        ])
-        .env("RUST_LOG", "trace")
-        .env_remove("NO_COLOR")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let http = reqwest::Client::new();
-    let health = format!("http://127.0.0.1:{port}/healthz");
-    let mut up = false;
-    for _ in 0..100 {
-        if http
-            .get(&health)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "serve starts");
-    let pat = sim
-        .fixtures()
-        .active_pat("alice")
-        .unwrap()
-        .expose_secret()
-        .to_owned();
-    let mut raw = Raw {
-        http: http.clone(),
-        url: format!("http://127.0.0.1:{port}/mcp"),
-        pat: Some(pat.clone()),
-        session: None,
-        version: "2025-06-18".into(),
-        next_id: 1,
-    };
+    let mut served = common::serve(&sim, &[], &[("RUST_LOG", "trace")]);
+    let port = served.port;
+    let mut raw = common::served_client(port, &sim, "2025-06-18").await;
+    let (http, pat) = (raw.http.clone(), raw.pat.clone().unwrap());
     // The revision in `_meta` is logged (a sessionless request served as that revision).
     let _ = raw
         .post(
@@ -161,11 +110,10 @@ async fn request_strings_cannot_forge_text_log_lines() {
         .send()
         .await
         .unwrap();
-    child.start_kill().unwrap();
-    let _ = child.wait().await;
-    let bytes = std::fs::read(&log_path).unwrap();
-    let _ = std::fs::remove_file(&log_path);
-    let logs = String::from_utf8_lossy(&bytes);
+    served.child.start_kill().unwrap();
+    let _ = served.child.wait().await;
+    let logs = served.logs.await.unwrap();
+    let bytes = logs.as_bytes();
     assert!(logs.contains("gateway listening"), "{logs}");
     assert!(
         !bytes.contains(&0x1b),

@@ -6,11 +6,30 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ACME, Env, read};
+use common::{ACME, Env, Raw, read};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+
+/// The status of an `initialize` POSTed to `url` with alice's PAT and, when given, an
+/// `Origin` and a `Host`.
+async fn init_status(env: &Env, url: &str, origin: Option<&str>, host: Option<&str>) -> StatusCode {
+    let mut r = env
+        .http
+        .post(url)
+        .bearer_auth(&env.alice)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(INIT);
+    if let Some(o) = origin {
+        r = r.header("origin", o);
+    }
+    if let Some(h) = host {
+        r = r.header("host", h);
+    }
+    r.send().await.unwrap().status()
+}
 
 #[tokio::test]
 async fn requests_without_a_usable_bearer_get_401_with_a_challenge_on_every_method() {
@@ -237,29 +256,15 @@ async fn accept_star_or_one_media_type_still_works_and_gets_plain_json() {
     assert!(answer.content_type.starts_with("text/event-stream"));
     assert_eq!(answer.headers["x-accel-buffering"], "no");
     // A GET with */* opens the session's event stream.
-    let response = client
-        .request(Method::GET)
-        .header("accept", "*/*")
-        .send()
-        .await
-        .unwrap();
+    let response = client.send_accepting(Method::GET, "*/*", None).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
+    assert!(Raw::content_type(&response).starts_with("text/event-stream"));
     assert_eq!(response.headers()["x-accel-buffering"], "no");
     drop(response);
     // Something no MCP server can produce.
     let response = client
-        .request(Method::POST)
-        .header("accept", "text/html")
-        .body(INIT)
-        .send()
-        .await
-        .unwrap();
+        .send_accepting(Method::POST, "text/html", Some(INIT))
+        .await;
     assert_eq!(response.status(), StatusCode::NOT_ACCEPTABLE);
     env.shutdown().await;
 }
@@ -269,11 +274,8 @@ async fn sse_streams_carry_keep_alive_comments() {
     let env = Env::start_with(|c| c.sse_keep_alive = Duration::from_millis(200)).await;
     let client = env.session(&env.alice.clone()).await;
     let mut response = client
-        .request(Method::GET)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
+        .send_accepting(Method::GET, "text/event-stream", None)
+        .await;
     let mut seen = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while !seen.contains(':') || !seen.lines().any(|l| l.starts_with(':')) {
@@ -294,56 +296,21 @@ async fn foreign_origins_and_hosts_are_refused_before_auth() {
     let env = Env::start().await;
     let mcp = env.mcp_url();
     let origin = format!("http://{}", env.gateway.addr);
-    let post = |origin: Option<&str>, host: Option<&str>| {
-        let mut r = env
-            .http
-            .post(&mcp)
-            .bearer_auth(&env.alice)
-            .header("accept", "application/json, text/event-stream")
-            .header("content-type", "application/json")
-            .body(INIT);
-        if let Some(o) = origin {
-            r = r.header("origin", o);
-        }
-        if let Some(h) = host {
-            r = r.header("host", h);
-        }
-        r
-    };
+    let status = |origin, host| init_status(&env, &mcp, origin, host);
     assert_eq!(
-        post(Some("https://evil.example"), None)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status(Some("https://evil.example"), None).await,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        post(None, Some("evil.example"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status(None, Some("evil.example")).await,
         StatusCode::FORBIDDEN
     );
-    assert_eq!(
-        post(Some(&origin), None).send().await.unwrap().status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        post(None, None).send().await.unwrap().status(),
-        StatusCode::OK
-    );
+    assert_eq!(status(Some(&origin), None).await, StatusCode::OK);
+    assert_eq!(status(None, None).await, StatusCode::OK);
     // A foreign Origin without credentials is still 403, not 401.
-    let r = env
-        .http
-        .post(&mcp)
-        .header("origin", "https://evil.example")
-        .body(INIT)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let anonymous = env.http.post(&mcp).header("origin", "https://evil.example");
+    let refused = anonymous.body(INIT).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     env.shutdown().await;
 }
 
@@ -485,29 +452,12 @@ async fn the_host_allow_list_follows_the_public_url() {
     })
     .await;
     let url = format!("http://{}/mcp", env.gateway.addr);
-    let post = |host: Option<&str>| {
-        let mut r = env
-            .http
-            .post(&url)
-            .bearer_auth(&env.alice)
-            .header("accept", "application/json, text/event-stream")
-            .header("content-type", "application/json")
-            .body(INIT);
-        if let Some(h) = host {
-            r = r.header("host", h);
-        }
-        r
-    };
     assert_eq!(
-        post(Some("mcp.example.test"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        init_status(&env, &url, None, Some("mcp.example.test")).await,
         StatusCode::OK
     );
     assert_eq!(
-        post(None).send().await.unwrap().status(),
+        init_status(&env, &url, None, None).await,
         StatusCode::FORBIDDEN,
         "the bind address is not the public host"
     );

@@ -366,7 +366,11 @@ fn reconcile_revisions(headers: &mut http::HeaderMap, message: &mut Value) -> bo
         // contradicts it: the spec's header mismatch (400, -32020), which rmcp answers.
         return false;
     }
-    tracing::debug!(?header, ?meta_version, "serving a request as its header's revision");
+    tracing::debug!(
+        ?header,
+        ?meta_version,
+        "serving a request as its header's revision"
+    );
     strip_lifecycle(meta);
     if meta.is_empty()
         && let Some(params) = message.get_mut("params").and_then(Value::as_object_mut)

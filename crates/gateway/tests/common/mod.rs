@@ -219,6 +219,29 @@ pub struct Raw {
 }
 
 impl Raw {
+    /// [`Raw::request`] with this `Accept` (and body, if any), sent.
+    pub async fn send_accepting(
+        &self,
+        method: reqwest::Method,
+        accept: &str,
+        body: Option<&'static str>,
+    ) -> reqwest::Response {
+        let mut r = self.request(method).header("accept", accept);
+        if let Some(body) = body {
+            r = r.body(body);
+        }
+        r.send().await.unwrap()
+    }
+
+    /// A response's `Content-Type`, or `""`.
+    pub fn content_type(response: &reqwest::Response) -> &str {
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
     pub fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
         let mut r = self.http.request(method, &self.url);
         if let Some(pat) = &self.pat {
@@ -402,7 +425,7 @@ pub struct Served {
 /// stderr is drained while it runs (a full pipe would stall it).
 pub fn serve(sim: &RunningSim, args: &[&str], envs: &[(&str, &str)]) -> Served {
     use std::process::Stdio;
-    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tokio::io::AsyncReadExt;
 
     let port = test_support::free_port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_layer-mcp-gateway"))
@@ -415,20 +438,19 @@ pub fn serve(sim: &RunningSim, args: &[&str], envs: &[(&str, &str)]) -> Served {
         ])
         .args(args)
         .envs(envs.iter().copied())
+        // Whether colours reach a log that is not a terminal is for the gateway to decide.
+        .env_remove("NO_COLOR")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
     let logs = tokio::spawn(async move {
-        let mut logs = String::new();
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            logs.push_str(&line);
-            logs.push('\n');
-        }
-        logs
+        // Byte for byte (a test looks for control characters in them).
+        let mut bytes = Vec::new();
+        let _ = stderr.read_to_end(&mut bytes).await;
+        String::from_utf8_lossy(&bytes).into_owned()
     });
     Served { child, port, logs }
 }
