@@ -1,4 +1,4 @@
-//! Tool calls through replicas behind the round-robin proxy (issue 7), against one gateway
+//! Tool calls through replicas behind the round-robin proxy, against one gateway
 //! called directly, measured in the same run and printed with ratios to that baseline.
 //!
 //! `cargo bench -p e2e-tests --bench cluster_tool_calls` (env: `BENCH_CALLS`, default 10000;

@@ -1,4 +1,4 @@
-//! Issue 5, "Done when": the per-user, per-workspace caps through real MCP sessions against
+//! The per-user, per-workspace caps through real MCP sessions against
 //! `layer-mcp-gateway serve` processes (one with the in-process limiter, or three sharing a
 //! Redis), in front of the simulator.
 //!

@@ -1,4 +1,4 @@
-//! Issue 7, "Done when": three gateway replicas sharing one Redis behind a plain round-robin
+//! Scale-out: three gateway replicas sharing one Redis behind a plain round-robin
 //! proxy (`e2e_tests::cluster`), driven by real clients at the proxy's URL: the TypeScript
 //! SDK (`tests/clients/scripts/cluster_client.cjs`), mcp-remote, the Python SDK's OAuth
 //! provider and its old-transport (HTTP+SSE) client. Replicas are killed, restarted one by one

@@ -1,4 +1,4 @@
-//! Issue 3, "Done when": real MCP clients from npm and PyPI against a `layer-mcp-gateway serve`
+//! Real MCP clients from npm and PyPI against a `layer-mcp-gateway serve`
 //! process in front of an in-process Layer simulator, authenticating with a PAT header.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,4 +1,4 @@
-//! Issue 6: the older HTTP+SSE transport (MCP 2024-11-05) on the gateway's `/mcp` URL, with
+//! The older HTTP+SSE transport (MCP 2024-11-05) on the gateway's `/mcp` URL, with
 //! the real clients that speak it: Claude Code (`--transport sse`), mcp-remote
 //! (`--transport sse-only`), the MCP Inspector CLI (`--transport sse`), Gemini CLI (`url`
 //! entries), the Python SDK's SSE client (the forge lifecycle); bad input over raw HTTP; and

@@ -1,4 +1,4 @@
-//! Issue 4 end to end: real MCP clients log in through the gateway's OAuth authorization
+//! OAuth end to end: real MCP clients log in through the gateway's OAuth authorization
 //! server, with the simulator playing Layer's identity provider and the test playing the
 //! person at the browser.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

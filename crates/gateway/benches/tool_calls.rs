@@ -6,7 +6,7 @@
 //! `BENCH_CONCURRENCY`, default 16). Each line is a [`Scenario`]: later work adds lines
 //! (three replicas behind a proxy) without touching the measurement.
 //!
-//! The caps (issue 5): the gateway lines run with the in-process limiter (the default) and
+//! The per-user caps: the gateway lines run with the in-process limiter (the default) and
 //! with the Redis one (a private Redis started on a free port; skipped when it is not
 //! installed), and two lines measure the limiter alone as the gateway uses it on every call
 //! (take a call place, give it back). The per-user call cap is raised for the benchmark: all

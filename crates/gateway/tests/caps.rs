@@ -1,4 +1,4 @@
-//! The caps of issue 5 through one in-process gateway (in-process limiter) in front of the
+//! The per-user caps through one in-process gateway (in-process limiter) in front of the
 //! simulator, over real loopback HTTP: what frees a place and what keeps it, how refusals
 //! read, and the queue of calls in flight. The simulator's own 5-run limit is raised (unless
 //! a test is about it), so only the gateway's cap can keep Layer from seeing a 6th run.

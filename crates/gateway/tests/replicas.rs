@@ -1,4 +1,4 @@
-//! Several replicas sharing one Redis (issue 7): two in-process gateways in front of one
+//! Several replicas sharing one Redis: two in-process gateways in front of one
 //! simulator, with a real Redis server started by the test. A client moves between them
 //! with the same `Mcp-Session-Id`, as behind a round-robin load balancer.
 
