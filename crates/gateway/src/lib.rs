@@ -40,7 +40,7 @@ pub(crate) mod mcp;
 pub(crate) mod redis;
 pub(crate) mod sessions;
 pub mod settings;
-pub mod tools;
+pub(crate) mod tools;
 pub(crate) mod upstream;
 
 pub use crate::redis::SharedRedis;
@@ -48,3 +48,4 @@ pub use app::{RunningGateway, Services, shutdown_signal, start};
 pub use caps::LimiterStore;
 pub use config::Config;
 pub use sessions::{EventRetention, RedisEventStore};
+pub use tools::Catalogue;

@@ -643,7 +643,7 @@ async fn a_token_layer_refuses_during_a_tool_call_is_unauthenticated_and_forgott
 fn the_input_schemas_are_the_published_ones() {
     let expected: serde_json::Map<String, Value> =
         serde_json::from_str(include_str!("fixtures/tool_input_schemas.json")).unwrap();
-    let catalogue = gateway::tools::Catalogue::new().unwrap();
+    let catalogue = gateway::Catalogue::new().unwrap();
     let mut names: Vec<&str> = catalogue.names();
     names.sort_unstable();
     let mut listed: Vec<&str> = expected.keys().map(String::as_str).collect();

@@ -345,8 +345,3 @@ fn category_entry(category: &Category, models: &[ModelSummary]) -> Result<Value,
         "alternatives": alternatives,
     }))
 }
-
-/// For tests: the categories' names.
-pub fn category_names() -> Vec<&'static str> {
-    CATEGORIES.iter().map(|c| c.use_case).collect()
-}

@@ -514,7 +514,7 @@ pub fn assert_lists_acme(workspaces: &Value) {
 /// Checks structured content against the tool's output schema, with formats (uuid,
 /// date-time) validated as ajv-formats does.
 pub fn assert_conforms(tool: &str, value: &Value) {
-    let catalogue = gateway::tools::Catalogue::new().unwrap();
+    let catalogue = gateway::Catalogue::new().unwrap();
     let Some(spec) = catalogue.tool(tool) else {
         return;
     };
